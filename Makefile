@@ -1,0 +1,51 @@
+# The two commands of the README's quick start: `make demo` and `make test`.
+# Each creates .venv (Python 3.10-3.12; durable-rules compiles, so gcc and the Python headers
+# are needed) and installs what it needs.
+
+PYTHON ?= $(shell for p in python3.12 python3.11 python3.10 python3; do \
+	command -v $$p >/dev/null 2>&1 && \
+	$$p -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 12))' 2>/dev/null && \
+	echo $$p && break; done)
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint check-build-deps clean
+
+$(BIN)/.installed: setup.cfg pyproject.toml
+	@$(MAKE) --no-print-directory check-build-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+check-build-deps:
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "error: need Python 3.10, 3.11 or 3.12 (durable-rules does not build on 3.13+);" \
+		     "set PYTHON=/path/to/python3.x" >&2; exit 1; fi
+	@command -v gcc >/dev/null 2>&1 || { \
+		echo "error: gcc not found; durable-rules compiles a C extension." \
+		     "Debian/Ubuntu: apt-get install gcc" >&2; exit 1; }
+	@$(PYTHON) -c 'import os, sys, sysconfig; \
+		sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' || { \
+		echo "error: Python headers (Python.h) not found for $(PYTHON); durable-rules compiles" \
+		     "against them. Debian/Ubuntu: apt-get install python3-dev" >&2; exit 1; }
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { \
+		echo "error: $(PYTHON) has no venv module. Debian/Ubuntu: apt-get install python3-venv" >&2; \
+		exit 1; }
+
+demo: $(BIN)/.installed
+	@# Service files run commands through sudo: floatingip refuses group/world-writable ones.
+	@chmod -R go-w examples/cluster-home
+	$(BIN)/floatingip services --cluster-home examples/cluster-home --cluster demo
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check floatingip tests
+	$(BIN)/ruff format --check floatingip tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

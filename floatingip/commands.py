@@ -1,0 +1,313 @@
+"""Running commands: argv only (never a shell), ``sudo -n``, a timeout that kills the process group.
+
+The :class:`Executor` protocol is the seam between the rules and the host: :class:`LocalExecutor`
+runs commands here through ``sh``, :class:`NamespaceExecutor` runs them inside a network namespace,
+and :class:`RecordingExecutor` records them so that rule files can be tested without touching the
+network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import sh
+
+from floatingip.errors import CommandError, CommandNotFoundError, CommandTimeout
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "CommandResult",
+    "Executor",
+    "LocalExecutor",
+    "NamespaceExecutor",
+    "RecordingExecutor",
+    "command_argv",
+    "shell_syntax",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10.0
+# How long a timed-out command has between SIGTERM and SIGKILL.  SIGTERM comes first because sudo
+# relays it to the command it runs as root, which the caller could not otherwise kill.
+DEFAULT_KILL_GRACE = 1.0
+_ANY_EXIT_STATUS = tuple(range(256))
+
+_SUDO_SENT_FOR_PASSWORD = ("a password is required", "a terminal is required")
+_SUDO_REFUSED = ("is not allowed to execute", "is not in the sudoers file", "may not run sudo")
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command did: its argv, exit code (None if killed), output, duration, and timeout."""
+
+    argv: tuple[str, ...]
+    exit_code: int | None
+    stdout: str = ""
+    stderr: str = ""
+    duration: float = 0.0
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    def check(self) -> CommandResult:
+        """Return self if the command succeeded, else raise CommandError or CommandTimeout."""
+        if self.timed_out:
+            raise CommandTimeout(
+                f"command timed out after {self.duration:.1f}s and was killed with its "
+                f"process group: {shlex.join(self.argv)}",
+                argv=self.argv,
+                result=self,
+            )
+        if self.exit_code != 0:
+            raise CommandError(_failure_message(self), argv=self.argv, result=self)
+        return self
+
+
+def _failure_message(result: CommandResult) -> str:
+    message = f"command exited with status {result.exit_code}: {shlex.join(result.argv)}"
+    detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    if detail:
+        message += f": {detail[-1]}"
+    sudo_refused = any(text in result.stderr for text in _SUDO_SENT_FOR_PASSWORD + _SUDO_REFUSED)
+    if _uses_sudo(result.argv) and sudo_refused:
+        message += " (sudo needs a NOPASSWD sudoers entry for this exact command)"
+    return message
+
+
+def _uses_sudo(argv: Sequence[str]) -> bool:
+    return bool(argv) and os.path.basename(argv[0]) == "sudo"
+
+
+def command_argv(command: str) -> tuple[str, ...]:
+    """Split a command line as a POSIX shell would, without a shell; make sudo non-interactive.
+
+    ``sudo`` gets ``-n`` so that a missing sudoers entry fails at once instead of waiting for a
+    password.  Raises ValueError for a line that cannot be split or is empty.
+    """
+    argv = shlex.split(command)
+    if not argv:
+        raise ValueError("empty command")
+    if _uses_sudo(argv):
+        options = []
+        for arg in argv[1:]:
+            if not arg.startswith("-") or arg == "--":
+                break
+            options.append(arg)
+        if "-n" not in options and "--non-interactive" not in options:
+            argv.insert(1, "-n")
+    return tuple(argv)
+
+
+_NAME_START = re.compile(r"[A-Za-z_{(0-9@*#?$!-]")
+
+
+def shell_syntax(command: str) -> list[str]:
+    """Return the shell constructs (operators, redirections, expansions) unquoted in ``command``.
+
+    Commands never run through a shell, so these would reach the program as literal arguments:
+    naming them lets a service file be refused with a clear reason instead of misbehaving.
+    """
+    found: list[str] = []
+    quote = ""
+    i, n = 0, len(command)
+    while i < n:
+        c = command[i]
+        if quote == "'":
+            if c == "'":
+                quote = ""
+        elif c == "\\":
+            i += 1
+        elif c == "'" and not quote:
+            quote = "'"
+        elif c == '"':
+            quote = "" if quote else '"'
+        elif c == "`":
+            found.append("`...` command substitution")
+        elif c == "$" and i + 1 < n and _NAME_START.match(command[i + 1]):
+            found.append(
+                "$(...) command substitution" if command[i + 1] == "(" else "$ variable expansion"
+            )
+        elif not quote and c in ";&|<>":
+            operator = command[i : i + 2] if command[i : i + 2] in ("&&", "||", ">>") else c
+            found.append(f"{operator!r} operator")
+            i += len(operator) - 1
+        i += 1
+    return found
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs one command given as argv.  Implementations never involve a shell."""
+
+    def run(
+        self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, check: bool = True
+    ) -> CommandResult:
+        """Run ``argv``; with ``check``, raise CommandError/CommandTimeout unless it succeeds.
+
+        A program that does not exist always raises CommandNotFoundError.
+        """
+        ...
+
+
+def _kill_group(pgid: int, grace: float, done: threading.Event) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            logger.warning("cannot signal process group %s (owned by another user)", pgid)
+            return
+        if sig == signal.SIGTERM and done.wait(grace):
+            return
+
+
+class LocalExecutor:
+    """Runs commands on this host with ``sh``: no shell, a new session, group-wide kill on timeout.
+
+    The environment is inherited; ``env`` adds or overrides variables (sh's ``_env`` alone would
+    replace the whole environment, losing PATH).
+    """
+
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str] | None = None,
+        kill_grace: float = DEFAULT_KILL_GRACE,
+    ) -> None:
+        self._env = dict(env) if env else None
+        self._kill_grace = kill_grace
+
+    def run(
+        self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, check: bool = True
+    ) -> CommandResult:
+        argv = tuple(argv)
+        if not argv:
+            raise ValueError("empty argv")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout!r}")
+        try:
+            program = sh.Command(argv[0])
+        except sh.CommandNotFound as exc:
+            raise CommandNotFoundError(
+                f"command not found: {argv[0]!r} (not on PATH, or not executable)", argv=argv
+            ) from exc
+        logger.debug("running %s (timeout %ss)", shlex.join(argv), timeout)
+        started = time.monotonic()
+        process = program(
+            *argv[1:],
+            _bg=True,
+            _bg_exc=False,
+            _new_session=True,  # its own process group, so a timeout kills children too
+            _tty_out=False,
+            _ok_code=_ANY_EXIT_STATUS,
+            _in="",
+            _env={**os.environ, **self._env} if self._env is not None else None,
+        )
+        finished = threading.Event()
+        timed_out = threading.Event()
+
+        def on_timeout() -> None:
+            timed_out.set()
+            _kill_group(process.pid, self._kill_grace, finished)
+
+        timer = threading.Timer(timeout, on_timeout)
+        timer.daemon = True
+        timer.start()
+        try:
+            process.wait()
+            exit_code: int | None = process.exit_code
+        except sh.ErrorReturnCode as exc:  # killed by a signal (negative exit code)
+            exit_code = exc.exit_code
+        finally:
+            finished.set()
+            timer.cancel()
+        duration = time.monotonic() - started
+        result = CommandResult(
+            argv=argv,
+            exit_code=exit_code,
+            stdout=process.process.stdout.decode("utf-8", "replace"),
+            stderr=process.process.stderr.decode("utf-8", "replace"),
+            duration=duration,
+            timed_out=timed_out.is_set(),
+        )
+        _log_result(result)
+        return result.check() if check else result
+
+
+def _log_result(result: CommandResult) -> None:
+    if result.ok:
+        logger.debug("%s exited 0 in %.3fs", shlex.join(result.argv), result.duration)
+    elif result.timed_out:
+        logger.warning("%s timed out after %.1fs", shlex.join(result.argv), result.duration)
+    else:
+        logger.info("%s exited %s: %s", shlex.join(result.argv), result.exit_code, result.stderr)
+
+
+_NETNS_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+class NamespaceExecutor:
+    """Runs each command inside network namespace ``netns`` (``ip netns exec NETNS argv...``)."""
+
+    def __init__(self, netns: str, *, inner: Executor | None = None) -> None:
+        if not _NETNS_NAME.fullmatch(netns) or netns in (".", ".."):
+            raise ValueError(f"invalid network namespace name: {netns!r}")
+        self.netns = netns
+        self._inner = inner if inner is not None else LocalExecutor()
+
+    def run(
+        self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, check: bool = True
+    ) -> CommandResult:
+        argv = tuple(argv)
+        if not argv:
+            raise ValueError("empty argv")
+        # The namespace shares this host's filesystem: report a missing program as such, not as
+        # the exit status 255 of `ip netns exec`.
+        if shutil.which(argv[0]) is None:
+            raise CommandNotFoundError(
+                f"command not found: {argv[0]!r} (not on PATH, or not executable)", argv=argv
+            )
+        return self._inner.run(
+            ("ip", "netns", "exec", self.netns, *argv), timeout=timeout, check=check
+        )
+
+
+class RecordingExecutor:
+    """Records each argv in :attr:`calls` instead of running it; for testing rule files.
+
+    By default every command succeeds with empty output.  ``respond`` may return another
+    CommandResult for a given argv (for example a failure), to test how rules handle it.
+    """
+
+    def __init__(self, respond: Callable[[tuple[str, ...]], CommandResult] | None = None) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self._respond = respond
+        self._lock = threading.Lock()
+
+    def run(
+        self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, check: bool = True
+    ) -> CommandResult:
+        argv = tuple(argv)
+        if not argv:
+            raise ValueError("empty argv")
+        with self._lock:
+            self.calls.append(argv)
+        if self._respond is not None:
+            result = self._respond(argv)
+        else:
+            result = CommandResult(argv=argv, exit_code=0)
+        return result.check() if check else result

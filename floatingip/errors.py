@@ -1,0 +1,117 @@
+"""The exception hierarchy: every error floatingip raises is a :class:`FloatingIPError`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from floatingip.commands import CommandResult
+
+__all__ = [
+    "CommandError",
+    "CommandNotFoundError",
+    "CommandTimeout",
+    "ConfigError",
+    "FloatingIPError",
+    "Problem",
+    "PropertiesError",
+    "ServiceDefinitionError",
+]
+
+
+class FloatingIPError(Exception):
+    """Root of every error raised by floatingip."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file, at one line when the line is known."""
+
+    path: Path | None
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = str(self.path) if self.path is not None else "<input>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class ConfigError(FloatingIPError):
+    """A configuration file is wrong; carries every problem found, not just the first."""
+
+    summary = "invalid configuration"
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        if not self.problems:
+            raise ValueError("a ConfigError needs at least one problem")
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        lines = [f"{self.summary} ({count} {noun}):"]
+        lines.extend(f"  {problem}" for problem in self.problems)
+        return "\n".join(lines)
+
+    @property
+    def path(self) -> Path | None:
+        """The file of the first problem (most errors concern a single file)."""
+        return self.problems[0].path
+
+    @property
+    def line(self) -> int | None:
+        """The line of the first problem."""
+        return self.problems[0].line
+
+
+class PropertiesError(ConfigError):
+    """A ``.properties`` file that java.util.Properties would not read, or not read as written."""
+
+    summary = "invalid properties file"
+
+
+class ServiceDefinitionError(ConfigError):
+    """A service definition (``service/<name>.properties``) that floatingip refuses to use."""
+
+    summary = "invalid service definition"
+
+
+class CommandError(FloatingIPError):
+    """A command failed: it exited non-zero, timed out, or could not be started."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        argv: Sequence[str],
+        result: CommandResult | None = None,
+    ) -> None:
+        self.argv: tuple[str, ...] = tuple(argv)
+        self.result = result
+        super().__init__(message)
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.result.exit_code if self.result is not None else None
+
+    @property
+    def stdout(self) -> str:
+        return self.result.stdout if self.result is not None else ""
+
+    @property
+    def stderr(self) -> str:
+        return self.result.stderr if self.result is not None else ""
+
+
+class CommandTimeout(CommandError):
+    """A command ran past its timeout; its whole process group was killed."""
+
+
+class CommandNotFoundError(CommandError):
+    """The command's program does not exist or is not executable."""
