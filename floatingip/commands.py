@@ -136,6 +136,8 @@ def shell_syntax(command: str) -> list[str]:
             quote = "" if quote else '"'
         elif c == "`":
             found.append("`...` command substitution")
+            closing = command.find("`", i + 1)
+            i = n if closing < 0 else closing
         elif c == "$" and i + 1 < n and _NAME_START.match(command[i + 1]):
             found.append(
                 "$(...) command substitution" if command[i + 1] == "(" else "$ variable expansion"

@@ -192,6 +192,7 @@ def _service_from_entries(
         problems.extend(timeout_problems)
 
     if problems or name is None or timeout is None:
+        problems.sort(key=lambda problem: (problem.line is None, problem.line or 0))
         return None, problems
     definition = ServiceDefinition(
         name=name,

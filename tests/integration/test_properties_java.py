@@ -160,6 +160,7 @@ class JavaOracle:
             encoding="utf-8",
         )
         self.compared = 0
+        self.generated = 0
 
     def reading(self, path: Path) -> str:
         assert self._process.stdin is not None and self._process.stdout is not None
@@ -190,7 +191,8 @@ def oracle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JavaOracle]:
     yield oracle
     oracle.close()
     print(f"\ndifferential test: {oracle.compared} files compared with java.util.Properties")
-    assert oracle.compared >= 200
+    if oracle.generated:  # the whole module ran, not a single selected case
+        assert oracle.compared >= 200
 
 
 @pytest.mark.parametrize("content", HAND_WRITTEN, ids=range(len(HAND_WRITTEN)))
@@ -216,4 +218,5 @@ def test_generated_file_reads_as_java_reads_it(
 ) -> None:
     path = tmp_path / "generated.properties"
     path.write_text(content, encoding="utf-8", newline="")
+    oracle.generated += 1
     oracle.compare(path)

@@ -1,0 +1,242 @@
+"""floatingip.commands: real processes, real timeouts, real namespaces."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from floatingip import (
+    CommandError,
+    CommandNotFoundError,
+    CommandResult,
+    CommandTimeout,
+    Executor,
+    FloatingIPError,
+    LocalExecutor,
+    NamespaceExecutor,
+    RecordingExecutor,
+    command_argv,
+)
+from floatingip.commands import shell_syntax
+from tests.conftest import require_program, require_root
+
+
+def process_alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie (a zombie has exited; only its entry is left)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline and process_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def test_executors_satisfy_the_protocol() -> None:
+    assert isinstance(LocalExecutor(), Executor)
+    assert isinstance(RecordingExecutor(), Executor)
+    assert isinstance(NamespaceExecutor("ns1"), Executor)
+
+
+def test_exit_code_and_output_are_captured() -> None:
+    result = LocalExecutor().run(
+        ["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=5, check=False
+    )
+    assert result.argv == ("sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (result.exit_code, result.stdout, result.stderr) == (3, "out\n", "err\n")
+    assert not result.ok and not result.timed_out
+    assert 0 <= result.duration < 5
+
+
+def test_success_returns_the_result() -> None:
+    result = LocalExecutor().run(["echo", "hello", "world; rm -rf /"], timeout=5)
+    assert result.ok
+    assert result.stdout == "hello world; rm -rf /\n"
+
+
+def test_failure_raises_command_error_with_argv_exit_code_and_output() -> None:
+    with pytest.raises(CommandError) as caught:
+        LocalExecutor().run(["sh", "-c", "echo why >&2; exit 4"], timeout=5)
+    error = caught.value
+    assert isinstance(error, FloatingIPError)
+    assert (error.argv, error.exit_code, error.stderr) == (
+        ("sh", "-c", "echo why >&2; exit 4"),
+        4,
+        "why\n",
+    )
+    assert "exited with status 4" in str(error) and "why" in str(error)
+
+
+def test_missing_binary_is_command_not_found() -> None:
+    with pytest.raises(CommandNotFoundError, match="command not found: 'no-such-program-xyz'"):
+        LocalExecutor().run(["no-such-program-xyz", "arg"], timeout=5, check=False)
+
+
+def test_environment_is_inherited_and_extendable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOATINGIP_TEST_VAR", "inherited")
+    result = LocalExecutor(env={"EXTRA": "added"}).run(
+        ["sh", "-c", 'echo "$FLOATINGIP_TEST_VAR $EXTRA"'], timeout=5
+    )
+    assert result.stdout == "inherited added\n"
+    assert LocalExecutor().run(["printenv", "PATH"], timeout=5).stdout.strip() == os.environ["PATH"]
+
+
+def test_stdin_is_empty_not_inherited() -> None:
+    result = LocalExecutor().run(["cat"], timeout=5)
+    assert result.stdout == ""
+
+
+def test_timeout_kills_the_command_and_its_children(tmp_path: Path) -> None:
+    marker = f"{uuid.uuid4().int % 10**6}.123"
+    pidfile = tmp_path / "child.pid"
+    script = f"sleep {marker} & echo $! > {pidfile}; sleep {marker}"
+    started = time.monotonic()
+    with pytest.raises(CommandTimeout) as caught:
+        LocalExecutor().run(["sh", "-c", script], timeout=0.5)
+    elapsed = time.monotonic() - started
+    result = caught.value.result
+    assert result is not None and result.timed_out
+    assert "timed out" in str(caught.value)
+    assert elapsed < 3
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 2
+    while process_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not process_alive(child), "the forked child survived the timeout"
+    assert processes_with(marker) == []
+
+
+def test_a_command_that_ignores_sigterm_is_killed_after_the_grace() -> None:
+    marker = f"{uuid.uuid4().int % 10**6}.456"
+    started = time.monotonic()
+    result = LocalExecutor(kill_grace=0.3).run(
+        ["sh", "-c", f"trap '' TERM; sleep {marker}"], timeout=0.3, check=False
+    )
+    assert result.timed_out and result.exit_code == -9
+    assert time.monotonic() - started < 3
+    assert processes_with(marker) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "argv"),
+    [
+        (
+            "sudo /sbin/ifconfig eth0:0 10.10.12.22",
+            ["sudo", "-n", "/sbin/ifconfig", "eth0:0", "10.10.12.22"],
+        ),
+        ("sudo -n ip addr", ["sudo", "-n", "ip", "addr"]),
+        ("/usr/bin/sudo -u root ip", ["/usr/bin/sudo", "-n", "-u", "root", "ip"]),
+        ("sudo --non-interactive ip", ["sudo", "--non-interactive", "ip"]),
+        ("echo sudo", ["echo", "sudo"]),
+        ('echo "Not supported"', ["echo", "Not supported"]),
+    ],
+)
+def test_command_argv_splits_without_a_shell_and_adds_sudo_n(line: str, argv: list[str]) -> None:
+    assert command_argv(line) == tuple(argv)
+
+
+def test_command_argv_refuses_unsplittable_and_empty() -> None:
+    with pytest.raises(ValueError, match="No closing quotation"):
+        command_argv("echo 'open")
+    with pytest.raises(ValueError, match="empty command"):
+        command_argv("   ")
+
+
+@pytest.mark.parametrize(
+    ("line", "found"),
+    [
+        ("a; b", ["';' operator"]),
+        ("a && b || c", ["'&&' operator", "'||' operator"]),
+        ("a > f", ["'>' operator"]),
+        ("echo $(reboot)", ["$(...) command substitution"]),
+        ('echo "$HOME"', ["$ variable expansion"]),
+        ("echo `id`", ["`...` command substitution"]),
+        ("echo '$HOME; `x` && y'", []),
+        ('echo "a;b"', []),
+        ("echo a\\;b", []),
+        ("echo 5$", []),
+    ],
+)
+def test_shell_syntax_finds_unquoted_constructs(line: str, found: list[str]) -> None:
+    assert shell_syntax(line) == found
+
+
+def test_recording_executor_records_and_succeeds() -> None:
+    recorder = RecordingExecutor()
+    result = recorder.run(["sudo", "-n", "ip", "addr"], timeout=1)
+    assert result.ok and recorder.calls == [("sudo", "-n", "ip", "addr")]
+
+
+def test_recording_executor_can_script_a_failure() -> None:
+    def respond(argv: tuple[str, ...]) -> CommandResult:
+        return CommandResult(argv=argv, exit_code=2, stderr="RTNETLINK answers: File exists\n")
+
+    recorder = RecordingExecutor(respond)
+    with pytest.raises(CommandError, match="File exists"):
+        recorder.run(["ip", "addr", "add"])
+    assert recorder.run(["ip"], check=False).exit_code == 2
+    assert len(recorder.calls) == 2
+
+
+def test_sudo_n_fails_fast_for_a_user_without_sudoers_entry_is_explained() -> None:
+    result = CommandResult(
+        argv=("sudo", "-n", "ip"), exit_code=1, stderr="sudo: a password is required\n"
+    )
+    with pytest.raises(CommandError, match="NOPASSWD sudoers entry"):
+        result.check()
+
+
+def test_namespace_name_is_validated() -> None:
+    for bad in ["", "a/b", "..", "x y", "a" * 65]:
+        with pytest.raises(ValueError, match="invalid network namespace name"):
+            NamespaceExecutor(bad)
+
+
+def test_namespace_executor_reports_missing_program_before_running() -> None:
+    recorder = RecordingExecutor()
+    with pytest.raises(CommandNotFoundError):
+        NamespaceExecutor("ns1", inner=recorder).run(["no-such-program-xyz"])
+    assert recorder.calls == []
+    NamespaceExecutor("ns1", inner=recorder).run(["ip", "addr"])
+    assert recorder.calls == [("ip", "netns", "exec", "ns1", "ip", "addr")]
+
+
+@pytest.fixture
+def netns() -> object:
+    require_root()
+    require_program("ip")
+    name = f"fiptest-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def test_namespace_executor_runs_inside_the_namespace(netns: str) -> None:
+    executor = NamespaceExecutor(netns)
+    inside = executor.run(["ip", "-o", "link", "show"], timeout=5).stdout
+    assert [line.split(":")[1].strip() for line in inside.splitlines()] == ["lo"]
+    executor.run(["ip", "link", "add", "fipv0", "type", "veth", "peer", "name", "fipv1"], timeout=5)
+    assert "fipv0" in executor.run(["ip", "-o", "link"], timeout=5).stdout
+    outside = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert "fipv0" not in outside
+    failed = executor.run(["ip", "link", "del", "nonexistent0"], timeout=5, check=False)
+    assert failed.exit_code != 0 and "nonexistent0" in failed.stderr
