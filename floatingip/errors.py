@@ -15,9 +15,13 @@ __all__ = [
     "CommandNotFoundError",
     "CommandTimeout",
     "ConfigError",
+    "DataSourceDefinitionError",
+    "DataSourceError",
+    "EngineError",
     "FloatingIPError",
     "Problem",
     "PropertiesError",
+    "RuleFileError",
     "ServiceDefinitionError",
 ]
 
@@ -80,6 +84,26 @@ class ServiceDefinitionError(ConfigError):
     """A service definition (``service/<name>.properties``) that floatingip refuses to use."""
 
     summary = "invalid service definition"
+
+
+class DataSourceDefinitionError(ConfigError):
+    """A datasource file (``datasource/<name>.properties``) that floatingip refuses to use."""
+
+    summary = "invalid datasource definition"
+
+
+class RuleFileError(ConfigError):
+    """A rule file that does not load or does not define its rules properly."""
+
+    summary = "invalid rule file"
+
+
+class DataSourceError(FloatingIPError, ValueError):
+    """An unknown datasource, role, state or policy mode was given; nothing was changed."""
+
+
+class EngineError(FloatingIPError):
+    """The rules engine refused or lost a fact (for example a 32-bit identity hash collision)."""
 
 
 class CommandError(FloatingIPError):

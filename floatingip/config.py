@@ -1,0 +1,127 @@
+"""What every configuration file of a cluster home shares: safe ownership, plain names, known keys.
+
+Service files, datasource files and rule files all decide which commands run, often as root
+through sudo, so each is refused if another user could have written it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from floatingip.errors import ConfigError, Problem, PropertiesError
+from floatingip.properties import read_properties
+
+__all__ = [
+    "NAME_PATTERN",
+    "ConfigFile",
+    "cluster_directory",
+    "name_problem",
+    "permission_problems",
+    "read_config_file",
+]
+
+# Service, datasource and cluster names end up in paths, logs and the shell: keep them plain.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def name_problem(name: str, what: str) -> str | None:
+    """Why ``name`` is not a valid ``what`` name, or None if it is."""
+    if NAME_PATTERN.fullmatch(name):
+        return None
+    return (
+        f"{what} name {name!r} is not valid "
+        "(letters, digits, '.', '_', '-'; at most 64; starting with a letter or digit)"
+    )
+
+
+def cluster_directory(cluster_home: str | Path, cluster: str) -> Path:
+    """``cluster_home/conf/cluster/<cluster>``; the cluster name must be a plain name."""
+    why = name_problem(cluster, "cluster")
+    if why is not None:
+        raise ConfigError([Problem(Path(cluster_home), None, why)])
+    return Path(cluster_home) / "conf" / "cluster" / cluster
+
+
+def permission_problems(path: Path, what: str) -> list[Problem]:
+    """Refuse what another user could change: its content decides what runs, often as root."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return [Problem(path, None, f"cannot read {what}: {exc.strerror or exc}")]
+    problems = []
+    if info.st_uid not in (0, os.geteuid()):
+        problems.append(
+            Problem(
+                path,
+                None,
+                f"{what} is owned by uid {info.st_uid}, not by root or the current user "
+                f"(uid {os.geteuid()}); what it runs may run as root, so no other user may own it",
+            )
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        mode = stat.S_IMODE(info.st_mode)
+        problems.append(
+            Problem(
+                path,
+                None,
+                f"{what} is writable by group or others (mode {mode:04o}); what it runs may run "
+                f"as root: chmod go-w {path}",
+            )
+        )
+    return problems
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """The keys of a properties file with the line of each, once its file-level checks passed."""
+
+    path: Path
+    values: dict[str, str]
+    lines: dict[str, int]
+
+
+def read_config_file(
+    path: Path, what: str, known_keys: Sequence[str]
+) -> tuple[ConfigFile | None, list[Problem]]:
+    """Check ownership and mode, read as Java does, refuse repeated and unknown keys.
+
+    Returns the file (None if it could not be read at all) and every problem found.
+    """
+    problems = permission_problems(path, what)
+    if not path.exists():
+        return None, problems
+    if not path.is_file():
+        return None, [*problems, Problem(path, None, f"{what} is not a regular file")]
+    try:
+        entries = read_properties(path)
+    except PropertiesError as exc:
+        return None, [*problems, *exc.problems]
+    lines: dict[str, list[int]] = {}
+    for entry in entries:
+        lines.setdefault(entry.key, []).append(entry.line)
+    for key, where in lines.items():
+        if len(where) > 1:
+            listed = ", ".join(str(line) for line in where)
+            problems.append(
+                Problem(path, where[-1], f"{key!r} is set more than once (lines {listed})")
+            )
+        if key not in known_keys:
+            problems.append(Problem(path, where[0], _unknown_key_message(key, known_keys)))
+    values = {entry.key: entry.value for entry in entries}
+    last_lines = {key: where[-1] for key, where in lines.items()}
+    return ConfigFile(path, values, last_lines), problems
+
+
+def _unknown_key_message(key: str, known_keys: Sequence[str]) -> str:
+    message = f"unknown key {key!r}"
+    if key.startswith("\ufeff"):
+        return message + " (the file starts with a byte order mark; save it as UTF-8 without BOM)"
+    close = difflib.get_close_matches(key, known_keys, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known_keys)}"
+    return f"{message} ({hint})"

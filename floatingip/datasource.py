@@ -1,0 +1,194 @@
+"""Datasources, their roles and states, and the cluster policy, in Tungsten's vocabulary.
+
+Datasources are declared in ``cluster-home/conf/cluster/<cluster>/datasource/<name>.properties``
+(``name``, ``host`` defaulting to the name, ``role``) or through the Manager's API.  They start
+OFFLINE until the cluster manager reports otherwise.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+from floatingip.config import cluster_directory, name_problem, permission_problems, read_config_file
+from floatingip.errors import DataSourceDefinitionError, DataSourceError, Problem
+
+__all__ = [
+    "DataSource",
+    "PolicyMode",
+    "Role",
+    "State",
+    "load_datasources",
+    "parse_policy",
+    "parse_role",
+    "parse_state",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class Role(str, enum.Enum):
+    """Tungsten's DataSourceRole."""
+
+    MASTER = "master"
+    SLAVE = "slave"
+    RELAY = "relay"
+    STANDBY = "standby"
+    WITNESS = "witness"
+    ARCHIVE = "archive"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class State(str, enum.Enum):
+    """Tungsten's ResourceState (the ones a datasource takes)."""
+
+    ONLINE = "ONLINE"
+    OFFLINE = "OFFLINE"
+    SHUNNED = "SHUNNED"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"
+    SUSPECT = "SUSPECT"
+    UNKNOWN = "UNKNOWN"
+    RESTARTING = "RESTARTING"
+    BACKUP = "BACKUP"
+    RESTORING = "RESTORING"
+    SYNCHRONIZING = "SYNCHRONIZING"
+    JOINING = "JOINING"
+    DEGRADED = "DEGRADED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class PolicyMode(str, enum.Enum):
+    """The cluster policy: in MAINTENANCE no rule runs a command."""
+
+    AUTOMATIC = "AUTOMATIC"
+    MANUAL = "MANUAL"
+    MAINTENANCE = "MAINTENANCE"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_E = TypeVar("_E", Role, State, PolicyMode)
+
+
+def _parse(kind: type[_E], what: str, value: object) -> _E:
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str):
+        for member in kind:
+            if member.value.lower() == value.strip().lower():
+                return member
+    choices = ", ".join(member.value for member in kind)
+    raise DataSourceError(f"unknown {what} {value!r}; expected one of: {choices}")
+
+
+def parse_role(value: object) -> Role:
+    """A Role from a Role or its name in any case; DataSourceError naming the choices otherwise."""
+    return _parse(Role, "role", value)
+
+
+def parse_state(value: object) -> State:
+    """A State from a State or its name in any case; DataSourceError otherwise."""
+    return _parse(State, "state", value)
+
+
+def parse_policy(value: object) -> PolicyMode:
+    """A PolicyMode from a PolicyMode or its name in any case; DataSourceError otherwise."""
+    return _parse(PolicyMode, "policy mode", value)
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One datasource of a cluster: where it runs, what it is, how it is."""
+
+    cluster: str
+    name: str
+    host: str
+    role: Role
+    state: State = State.OFFLINE
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        for what, value in (("datasource", self.name), ("host", self.host)):
+            why = name_problem(value, what)
+            if why is not None:
+                raise DataSourceError(why)
+        object.__setattr__(self, "role", parse_role(self.role))
+        object.__setattr__(self, "state", parse_state(self.state))
+
+    @property
+    def is_online_master(self) -> bool:
+        return self.role is Role.MASTER and self.state is State.ONLINE
+
+    def changed(self, *, role: Role | None = None, state: State | None = None) -> DataSource:
+        return replace(
+            self,
+            role=self.role if role is None else role,
+            state=self.state if state is None else state,
+        )
+
+
+KNOWN_KEYS = ("name", "host", "role")
+
+
+def _read_datasource(path: Path, cluster: str) -> tuple[DataSource | None, list[Problem]]:
+    config, problems = read_config_file(path, "datasource file", KNOWN_KEYS)
+    if config is None:
+        return None, problems
+    values, lines = config.values, config.lines
+    name = values.get("name")
+    if name is None:
+        problems.append(Problem(path, None, "missing required key 'name'"))
+    elif (why := name_problem(name, "datasource")) is not None:
+        problems.append(Problem(path, lines["name"], why))
+    host = values.get("host", name)
+    if "host" in values and (why := name_problem(values["host"], "host")) is not None:
+        problems.append(Problem(path, lines["host"], why))
+    role: Role | None = None
+    if "role" not in values:
+        problems.append(Problem(path, None, "missing required key 'role'"))
+    else:
+        try:
+            role = parse_role(values["role"])
+        except DataSourceError as exc:
+            problems.append(Problem(path, lines["role"], str(exc)))
+    if problems or name is None or host is None or role is None:
+        return None, problems
+    return DataSource(cluster=cluster, name=name, host=host, role=role, path=path), []
+
+
+def load_datasources(cluster_home: str | Path, cluster: str) -> dict[str, DataSource]:
+    """Load ``conf/cluster/<cluster>/datasource/*.properties`` keyed by name, all OFFLINE.
+
+    A missing datasource directory means none are declared.  Every problem of every file is
+    reported in one DataSourceDefinitionError.
+    """
+    directory = cluster_directory(cluster_home, cluster) / "datasource"
+    if not directory.is_dir():
+        return {}
+    problems = permission_problems(directory, "datasource directory")
+    datasources: dict[str, DataSource] = {}
+    for path in sorted(directory.glob("*.properties")):
+        datasource, file_problems = _read_datasource(path, cluster)
+        problems += file_problems
+        if datasource is None:
+            continue
+        if datasource.name in datasources:
+            other = datasources[datasource.name].path
+            problems.append(
+                Problem(path, None, f"datasource {datasource.name!r} is already defined in {other}")
+            )
+            continue
+        datasources[datasource.name] = datasource
+    if problems:
+        raise DataSourceDefinitionError(problems)
+    logger.info("loaded %d datasource(s) from %s", len(datasources), directory)
+    return datasources
