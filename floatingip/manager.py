@@ -1,0 +1,499 @@
+"""The Manager: the facade a cluster manager imports.
+
+It holds the cluster's datasources, the policy and the services, feeds every change to the rules
+as facts, runs the service actions the rules ask for, and records everything in a bounded history
+that listeners also receive.  Changes are applied one at a time, in the order callers get the
+manager's lock; each call returns after the commands it caused have run, so the commands of a
+service never interleave and always run in the order of the changes that caused them.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+from floatingip.commands import CommandResult, Executor, LocalExecutor
+from floatingip.config import name_problem
+from floatingip.datasource import (
+    DataSource,
+    PolicyMode,
+    Role,
+    State,
+    load_datasources,
+    parse_policy,
+    parse_role,
+    parse_state,
+)
+from floatingip.engine import Engine, Firing, RuleActionError
+from floatingip.errors import (
+    ConfigError,
+    DataSourceError,
+    EngineError,
+    FloatingIPError,
+    Problem,
+)
+from floatingip.rules import Intent, RuleSet, load_rules, shipped_rules_dir
+from floatingip.service import ServiceDefinition, load_services
+
+__all__ = ["ChangeResult", "CommandOutcome", "Event", "Manager"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HISTORY = 1000
+# A change whose consequences keep asking for commands is a rule loop, not a cluster event.
+MAX_COMMANDS_PER_CHANGE = 64
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    """A service action that ran (or could not run) because a rule asked for it."""
+
+    service: str
+    action: str
+    rule: str
+    datasource: str | None
+    argv: tuple[str, ...]
+    result: CommandResult | None
+    error: FloatingIPError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.result is not None and self.result.ok
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """What one change did: the commands it ran and the rule errors it met."""
+
+    change: str
+    commands: tuple[CommandOutcome, ...] = ()
+    rule_errors: tuple[RuleActionError, ...] = ()
+    rules_fired: tuple[str, ...] = ()
+    engine_errors: tuple[FloatingIPError, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.rule_errors
+            and not self.engine_errors
+            and all(outcome.ok for outcome in self.commands)
+        )
+
+    @property
+    def errors(self) -> list[str]:
+        """Every failure, as a sentence for the operator."""
+        messages = [str(error) for error in self.rule_errors]
+        messages += [str(error) for error in self.engine_errors]
+        messages += [str(outcome.error) for outcome in self.commands if outcome.error is not None]
+        return messages
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the history, as listeners receive it."""
+
+    kind: str  # datasource, policy, command, rule-error, skipped, manager
+    message: str
+    ok: bool = True
+    datasource: str | None = None
+    service: str | None = None
+    outcome: CommandOutcome | None = None
+    time: float = field(default_factory=time.time)
+
+
+Listener = Callable[[Event], None]
+
+
+class Manager:
+    """Keeps the VIP (and any other rule-driven service) in line with the cluster's datasources."""
+
+    def __init__(
+        self,
+        *,
+        cluster: str,
+        services: Mapping[str, ServiceDefinition],
+        rulesets: Iterable[RuleSet],
+        datasources: Iterable[DataSource] = (),
+        host: str | None = None,
+        executor: Executor | None = None,
+        policy: PolicyMode | str = PolicyMode.AUTOMATIC,
+        history_size: int = DEFAULT_HISTORY,
+    ) -> None:
+        why = name_problem(cluster, "cluster")
+        if why is not None:
+            raise DataSourceError(why)
+        self.cluster = cluster
+        self.host = host if host is not None else socket.gethostname()
+        self.executor: Executor = executor if executor is not None else LocalExecutor()
+        self._services = dict(services)
+        self._rulesets = list(rulesets)
+        self._check_rules_have_their_services()
+        self._lock = threading.RLock()
+        self._datasources: dict[str, DataSource] = {}
+        self._policy = parse_policy(policy)
+        self._holders: dict[str, str] = {}  # service -> the datasource it was started for
+        self._history: deque[Event] = deque(maxlen=history_size)
+        self._listeners: list[Listener] = []
+        self._closed = False
+        self._engine = Engine(self._rulesets)
+        self._engine.replace(self._manager_fact("RUNNING"))
+        self._engine.replace(self._policy_fact())
+        for name in self._services:
+            self._engine.replace(self._service_fact(name))
+        for datasource in datasources:
+            self.add_datasource(datasource.name, role=datasource.role, host=datasource.host)
+        logger.info(
+            "manager for cluster %s on host %s: services %s, rulesets %s",
+            cluster,
+            self.host,
+            ", ".join(self._services) or "none",
+            ", ".join(self._engine.ruleset_names),
+        )
+
+    @classmethod
+    def from_cluster_home(
+        cls,
+        cluster_home: str | Path,
+        cluster: str,
+        *,
+        rules_dir: str | Path | None = None,
+        host: str | None = None,
+        executor: Executor | None = None,
+        **options: Any,
+    ) -> Manager:
+        """Load a cluster's services, datasources and rule files (default: the shipped ones)."""
+        return cls(
+            cluster=cluster,
+            services=load_services(cluster_home, cluster),
+            datasources=load_datasources(cluster_home, cluster).values(),
+            rulesets=load_rules(rules_dir if rules_dir is not None else shipped_rules_dir()),
+            host=host,
+            executor=executor,
+            **options,
+        )
+
+    def _check_rules_have_their_services(self) -> None:
+        problems = [
+            Problem(
+                ruleset.path,
+                None,
+                f"ruleset {ruleset.name!r} acts on service {needed!r}, which cluster "
+                f"{self.cluster!r} does not define (service/{needed}.properties)",
+            )
+            for ruleset in self._rulesets
+            for needed in ruleset.services
+            if needed not in self._services
+        ]
+        if problems:
+            raise ConfigError(problems)
+
+    # -- facts ------------------------------------------------------------------------------
+
+    def _manager_fact(self, state: str) -> dict[str, Any]:
+        return {"id": "manager", "kind": "manager", "host": self.host, "state": state}
+
+    def _policy_fact(self) -> dict[str, Any]:
+        return {"id": "policy", "kind": "policy", "mode": self._policy.value}
+
+    def _service_fact(self, name: str) -> dict[str, Any]:
+        holder = self._holders.get(name)
+        return {
+            "id": f"service:{name}",
+            "kind": "service",
+            "name": name,
+            "held": holder is not None,
+            "holder": holder or "",
+        }
+
+    def _datasource_fact(
+        self, datasource: DataSource, previous: DataSource | None
+    ) -> dict[str, Any]:
+        return {
+            "id": f"datasource:{datasource.name}",
+            "kind": "datasource",
+            "cluster": datasource.cluster,
+            "name": datasource.name,
+            "host": datasource.host,
+            "role": datasource.role.value,
+            "state": datasource.state.value,
+            "local": datasource.host == self.host,
+            "previous_role": previous.role.value if previous else "",
+            "previous_state": previous.state.value if previous else "",
+        }
+
+    # -- what the cluster manager reads -----------------------------------------------------
+
+    @property
+    def datasources(self) -> Mapping[str, DataSource]:
+        with self._lock:
+            return MappingProxyType(dict(self._datasources))
+
+    @property
+    def services(self) -> Mapping[str, ServiceDefinition]:
+        return MappingProxyType(self._services)
+
+    @property
+    def policy(self) -> PolicyMode:
+        return self._policy
+
+    @property
+    def held(self) -> Mapping[str, str]:
+        """The services held on this host, each with the datasource it was started for."""
+        with self._lock:
+            return MappingProxyType(dict(self._holders))
+
+    @property
+    def history(self) -> list[Event]:
+        with self._lock:
+            return list(self._history)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(event)`` for every event; its exceptions are logged, never raised."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.remove(listener)
+
+    # -- changes ----------------------------------------------------------------------------
+
+    def add_datasource(
+        self,
+        name: str,
+        *,
+        role: Role | str,
+        host: str | None = None,
+        state: State | str = State.OFFLINE,
+    ) -> ChangeResult:
+        """Declare a datasource (host defaults to its name); rules see it at once."""
+        datasource = DataSource(
+            cluster=self.cluster,
+            name=name,
+            host=host if host is not None else name,
+            role=parse_role(role),
+            state=parse_state(state),
+        )
+        with self._lock:
+            self._check_open()
+            if name in self._datasources:
+                raise DataSourceError(f"datasource {name!r} already exists in {self.cluster!r}")
+            return self._apply_datasource(datasource, None, f"datasource {name} added")
+
+    def update_datasource(
+        self, name: str, *, role: Role | str | None = None, state: State | str | None = None
+    ) -> ChangeResult:
+        """Apply a change of role and/or state; return once the commands it caused have run.
+
+        Reporting the current state again re-evaluates the rules (an operator's retry).  Raises
+        DataSourceError for an unknown datasource, role or state, changing nothing; a command
+        that fails is reported in the result and the history, never raised.
+        """
+        new_role = parse_role(role) if role is not None else None
+        new_state = parse_state(state) if state is not None else None
+        if new_role is None and new_state is None:
+            raise DataSourceError("update_datasource needs a role or a state")
+        with self._lock:
+            self._check_open()
+            old = self._known(name)
+            new = old.changed(role=new_role, state=new_state)
+            parts = []
+            if new.role != old.role:
+                parts.append(f"role {old.role} -> {new.role}")
+            if new.state != old.state:
+                parts.append(f"state {old.state} -> {new.state}")
+            description = f"datasource {name}: {', '.join(parts) or f'{new.state} again'}"
+            return self._apply_datasource(new, old, description)
+
+    def set_policy(self, mode: PolicyMode | str) -> ChangeResult:
+        """Set the policy mode; leaving MAINTENANCE brings the services in line with the facts."""
+        new = parse_policy(mode)
+        with self._lock:
+            self._check_open()
+            description = f"policy {self._policy} -> {new}"
+            self._policy = new
+            self._record(Event("policy", description))
+            return self._settle(description, self._engine.replace(self._policy_fact()))
+
+    def close(self) -> ChangeResult:
+        """Stop: the failsafe rules release what this host holds (unless in MAINTENANCE)."""
+        with self._lock:
+            if self._closed:
+                return ChangeResult("manager closed")
+            try:
+                result = self._settle(
+                    "manager stopping", self._engine.replace(self._manager_fact("STOPPING"))
+                )
+            finally:
+                self._closed = True
+                self._engine.close()
+            still_held = ", ".join(self._holders) or "nothing"
+            self._record(Event("manager", f"manager closed; holding {still_held}"))
+            return result
+
+    def __enter__(self) -> Manager:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise FloatingIPError(f"the manager of cluster {self.cluster!r} is closed")
+
+    def _known(self, name: str) -> DataSource:
+        try:
+            return self._datasources[name]
+        except KeyError:
+            known = ", ".join(sorted(self._datasources)) or "none"
+            raise DataSourceError(
+                f"unknown datasource {name!r} in cluster {self.cluster!r} (known: {known})"
+            ) from None
+
+    def _apply_datasource(
+        self, new: DataSource, old: DataSource | None, description: str
+    ) -> ChangeResult:
+        firing = self._engine.replace(self._datasource_fact(new, old))
+        self._datasources[new.name] = new
+        self._record(Event("datasource", description, datasource=new.name))
+        return self._settle(description, firing)
+
+    # -- running what the rules ask for -----------------------------------------------------
+
+    def _settle(self, description: str, firing: Firing) -> ChangeResult:
+        """Run the intents of ``firing`` and of the service-fact changes they cause, in order."""
+        everything = Firing()
+        everything.extend(firing)
+        pending = deque(firing.intents)
+        commands: list[CommandOutcome] = []
+        engine_errors: list[FloatingIPError] = []
+        for error in firing.errors:
+            self._record(Event("rule-error", str(error), ok=False))
+        while pending:
+            if len(commands) >= MAX_COMMANDS_PER_CHANGE:
+                error = EngineError(
+                    f"{description}: the rules asked for more than {MAX_COMMANDS_PER_CHANGE} "
+                    "commands; they loop (a rule undoes what another does)"
+                )
+                self._record(Event("rule-error", str(error), ok=False))
+                engine_errors.append(error)
+                break
+            intent = pending.popleft()
+            outcome = self._run_intent(intent)
+            if outcome is None:
+                continue
+            commands.append(outcome)
+            if outcome.ok and intent.action in ("start", "stop"):
+                if intent.action == "start":
+                    self._holders[intent.service] = intent.datasource or ""
+                else:
+                    self._holders.pop(intent.service, None)
+                follow_up = self._engine.replace(self._service_fact(intent.service))
+                everything.extend(follow_up)
+                for error in follow_up.errors:
+                    self._record(Event("rule-error", str(error), ok=False))
+                pending.extend(follow_up.intents)
+        return ChangeResult(
+            description,
+            tuple(commands),
+            tuple(everything.errors),
+            tuple(everything.fired),
+            tuple(engine_errors),
+        )
+
+    def _run_intent(self, intent: Intent) -> CommandOutcome | None:
+        service = self._services.get(intent.service)
+        if service is None:
+            error = FloatingIPError(
+                f"rule {intent.rule!r} asked to {intent.action} service {intent.service!r}, "
+                f"which cluster {self.cluster!r} does not define"
+            )
+            return self._finish(intent, (), None, error)
+        if self._policy is PolicyMode.MAINTENANCE:
+            self._skip(intent, "the policy is MAINTENANCE")
+            return None
+        held = intent.service in self._holders
+        if intent.action == "start" and held:
+            self._skip(intent, f"already held (for {self._holders[intent.service] or '-'})")
+            return None
+        if intent.action == "stop" and not held:
+            self._skip(intent, "not held here")
+            return None
+        try:
+            argv = service.argv(intent.action)
+        except KeyError as exc:
+            return self._finish(intent, (), None, FloatingIPError(str(exc.args[0])))
+        try:
+            result = self.executor.run(argv, timeout=service.timeout, check=False)
+        except FloatingIPError as exc:
+            return self._finish(intent, argv, None, exc)
+        except Exception as exc:  # an executor bug must not take the manager down
+            logger.exception("executor failed on %s", argv)
+            return self._finish(intent, argv, None, FloatingIPError(f"executor failed: {exc!r}"))
+        error: FloatingIPError | None = None
+        if not result.ok:
+            try:
+                result.check()
+            except FloatingIPError as exc:
+                error = exc
+        return self._finish(intent, argv, result, error)
+
+    def _skip(self, intent: Intent, why: str) -> None:
+        message = f"{intent.service} {intent.action} not run ({why}); asked by rule {intent.rule!r}"
+        logger.info("%s", message)
+        self._record(
+            Event("skipped", message, datasource=intent.datasource, service=intent.service)
+        )
+
+    def _finish(
+        self,
+        intent: Intent,
+        argv: tuple[str, ...],
+        result: CommandResult | None,
+        error: FloatingIPError | None,
+    ) -> CommandOutcome:
+        outcome = CommandOutcome(
+            intent.service, intent.action, intent.rule, intent.datasource, argv, result, error
+        )
+        if outcome.ok:
+            message = f"{intent.service} {intent.action}: ran {' '.join(argv)}"
+            logger.info("%s (rule %r)", message, intent.rule)
+        else:
+            message = f"{intent.service} {intent.action} failed: {error}"
+            logger.error("%s (rule %r)", message, intent.rule)
+        self._record(
+            Event(
+                "command",
+                message,
+                ok=outcome.ok,
+                datasource=intent.datasource,
+                service=intent.service,
+                outcome=outcome,
+            )
+        )
+        return outcome
+
+    def _record(self, event: Event) -> None:
+        self._history.append(event)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("listener %r failed on %s", listener, event.message)

@@ -1,0 +1,338 @@
+"""Rule files: Python modules in a rules directory that read like Tungsten's ``.drl`` files.
+
+A rule file creates a :class:`RuleSet` and adds rules to it, each with a name, its conditions
+(durable_rules' ``c``/``m`` DSL; several conditions join several facts) and its consequence::
+
+    rules = RuleSet("FloatingIP", services=["master"])
+
+    @rules.rule(
+        "FloatingIP: the master on this host goes ONLINE",
+        c.ds << datasource(role="master", state="ONLINE", local=True),
+        c.policy << active_policy(),
+        c.vip << service("master", held=False),
+    )
+    def master_online(ctx: RuleContext) -> None:
+        ctx.start("master", datasource=ctx.ds["name"])
+
+Consequences do not run commands themselves: they ask for service actions (``ctx.start``,
+``ctx.stop``, ``ctx.run``), which the Manager runs once the rules engine has returned, one at a
+time, and records.  The facts a rule can match:
+
+========== ===================================================================================
+kind       fields
+========== ===================================================================================
+datasource cluster, name, host, role, state, local (its host is this manager's host),
+           previous_role, previous_state
+policy     mode (AUTOMATIC, MANUAL, MAINTENANCE)
+service    name, held (its start ran here and its stop has not), holder (the datasource it was
+           started for, or "")
+manager    host, state (RUNNING, STOPPING)
+========== ===================================================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import importlib.util
+import inspect
+import logging
+import shutil
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from durable.lang import c, m, none, when_all
+
+from floatingip.config import name_problem, permission_problems
+from floatingip.errors import Problem, RuleFileError
+
+__all__ = [
+    "Intent",
+    "Rule",
+    "RuleContext",
+    "RuleSet",
+    "active_policy",
+    "c",
+    "datasource",
+    "install_rules",
+    "load_rule_file",
+    "load_rules",
+    "m",
+    "manager_running",
+    "manager_stopping",
+    "none",
+    "service",
+    "shipped_rules_dir",
+]
+
+logger = logging.getLogger(__name__)
+
+Action = Callable[["RuleContext"], None]
+
+
+def _field_value(value: object) -> object:
+    return value.value if hasattr(value, "value") and isinstance(value, str) else value
+
+
+def _fact_of_kind(kind: str, fields: Mapping[str, object]) -> Any:
+    expression = m.kind == kind
+    for key, value in fields.items():
+        expression = expression & (getattr(m, key) == _field_value(value))
+    return expression
+
+
+def datasource(**fields: object) -> Any:
+    """A datasource fact whose fields equal ``fields`` (e.g. ``role="master", local=True``)."""
+    return _fact_of_kind("datasource", fields)
+
+
+def service(name: str, *, held: bool | None = None) -> Any:
+    """The fact of service ``name``; with ``held``, only while it is (or is not) held here."""
+    fields: dict[str, object] = {"name": name}
+    if held is not None:
+        fields["held"] = held
+    return _fact_of_kind("service", fields)
+
+
+def active_policy() -> Any:
+    """The policy fact while the policy is not MAINTENANCE (rules may run commands)."""
+    return (m.kind == "policy") & (m.mode != "MAINTENANCE")
+
+
+def manager_running() -> Any:
+    """The manager fact while the manager runs (not once it is closing)."""
+    return (m.kind == "manager") & (m.state == "RUNNING")
+
+
+def manager_stopping() -> Any:
+    """The manager fact once the manager is closing (for failsafe rules)."""
+    return (m.kind == "manager") & (m.state == "STOPPING")
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A service action that a rule asked for; the Manager runs it after the engine returns."""
+
+    service: str
+    action: str
+    rule: str
+    datasource: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule: a name, its conditions, its consequence, and where the consequence is written."""
+
+    name: str
+    conditions: tuple[Any, ...]
+    action: Action
+    pri: int | None = None
+    source: str = ""
+
+
+class RuleContext:
+    """What a consequence sees: the matched facts by alias (``ctx.ds``) and the service actions."""
+
+    def __init__(self, rule: Rule, facts: Mapping[str, Mapping[str, Any]], intents: list[Intent]):
+        self.rule = rule
+        self.facts = facts
+        self._intents = intents
+        self.log = logging.getLogger(f"floatingip.rules.{rule.name}")
+
+    def __getattr__(self, alias: str) -> Mapping[str, Any]:
+        try:
+            return self.facts[alias]
+        except KeyError:
+            raise AttributeError(
+                f"rule {self.rule.name!r} has no fact {alias!r}; it matched {sorted(self.facts)}"
+            ) from None
+
+    def run(self, service: str, action: str, *, datasource: str | None = None) -> None:
+        """Ask the Manager to run ``action`` of ``service`` once the engine has returned."""
+        self._intents.append(Intent(service, action, self.rule.name, datasource))
+
+    def start(self, service: str, *, datasource: str | None = None) -> None:
+        self.run(service, "start", datasource=datasource)
+
+    def stop(self, service: str, *, datasource: str | None = None) -> None:
+        self.run(service, "stop", datasource=datasource)
+
+
+def _source_of(function: Callable[..., Any]) -> str:
+    try:
+        return f"{inspect.getsourcefile(function)}:{inspect.getsourcelines(function)[1]}"
+    except (OSError, TypeError):
+        return getattr(function, "__qualname__", repr(function))
+
+
+class RuleSet:
+    """A named set of rules; a rule file defines one (or more) at module level.
+
+    ``services`` names the services the rules act on, so a Manager can refuse to start when the
+    cluster does not define them instead of failing at the first state change.
+    """
+
+    def __init__(self, name: str, *, services: Iterable[str] = ()) -> None:
+        why = name_problem(name, "ruleset")
+        if why is not None:
+            raise ValueError(why)
+        self.name = name
+        self.services = tuple(services)
+        self.rules: list[Rule] = []
+        self.path: Path | None = None
+
+    def rule(
+        self, name: str, *conditions: Any, pri: int | None = None
+    ) -> Callable[[Action], Action]:
+        """Decorator: add a rule named ``name`` whose consequence is the decorated function.
+
+        Several conditions join several facts (``c.alias << expression`` names each); ``pri``
+        orders rules that fire on the same change (lower first).
+        """
+        if not conditions:
+            raise ValueError(f"rule {name!r} has no conditions")
+        if any(existing.name == name for existing in self.rules):
+            raise ValueError(f"ruleset {self.name!r} already has a rule named {name!r}")
+
+        def add(action: Action) -> Action:
+            self.rules.append(Rule(name, conditions, action, pri, _source_of(action)))
+            return action
+
+        return add
+
+    def definition(self, make_action: Callable[[Rule], Callable[[Any], None]]) -> dict[str, Any]:
+        """The durable_rules ruleset definition, each rule running ``make_action(rule)``.
+
+        Built fresh on every call: durable_rules mutates the definitions it registers.
+        """
+        definition: dict[str, Any] = {}
+        for index, rule in enumerate(self.rules):
+            arguments = list(rule.conditions)
+            if rule.pri is not None:
+                arguments.append({"pri": rule.pri})
+            durable_rule = when_all(*arguments)
+            durable_rule.func = [make_action(rule)]
+            definition[f"r_{index}"] = durable_rule.define()
+        return definition
+
+
+def _module_name(path: Path) -> str:
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    return f"floatingip_rule_file_{path.stem.replace('-', '_')}_{digest}"
+
+
+def _error_line(path: Path, exc: BaseException) -> int | None:
+    if isinstance(exc, SyntaxError) and exc.filename and Path(exc.filename) == path:
+        return exc.lineno
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename and Path(frame.filename) == path:
+            line = frame.lineno
+    return line
+
+
+def _import(path: Path) -> tuple[ModuleType | None, list[Problem]]:
+    name = _module_name(path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        return None, [Problem(path, None, "cannot be imported as a Python module")]
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look modules up by name
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        message = f"failed to load: {type(exc).__name__}: {exc}"
+        if isinstance(exc, SyntaxError):
+            message = f"syntax error: {exc.msg}"
+        return None, [Problem(path, _error_line(path, exc), message)]
+    return module, []
+
+
+def load_rule_file(path: str | Path) -> list[RuleSet]:
+    """Import one rule file and return the RuleSets it defines; RuleFileError if it cannot."""
+    path = Path(path).absolute()
+    problems = permission_problems(path, "rule file")
+    if problems:
+        raise RuleFileError(problems)
+    module, problems = _import(path)
+    if module is None:
+        raise RuleFileError(problems)
+    rulesets = [value for value in vars(module).values() if isinstance(value, RuleSet)]
+    if not rulesets:
+        raise RuleFileError([Problem(path, None, "defines no RuleSet (see floatingip.rules)")])
+    for ruleset in rulesets:
+        if not ruleset.rules:
+            raise RuleFileError([Problem(path, None, f"ruleset {ruleset.name!r} has no rules")])
+        ruleset.path = path
+    return rulesets
+
+
+def _is_rule_file(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(("_", "."))
+
+
+def load_rules(directory: str | Path) -> list[RuleSet]:
+    """Load every ``*.py`` rule file of ``directory`` in sorted order, as Tungsten loads ``.drl``.
+
+    Every problem of every file is reported in one RuleFileError, including two files that
+    define a ruleset of the same name.
+    """
+    directory = Path(directory).absolute()
+    if not directory.is_dir():
+        raise RuleFileError([Problem(directory, None, "rules directory does not exist")])
+    problems = permission_problems(directory, "rules directory")
+    loaded: dict[str, RuleSet] = {}
+    files = [path for path in sorted(directory.glob("*.py")) if _is_rule_file(path)]
+    if not files and not problems:
+        problems.append(Problem(directory, None, "rules directory holds no rule files (*.py)"))
+    for path in files:
+        try:
+            rulesets = load_rule_file(path)
+        except RuleFileError as exc:
+            problems.extend(exc.problems)
+            continue
+        for ruleset in rulesets:
+            other = loaded.get(ruleset.name)
+            if other is not None:
+                problems.append(
+                    Problem(path, None, f"ruleset {ruleset.name!r} is also defined in {other.path}")
+                )
+                continue
+            loaded[ruleset.name] = ruleset
+    if problems:
+        raise RuleFileError(problems)
+    logger.info("loaded rulesets %s from %s", ", ".join(loaded), directory)
+    return list(loaded.values())
+
+
+def shipped_rules_dir() -> Path:
+    """The directory of the rule files that ship with floatingip (``FloatingIP.py``)."""
+    return Path(str(importlib.resources.files("floatingip.shipped_rules")))
+
+
+def install_rules(directory: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """Copy the shipped rule files into ``directory`` (the seed's step 3); return the copies.
+
+    An existing file is left alone unless ``overwrite``; the copies are made mode 0644.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    installed = []
+    for source in sorted(shipped_rules_dir().glob("*.py")):
+        if not _is_rule_file(source):
+            continue
+        target = directory / source.name
+        if target.exists() and not overwrite:
+            raise RuleFileError(
+                [Problem(target, None, "already exists; pass overwrite=True (--force) to replace")]
+            )
+        shutil.copyfile(source, target)
+        target.chmod(0o644)
+        installed.append(target)
+    return installed
