@@ -65,7 +65,7 @@ class _Host(durable_engine.Host):  # type: ignore[misc]
 
 
 class Engine:
-    """Holds facts by id in every ruleset; :meth:`replace` retracts the old fact, asserts the new."""
+    """Holds facts by id in every ruleset; :meth:`replace` swaps a fact for its new version."""
 
     def __init__(self, rulesets: Sequence[RuleSet]) -> None:
         self._lock = threading.RLock()

@@ -384,16 +384,16 @@ class Manager:
         pending = deque(firing.intents)
         commands: list[CommandOutcome] = []
         engine_errors: list[FloatingIPError] = []
-        for error in firing.errors:
-            self._record(Event("rule-error", str(error), ok=False))
+        for rule_error in firing.errors:
+            self._record(Event("rule-error", str(rule_error), ok=False))
         while pending:
             if len(commands) >= MAX_COMMANDS_PER_CHANGE:
-                error = EngineError(
+                loop = EngineError(
                     f"{description}: the rules asked for more than {MAX_COMMANDS_PER_CHANGE} "
                     "commands; they loop (a rule undoes what another does)"
                 )
-                self._record(Event("rule-error", str(error), ok=False))
-                engine_errors.append(error)
+                self._record(Event("rule-error", str(loop), ok=False))
+                engine_errors.append(loop)
                 break
             intent = pending.popleft()
             outcome = self._run_intent(intent)
@@ -407,8 +407,8 @@ class Manager:
                     self._holders.pop(intent.service, None)
                 follow_up = self._engine.replace(self._service_fact(intent.service))
                 everything.extend(follow_up)
-                for error in follow_up.errors:
-                    self._record(Event("rule-error", str(error), ok=False))
+                for rule_error in follow_up.errors:
+                    self._record(Event("rule-error", str(rule_error), ok=False))
                 pending.extend(follow_up.intents)
         return ChangeResult(
             description,
@@ -421,11 +421,11 @@ class Manager:
     def _run_intent(self, intent: Intent) -> CommandOutcome | None:
         service = self._services.get(intent.service)
         if service is None:
-            error = FloatingIPError(
+            unknown = FloatingIPError(
                 f"rule {intent.rule!r} asked to {intent.action} service {intent.service!r}, "
                 f"which cluster {self.cluster!r} does not define"
             )
-            return self._finish(intent, (), None, error)
+            return self._finish(intent, (), None, unknown)
         if self._policy is PolicyMode.MAINTENANCE:
             self._skip(intent, "the policy is MAINTENANCE")
             return None

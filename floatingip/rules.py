@@ -32,6 +32,7 @@ manager    host, state (RUNNING, STOPPING)
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import importlib.resources
 import importlib.util
@@ -40,8 +41,8 @@ import logging
 import shutil
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -76,7 +77,7 @@ Action = Callable[["RuleContext"], None]
 
 
 def _field_value(value: object) -> object:
-    return value.value if hasattr(value, "value") and isinstance(value, str) else value
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 def _fact_of_kind(kind: str, fields: Mapping[str, object]) -> Any:
