@@ -11,42 +11,85 @@ from floatingip.commands import (
     RecordingExecutor,
     command_argv,
 )
+from floatingip.datasource import (
+    DataSource,
+    PolicyMode,
+    Role,
+    State,
+    load_datasources,
+)
+from floatingip.engine import RuleActionError
 from floatingip.errors import (
     CommandError,
     CommandNotFoundError,
     CommandTimeout,
     ConfigError,
+    DataSourceDefinitionError,
+    DataSourceError,
+    EngineError,
     FloatingIPError,
     Problem,
     PropertiesError,
+    RuleFileError,
     ServiceDefinitionError,
 )
+from floatingip.manager import ChangeResult, CommandOutcome, Event, Manager
 from floatingip.properties import JavaProperties, PropertyEntry, read_properties
+from floatingip.rules import (
+    Intent,
+    RuleContext,
+    RuleSet,
+    install_rules,
+    load_rule_file,
+    load_rules,
+    shipped_rules_dir,
+)
 from floatingip.service import ServiceDefinition, load_service, load_services
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "ChangeResult",
     "CommandError",
     "CommandNotFoundError",
+    "CommandOutcome",
     "CommandResult",
     "CommandTimeout",
     "ConfigError",
+    "DataSource",
+    "DataSourceDefinitionError",
+    "DataSourceError",
+    "EngineError",
+    "Event",
     "Executor",
     "FloatingIPError",
+    "Intent",
     "JavaProperties",
     "LocalExecutor",
+    "Manager",
     "NamespaceExecutor",
+    "PolicyMode",
     "Problem",
     "PropertiesError",
     "PropertyEntry",
     "RecordingExecutor",
+    "Role",
+    "RuleActionError",
+    "RuleContext",
+    "RuleFileError",
+    "RuleSet",
     "ServiceDefinition",
     "ServiceDefinitionError",
+    "State",
     "__version__",
     "command_argv",
+    "install_rules",
+    "load_datasources",
+    "load_rule_file",
+    "load_rules",
     "load_service",
     "load_services",
     "read_properties",
+    "shipped_rules_dir",
 ]

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from floatingip import __version__
 from floatingip.errors import FloatingIPError
+from floatingip.rules import install_rules, load_rules
 from floatingip.service import ACTIONS, load_services
 
 __all__ = ["main"]
@@ -32,6 +33,16 @@ def _services(args: argparse.Namespace) -> int:
     return 0
 
 
+def _install_rules(args: argparse.Namespace) -> int:
+    for path in install_rules(args.directory, overwrite=args.force):
+        print(f"installed {path}")
+    for ruleset in load_rules(args.directory):
+        print(f"ruleset {ruleset.name!r} ({ruleset.path}): {len(ruleset.rules)} rules")
+        for rule in ruleset.rules:
+            print(f"  {rule.name}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="floatingip",
@@ -45,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     services.add_argument("--cluster-home", required=True, help="the cluster-home directory")
     services.add_argument("--cluster", required=True, help="the cluster's name")
     services.set_defaults(handler=_services)
+    install = commands.add_parser(
+        "install-rules",
+        help="copy the shipped rule files (FloatingIP.py) into a manager's rules directory",
+    )
+    install.add_argument("directory", help="the rules directory (created if missing)")
+    install.add_argument("--force", action="store_true", help="replace existing files")
+    install.set_defaults(handler=_install_rules)
     return parser
 
 

@@ -66,3 +66,26 @@ def write_service(directory: Path, filename: str, text: str | bytes, mode: int =
         path.write_text(text, encoding="utf-8")
     path.chmod(mode)
     return path
+
+
+VIP_SERVICE = """\
+name={name}
+command.start=sudo ip addr add {vip}/24 dev eth0 label eth0:{label}
+command.stop=sudo ip addr del {vip}/24 dev eth0
+command.status=ip -o addr show dev eth0
+"""
+
+
+def vip_service_text(name: str = "master", vip: str = "192.0.2.22", label: int = 0) -> str:
+    return VIP_SERVICE.format(name=name, vip=vip, label=label)
+
+
+@pytest.fixture
+def demo_home(cluster_home: Path, service_dir: Path) -> Path:
+    """Cluster 'demo': service master (VIP 192.0.2.22), datasources db1 (master) and db2 (slave)."""
+    write_service(service_dir, "master.properties", vip_service_text())
+    datasource_dir = service_dir.parent / "datasource"
+    datasource_dir.mkdir(mode=0o755)
+    write_service(datasource_dir, "db1.properties", "name=db1\nrole=master\n")
+    write_service(datasource_dir, "db2.properties", "name=db2\nhost=db2\nrole=slave\n")
+    return cluster_home
