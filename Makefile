@@ -40,8 +40,8 @@ demo: $(BIN)/.installed
 	$(BIN)/floatingip services --cluster-home examples/cluster-home --cluster demo
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check floatingip tests
-	$(BIN)/ruff format --check floatingip tests
+	$(BIN)/ruff check floatingip rules examples tests
+	$(BIN)/ruff format --check floatingip rules examples tests
 	$(BIN)/mypy
 
 test: lint

@@ -37,10 +37,22 @@ class RuleActionError:
     source: str
     exception: BaseException
     traceback: str
+    raised_at: str = ""
 
     def __str__(self) -> str:
         kind = type(self.exception).__name__
-        return f"rule {self.rule!r} ({self.source}) raised {kind}: {self.exception}"
+        where = f", raised at {self.raised_at}" if self.raised_at else ""
+        return f"rule {self.rule!r} ({self.source}{where}) raised {kind}: {self.exception}"
+
+
+def _raised_at(rule: Rule, exc: BaseException) -> str:
+    """The deepest line of the rule's own file in the traceback: where the rule file went wrong."""
+    rule_file = rule.source.rpartition(":")[0]
+    where = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == rule_file:
+            where = f"{frame.filename}:{frame.lineno}"
+    return where
 
 
 @dataclass
@@ -92,7 +104,9 @@ class Engine:
             try:
                 rule.action(RuleContext(rule, facts, intents))
             except BaseException as exc:  # durable_rules would swallow it: record it instead
-                error = RuleActionError(rule.name, rule.source, exc, traceback.format_exc())
+                error = RuleActionError(
+                    rule.name, rule.source, exc, traceback.format_exc(), _raised_at(rule, exc)
+                )
                 firing.errors.append(error)
                 logger.error("%s\n%s", error, error.traceback)
                 return

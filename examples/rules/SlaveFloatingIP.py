@@ -42,9 +42,7 @@ def take_read_vip(ctx: RuleContext) -> None:
     c.read_vip << service(READ_VIP, held=True),
     c.holder
     << (
-        datasource()
-        & (m.name == c.read_vip.holder)
-        & ((m.role != "slave") | (m.state != "ONLINE"))
+        datasource() & (m.name == c.read_vip.holder) & ((m.role != "slave") | (m.state != "ONLINE"))
     ),
     c.policy << active_policy(),
 )

@@ -1,0 +1,42 @@
+"""The example files: cluster-home, and SlaveFloatingIP.py extending the shipped rules."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from floatingip import Manager, RecordingExecutor, install_rules, load_rules
+from tests.conftest import REPO, vip_service_text, write_service
+
+SLAVE_RULES = REPO / "examples" / "rules" / "SlaveFloatingIP.py"
+
+
+def test_slave_rule_file_moves_a_read_vip_with_the_slave(
+    demo_home: Path, service_dir: Path, tmp_path: Path
+) -> None:
+    write_service(service_dir, "slave.properties", vip_service_text("slave", "192.0.2.23", 1))
+    rules_dir = tmp_path / "rules"
+    install_rules(rules_dir)
+    shutil.copyfile(SLAVE_RULES, rules_dir / SLAVE_RULES.name)
+    assert [ruleset.name for ruleset in load_rules(rules_dir)] == ["FloatingIP", "SlaveFloatingIP"]
+
+    recorder = RecordingExecutor()
+    with Manager.from_cluster_home(
+        demo_home, "demo", rules_dir=rules_dir, host="db2", executor=recorder
+    ) as manager:
+
+        def ran(result: object) -> list[tuple[str, str]]:
+            return [(o.service, o.action) for o in result.commands]  # type: ignore[attr-defined]
+
+        assert ran(manager.update_datasource("db1", state="ONLINE")) == []
+        assert ran(manager.update_datasource("db2", state="ONLINE")) == [("slave", "start")]
+        assert manager.held == {"slave": "db2"}
+        assert ran(manager.update_datasource("db2", state="OFFLINE")) == [("slave", "stop")]
+        manager.update_datasource("db2", state="ONLINE")
+        # promoted: the read VIP goes, the master VIP comes
+        promoted = ran(manager.update_datasource("db2", role="master"))
+        assert sorted(promoted) == [("master", "start"), ("slave", "stop")]
+        assert manager.held == {"master": "db2"}
+    assert manager.held == {}
+    released = {call[5] for call in recorder.calls[-1:] if call[4] == "del"}
+    assert released == {"192.0.2.22/24"}  # the failsafe released the master VIP last
