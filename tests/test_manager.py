@@ -13,6 +13,7 @@ from floatingip import (
     CommandResult,
     ConfigError,
     DataSourceError,
+    EngineError,
     Event,
     FloatingIPError,
     Manager,
@@ -319,3 +320,13 @@ def test_eight_threads_lose_no_change(demo_home: Path, recorder: RecordingExecut
         assert (manager.held == {"master": "db1"}) == (
             manager.datasources["db1"].state is State.ONLINE
         )
+
+
+def test_a_datasource_whose_fact_id_collides_is_refused(manager: Manager) -> None:
+    from tests.test_engine import COLLIDING_NAMES
+
+    first, second = COLLIDING_NAMES
+    manager.add_datasource(first, role="slave")
+    with pytest.raises(EngineError, match="collides"):
+        manager.add_datasource(second, role="slave")
+    assert first in manager.datasources and second not in manager.datasources
