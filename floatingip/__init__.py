@@ -32,8 +32,9 @@ from floatingip.errors import (
     PropertiesError,
     RuleFileError,
     ServiceDefinitionError,
+    UsageError,
 )
-from floatingip.manager import ChangeResult, CommandOutcome, Event, Manager
+from floatingip.manager import ChangeResult, CommandOutcome, Event, Manager, SwitchResult
 from floatingip.properties import JavaProperties, PropertyEntry, read_properties
 from floatingip.rules import (
     Intent,
@@ -82,6 +83,8 @@ __all__ = [
     "ServiceDefinition",
     "ServiceDefinitionError",
     "State",
+    "SwitchResult",
+    "UsageError",
     "__version__",
     "command_argv",
     "install_rules",

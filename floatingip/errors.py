@@ -23,6 +23,7 @@ __all__ = [
     "PropertiesError",
     "RuleFileError",
     "ServiceDefinitionError",
+    "UsageError",
 ]
 
 
@@ -98,7 +99,11 @@ class RuleFileError(ConfigError):
     summary = "invalid rule file"
 
 
-class DataSourceError(FloatingIPError, ValueError):
+class UsageError(FloatingIPError, ValueError):
+    """A request that cannot be carried out (unknown name, wrong state); nothing was changed."""
+
+
+class DataSourceError(UsageError):
     """An unknown datasource, role, state or policy mode was given; nothing was changed."""
 
 

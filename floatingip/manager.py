@@ -10,6 +10,7 @@ service never interleave and always run in the order of the changes that caused 
 from __future__ import annotations
 
 import logging
+import shlex
 import socket
 import threading
 import time
@@ -39,11 +40,12 @@ from floatingip.errors import (
     EngineError,
     FloatingIPError,
     Problem,
+    UsageError,
 )
 from floatingip.rules import Intent, RuleSet, load_rules, shipped_rules_dir
 from floatingip.service import ServiceDefinition, load_services
 
-__all__ = ["ChangeResult", "CommandOutcome", "Event", "Manager"]
+__all__ = ["ChangeResult", "CommandOutcome", "Event", "Manager", "SwitchResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class CommandOutcome:
     argv: tuple[str, ...]
     result: CommandResult | None
     error: FloatingIPError | None = None
+    host: str = ""
 
     @property
     def ok(self) -> bool:
@@ -97,6 +100,23 @@ class ChangeResult:
 
 
 @dataclass(frozen=True)
+class SwitchResult:
+    """A switch of the master role: who was master, who is now, and each step's result."""
+
+    old_master: str | None
+    new_master: str
+    steps: tuple[ChangeResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(step.ok for step in self.steps)
+
+    @property
+    def errors(self) -> list[str]:
+        return [error for step in self.steps for error in step.errors]
+
+
+@dataclass(frozen=True)
 class Event:
     """One entry of the history, as listeners receive it."""
 
@@ -124,6 +144,7 @@ class Manager:
         datasources: Iterable[DataSource] = (),
         host: str | None = None,
         executor: Executor | None = None,
+        executors: Mapping[str, Executor] | None = None,
         policy: PolicyMode | str = PolicyMode.AUTOMATIC,
         history_size: int = DEFAULT_HISTORY,
     ) -> None:
@@ -133,6 +154,10 @@ class Manager:
         self.cluster = cluster
         self.host = host if host is not None else socket.gethostname()
         self.executor: Executor = executor if executor is not None else LocalExecutor()
+        # Other hosts this manager may act for, each through its own executor (a namespace, ssh).
+        self._executors: dict[str, Executor] = dict(executors or {})
+        self._executors.setdefault(self.host, self.executor)
+        self.hosts = frozenset(self._executors)
         self._services = dict(services)
         self._rulesets = list(rulesets)
         self._check_rules_have_their_services()
@@ -167,6 +192,7 @@ class Manager:
         rules_dir: str | Path | None = None,
         host: str | None = None,
         executor: Executor | None = None,
+        executors: Mapping[str, Executor] | None = None,
         **options: Any,
     ) -> Manager:
         """Load a cluster's services, datasources and rule files (default: the shipped ones)."""
@@ -177,6 +203,7 @@ class Manager:
             rulesets=load_rules(rules_dir if rules_dir is not None else shipped_rules_dir()),
             host=host,
             executor=executor,
+            executors=executors,
             **options,
         )
 
@@ -224,7 +251,7 @@ class Manager:
             "host": datasource.host,
             "role": datasource.role.value,
             "state": datasource.state.value,
-            "local": datasource.host == self.host,
+            "local": datasource.host in self.hosts,
             "previous_role": previous.role.value if previous else "",
             "previous_state": previous.state.value if previous else "",
         }
@@ -327,6 +354,74 @@ class Manager:
             self._record(Event("policy", description))
             return self._settle(description, self._engine.replace(self._policy_fact()))
 
+    def switch(self, to: str | None = None) -> SwitchResult:
+        """Move the master role to ``to`` (default: the first ONLINE slave), as Tungsten's switch.
+
+        The old master goes OFFLINE (its VIP is released) and becomes a slave, the new master is
+        promoted (it takes the VIP), then the old master comes back ONLINE as a slave.  A step
+        whose commands fail stops the switch there.  Raises UsageError, changing nothing, when
+        there is no suitable target.
+        """
+        with self._lock:
+            self._check_open()
+            masters = sorted(n for n, ds in self._datasources.items() if ds.role is Role.MASTER)
+            if len(masters) > 1:
+                raise UsageError(f"cannot switch: more than one master ({', '.join(masters)})")
+            old = masters[0] if masters else None
+            target = self._switch_target(to, old)
+            plan: list[tuple[str, Role | None, State | None]] = []
+            if old is not None:
+                plan += [(old, None, State.OFFLINE), (old, Role.SLAVE, None)]
+            plan.append((target, Role.MASTER, None))
+            if old is not None:
+                plan.append((old, None, State.ONLINE))
+            steps: list[ChangeResult] = []
+            for name, role, state in plan:
+                step = self.update_datasource(name, role=role, state=state)
+                steps.append(step)
+                if not step.ok:
+                    break
+            return SwitchResult(old, target, tuple(steps))
+
+    def _switch_target(self, to: str | None, old: str | None) -> str:
+        if to is None:
+            candidates = sorted(
+                name
+                for name, ds in self._datasources.items()
+                if ds.role is Role.SLAVE and ds.state is State.ONLINE
+            )
+            if not candidates:
+                raise UsageError("cannot switch: no ONLINE slave to promote")
+            return candidates[0]
+        target = self._known(to)
+        if to == old:
+            raise UsageError(f"cannot switch to {to!r}: it is already the master")
+        if target.state is not State.ONLINE:
+            raise UsageError(f"cannot switch to {to!r}: it is {target.state}, not ONLINE")
+        return to
+
+    def run_service(self, name: str, action: str, *, host: str | None = None) -> CommandOutcome:
+        """Run a service action by hand (the shell's ``service`` command); never raises for it.
+
+        It does not change what the rules think is held; the outcome is recorded as usual.
+        """
+        with self._lock:
+            self._check_open()
+            service = self._services.get(name)
+            if service is None:
+                known = ", ".join(sorted(self._services)) or "none"
+                raise UsageError(f"unknown service {name!r} (known: {known})")
+            if action not in service.commands:
+                raise UsageError(
+                    f"unknown action {action!r}; expected start, stop, restart, status"
+                )
+            host = host if host is not None else self.host
+            if host not in self.hosts:
+                raise UsageError(
+                    f"unknown host {host!r}: this manager acts for {', '.join(sorted(self.hosts))}"
+                )
+            return self._execute(service, Intent(name, action, "manual"), host)
+
     def close(self) -> ChangeResult:
         """Stop: the failsafe rules release what this host holds (unless in MAINTENANCE)."""
         with self._lock:
@@ -425,7 +520,7 @@ class Manager:
                 f"rule {intent.rule!r} asked to {intent.action} service {intent.service!r}, "
                 f"which cluster {self.cluster!r} does not define"
             )
-            return self._finish(intent, (), None, unknown)
+            return self._finish(intent, (), None, unknown, self.host)
         if self._policy is PolicyMode.MAINTENANCE:
             self._skip(intent, "the policy is MAINTENANCE")
             return None
@@ -436,24 +531,36 @@ class Manager:
         if intent.action == "stop" and not held:
             self._skip(intent, "not held here")
             return None
+        datasource = self._datasources.get(intent.datasource or "")
+        return self._execute(service, intent, datasource.host if datasource else self.host)
+
+    def _execute(self, service: ServiceDefinition, intent: Intent, host: str) -> CommandOutcome:
         try:
             argv = service.argv(intent.action)
         except KeyError as exc:
-            return self._finish(intent, (), None, FloatingIPError(str(exc.args[0])))
+            return self._finish(intent, (), None, FloatingIPError(str(exc.args[0])), host)
+        executor = self._executors.get(host)
+        if executor is None:
+            acts_for = ", ".join(sorted(self.hosts))
+            error = FloatingIPError(
+                f"no executor for host {host!r}: this manager acts for {acts_for}"
+            )
+            return self._finish(intent, argv, None, error, host)
         try:
-            result = self.executor.run(argv, timeout=service.timeout, check=False)
+            result = executor.run(argv, timeout=service.timeout, check=False)
         except FloatingIPError as exc:
-            return self._finish(intent, argv, None, exc)
+            return self._finish(intent, argv, None, exc, host)
         except Exception as exc:  # an executor bug must not take the manager down
             logger.exception("executor failed on %s", argv)
-            return self._finish(intent, argv, None, FloatingIPError(f"executor failed: {exc!r}"))
-        error: FloatingIPError | None = None
+            error = FloatingIPError(f"executor failed: {exc!r}")
+            return self._finish(intent, argv, None, error, host)
+        failure: FloatingIPError | None = None
         if not result.ok:
             try:
                 result.check()
             except FloatingIPError as exc:
-                error = exc
-        return self._finish(intent, argv, result, error)
+                failure = exc
+        return self._finish(intent, argv, result, failure, host)
 
     def _skip(self, intent: Intent, why: str) -> None:
         message = f"{intent.service} {intent.action} not run ({why}); asked by rule {intent.rule!r}"
@@ -468,15 +575,16 @@ class Manager:
         argv: tuple[str, ...],
         result: CommandResult | None,
         error: FloatingIPError | None,
+        host: str,
     ) -> CommandOutcome:
         outcome = CommandOutcome(
-            intent.service, intent.action, intent.rule, intent.datasource, argv, result, error
+            intent.service, intent.action, intent.rule, intent.datasource, argv, result, error, host
         )
         if outcome.ok:
-            message = f"{intent.service} {intent.action}: ran {' '.join(argv)}"
+            message = f"{intent.service} {intent.action} on {host}: ran {shlex.join(argv)}"
             logger.info("%s (rule %r)", message, intent.rule)
         else:
-            message = f"{intent.service} {intent.action} failed: {error}"
+            message = f"{intent.service} {intent.action} on {host} failed: {error}"
             logger.error("%s (rule %r)", message, intent.rule)
         self._record(
             Event(
