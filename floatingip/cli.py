@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import sys
 from collections.abc import Sequence
 
 from floatingip import __version__
-from floatingip.errors import FloatingIPError
+from floatingip.commands import Executor, LocalExecutor, NamespaceExecutor, RecordingExecutor
+from floatingip.errors import FloatingIPError, UsageError
+from floatingip.manager import Manager
 from floatingip.rules import install_rules, load_rules
 from floatingip.service import ACTIONS, load_services
+from floatingip.shell import Shell, dry_run_responder, is_terminal
 
 __all__ = ["main"]
 
@@ -43,12 +47,53 @@ def _install_rules(args: argparse.Namespace) -> int:
     return 0
 
 
+def _host_namespaces(specs: Sequence[str], inner: Executor) -> dict[str, Executor]:
+    executors: dict[str, Executor] = {}
+    for spec in specs:
+        host, separator, netns = spec.partition("=")
+        if not separator or not host or not netns:
+            raise UsageError(f"--netns takes HOST=NAMESPACE, not {spec!r}")
+        try:
+            executors[host] = NamespaceExecutor(netns, inner=inner)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return executors
+
+
+def _shell(args: argparse.Namespace) -> int:
+    out = sys.stdout
+    base: Executor = RecordingExecutor(dry_run_responder(out)) if args.dry_run else LocalExecutor()
+    manager = Manager.from_cluster_home(
+        args.cluster_home,
+        args.cluster,
+        rules_dir=args.rules_dir,
+        host=args.host,
+        executor=base,
+        executors=_host_namespaces(args.netns, base),
+    )
+    shell = Shell(manager, stdout=out)
+    try:
+        if is_terminal(sys.stdin):
+            shell.run_interactive()
+        else:
+            shell.run_script(sys.stdin)
+    finally:
+        stopped = manager.close()
+        for outcome in stopped.commands:
+            verdict = "released" if outcome.ok else f"FAILED to release ({outcome.error})"
+            print(f"manager stopped: {verdict} {outcome.service} on {outcome.host}", file=out)
+    return 1 if shell.failures or not stopped.ok else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="floatingip",
         description="A floating IP address that follows a database cluster's master.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log to stderr (-v info, -vv debug)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     services = commands.add_parser(
         "services", help="load a cluster's service definitions and show the argv each action runs"
@@ -56,6 +101,24 @@ def _parser() -> argparse.ArgumentParser:
     services.add_argument("--cluster-home", required=True, help="the cluster-home directory")
     services.add_argument("--cluster", required=True, help="the cluster's name")
     services.set_defaults(handler=_services)
+    shell = commands.add_parser(
+        "shell", help="the cctrl-like shell: report datasource changes, watch the VIP follow"
+    )
+    shell.add_argument("--cluster-home", required=True, help="the cluster-home directory")
+    shell.add_argument("--cluster", required=True, help="the cluster's name")
+    shell.add_argument("--rules-dir", help="the rules directory (default: the shipped rules)")
+    shell.add_argument("--host", help="this manager's host name (default: this machine's)")
+    shell.add_argument(
+        "--dry-run", action="store_true", help="print each command's argv instead of running it"
+    )
+    shell.add_argument(
+        "--netns",
+        action="append",
+        default=[],
+        metavar="HOST=NAMESPACE",
+        help="run the commands of datasources on HOST inside network namespace NAMESPACE",
+    )
+    shell.set_defaults(handler=_shell)
     install = commands.add_parser(
         "install-rules",
         help="copy the shipped rule files (FloatingIP.py) into a manager's rules directory",
@@ -66,8 +129,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(verbosity: int) -> None:
+    # The shell prints every failure itself; logging is for whoever wants the detail.
+    level = {0: logging.CRITICAL + 1, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _configure_logging(args.verbose)
     try:
         return int(args.handler(args))
     except FloatingIPError as exc:

@@ -263,6 +263,11 @@ class Manager:
         with self._lock:
             return MappingProxyType(dict(self._datasources))
 
+    def datasource(self, name: str) -> DataSource:
+        """One datasource; DataSourceError naming the known ones if there is none of that name."""
+        with self._lock:
+            return self._known(name)
+
     @property
     def services(self) -> Mapping[str, ServiceDefinition]:
         return MappingProxyType(self._services)
@@ -364,11 +369,8 @@ class Manager:
         """
         with self._lock:
             self._check_open()
-            masters = sorted(n for n, ds in self._datasources.items() if ds.role is Role.MASTER)
-            if len(masters) > 1:
-                raise UsageError(f"cannot switch: more than one master ({', '.join(masters)})")
-            old = masters[0] if masters else None
-            target = self._switch_target(to, old)
+            old = self._single_master()
+            target = self.switch_target(to)
             plan: list[tuple[str, Role | None, State | None]] = []
             if old is not None:
                 plan += [(old, None, State.OFFLINE), (old, Role.SLAVE, None)]
@@ -382,6 +384,18 @@ class Manager:
                 if not step.ok:
                     break
             return SwitchResult(old, target, tuple(steps))
+
+    def _single_master(self) -> str | None:
+        masters = sorted(n for n, ds in self._datasources.items() if ds.role is Role.MASTER)
+        if len(masters) > 1:
+            raise UsageError(f"cannot switch: more than one master ({', '.join(masters)})")
+        return masters[0] if masters else None
+
+    def switch_target(self, to: str | None = None) -> str:
+        """The datasource a switch would promote; UsageError if it cannot (see :meth:`switch`)."""
+        with self._lock:
+            old = self._single_master()
+            return self._switch_target(to, old)
 
     def _switch_target(self, to: str | None, old: str | None) -> str:
         if to is None:

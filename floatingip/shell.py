@@ -1,0 +1,296 @@
+"""A cctrl-like shell over a Manager: the seed procedure's step 4, interactive or scripted.
+
+Interactive on a terminal (readline history and completion); otherwise it reads one command a
+line from stdin, echoes each after the prompt as cctrl does, and its exit status says whether any
+command failed.
+"""
+
+from __future__ import annotations
+
+import cmd
+import contextlib
+import logging
+import os
+import shlex
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO
+
+from floatingip.commands import CommandResult
+from floatingip.datasource import PolicyMode, Role, State
+from floatingip.errors import FloatingIPError
+from floatingip.manager import ChangeResult, CommandOutcome, Event, Manager
+
+__all__ = ["Shell", "dry_run_responder"]
+
+logger = logging.getLogger(__name__)
+
+HISTORY_FILE = Path("~/.floatingip_history")
+_VERBS = ("online", "offline", "fail", "shun", "recover", "welcome", "slave", "master")
+_ACTIONS = ("status", "start", "stop", "restart")
+
+
+def dry_run_responder(out: IO[str]) -> Callable[[tuple[str, ...]], CommandResult]:
+    """For RecordingExecutor: print each argv instead of running it, and report success."""
+
+    def respond(argv: tuple[str, ...]) -> CommandResult:
+        out.write(f"[dry-run] {shlex.join(argv)}\n")
+        return CommandResult(argv, 0)
+
+    return respond
+
+
+class Shell(cmd.Cmd):
+    """The operator's shell; ``failures`` counts the commands that failed."""
+
+    def __init__(self, manager: Manager, *, stdout: IO[str]) -> None:
+        super().__init__(stdout=stdout)
+        self.manager = manager
+        self.prompt = f"[LOGICAL] /cluster/{manager.cluster}/> "
+        self.failures = 0
+        self.doc_header = "Commands (type help <command>):"
+
+    # -- output --------------------------------------------------------------------------
+
+    def _say(self, text: str) -> None:
+        self.stdout.write(text + "\n")
+
+    def _error(self, text: str) -> None:
+        self.failures += 1
+        for line in text.splitlines() or [""]:
+            self._say(f"ERROR: {line}")
+
+    def _report(self, result: ChangeResult) -> bool:
+        for outcome in result.commands:
+            self._report_command(outcome)
+        for message in [*map(str, result.rule_errors), *map(str, result.engine_errors)]:
+            self._error(message)
+        return result.ok
+
+    def _report_command(self, outcome: CommandOutcome) -> None:
+        if outcome.ok:
+            return
+        self._error(f"{outcome.service} {outcome.action} on {outcome.host}: {outcome.error}")
+
+    def _run(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except FloatingIPError as exc:
+            self._error(str(exc))
+
+    # -- cmd.Cmd plumbing ------------------------------------------------------------------
+
+    def emptyline(self) -> bool:
+        return False
+
+    def default(self, line: str) -> None:
+        if not line.lstrip().startswith("#"):
+            self._error(f"unknown command {line.split()[0]!r}; type 'help' for the commands")
+
+    def run_script(self, lines: Iterable[str]) -> None:
+        """Run commands from a non-terminal, echoing each after the prompt as cctrl does."""
+        for raw in lines:
+            line = raw.rstrip("\r\n")
+            self._say(f"{self.prompt}{line}")
+            if self.onecmd(line):
+                break
+
+    def run_interactive(self) -> None:
+        try:
+            import readline
+        except ImportError:  # pragma: no cover - readline ships with CPython on Linux
+            readline = None  # type: ignore[assignment]
+        history = HISTORY_FILE.expanduser()
+        if readline is not None:
+            with contextlib.suppress(OSError):
+                readline.read_history_file(history)
+        try:
+            self.cmdloop()
+        finally:
+            if readline is not None:
+                try:
+                    readline.set_history_length(1000)
+                    readline.write_history_file(history)
+                except OSError:
+                    logger.debug("cannot write %s", history)
+
+    # -- commands --------------------------------------------------------------------------
+
+    def do_datasource(self, arg: str) -> bool:
+        """datasource <name> online|offline|fail|shun|recover|welcome|slave|master"""
+        parts = arg.split()
+        if len(parts) != 2 or parts[1].lower() not in _VERBS:
+            self._error(f"usage: datasource <name> {'|'.join(_VERBS)}")
+            return False
+        name, verb = parts[0], parts[1].lower()
+        self._run(lambda: self._datasource(name, verb))
+        return False
+
+    def _datasource(self, name: str, verb: str) -> None:
+        manager = self.manager
+        if verb in ("slave", "master"):
+            result = manager.update_datasource(name, role=verb)
+            self._say(f"DataSource '{name}' is now a {verb}")
+        elif verb in ("online", "offline"):
+            result = manager.update_datasource(name, state=verb)
+            self._say(f"DataSource '{name}' is now {verb.upper()}")
+        elif verb in ("fail", "shun"):
+            state = State.FAILED if verb == "fail" else State.SHUNNED
+            result = manager.update_datasource(name, state=state)
+            self._say(f"DataSource '{name}' set to {state}")
+        elif verb == "welcome":
+            current = self._state_of(name)
+            if current is not State.SHUNNED:
+                self._error(f"cannot welcome '{name}': it is {current}, not SHUNNED")
+                return
+            result = manager.update_datasource(name, state=State.ONLINE)
+            self._say(f"DataSource '{name}' is now ONLINE")
+        else:  # recover: back ONLINE, as a slave if another datasource is the master
+            current = self._state_of(name)
+            if current is State.ONLINE:
+                self._error(f"cannot recover '{name}': it is already ONLINE")
+                return
+            others = [
+                other
+                for other, ds in manager.datasources.items()
+                if other != name and ds.role is Role.MASTER
+            ]
+            role = Role.SLAVE if others and manager.datasources[name].role is Role.MASTER else None
+            result = manager.update_datasource(name, role=role, state=State.ONLINE)
+            note = " as a slave" if role is not None else ""
+            self._say(f"DataSource '{name}' is now ONLINE{note}")
+        self._report(result)
+
+    def _state_of(self, name: str) -> State:
+        return self.manager.datasource(name).state
+
+    def complete_datasource(self, text: str, line: str, begin: int, end: int) -> list[str]:
+        words = line[:begin].split()
+        choices = list(self.manager.datasources) if len(words) == 1 else list(_VERBS)
+        return [choice for choice in choices if choice.startswith(text)]
+
+    def do_switch(self, arg: str) -> bool:
+        """switch [to <name>]: make <name> (default: the first ONLINE slave) the master"""
+        parts = arg.split()
+        if parts and (len(parts) != 2 or parts[0].lower() != "to"):
+            self._error("usage: switch [to <name>]")
+            return False
+        target = parts[1] if parts else None
+        self._run(lambda: self._switch(target))
+        return False
+
+    def _switch(self, target: str | None) -> None:
+        target = self.manager.switch_target(target)
+        self._say(f"SELECTED SLAVE: '{target}'")
+
+        def show_step(event: Event) -> None:
+            if event.kind == "datasource":
+                self._say(f"  {event.message}")
+
+        self.manager.add_listener(show_step)
+        try:
+            result = self.manager.switch(target)
+        finally:
+            self.manager.remove_listener(show_step)
+        for step in result.steps:
+            self._report(step)
+        if result.ok:
+            self._say(f"SWITCH TO '{result.new_master}' WAS SUCCESSFUL")
+        else:
+            self._error(f"SWITCH TO '{result.new_master}' FAILED")
+
+    def complete_switch(self, text: str, line: str, begin: int, end: int) -> list[str]:
+        words = line[:begin].split()
+        choices = ["to"] if len(words) == 1 else list(self.manager.datasources)
+        return [choice for choice in choices if choice.startswith(text)]
+
+    def do_ls(self, arg: str) -> bool:
+        """ls: the datasources (host, role, state), the policy, and which host holds which VIP"""
+        manager = self.manager
+        self._say(f"COORDINATOR[{manager.host}:{manager.policy}]")
+        self._say("DATASOURCES:")
+        rows = [("NAME", "HOST", "ROLE", "STATE", "HOLDS")]
+        held = manager.held
+        for name, ds in sorted(manager.datasources.items()):
+            holds = ",".join(sorted(service for service, holder in held.items() if holder == name))
+            rows.append((name, ds.host, str(ds.role), str(ds.state), holds or "-"))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            self._say(
+                "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            )
+        self._say("SERVICES:")
+        for name in sorted(manager.services):
+            holder = held.get(name)
+            if holder is None:
+                where = "not held here"
+            else:
+                datasource = manager.datasources.get(holder)
+                where = f"held on {datasource.host if datasource else '?'} (for {holder})"
+            self._say(f"  {name}: {where}")
+        return False
+
+    def do_set(self, arg: str) -> bool:
+        """set policy automatic|manual|maintenance"""
+        parts = arg.split()
+        if len(parts) != 2 or parts[0].lower() != "policy":
+            self._error("usage: set policy automatic|manual|maintenance")
+            return False
+        self._run(lambda: self._set_policy(parts[1]))
+        return False
+
+    def _set_policy(self, mode: str) -> None:
+        result = self.manager.set_policy(mode)
+        self._say(f"policy mode is now {self.manager.policy}")
+        self._report(result)
+
+    def complete_set(self, text: str, line: str, begin: int, end: int) -> list[str]:
+        words = line[:begin].split()
+        choices = ["policy"] if len(words) == 1 else [mode.value.lower() for mode in PolicyMode]
+        return [choice for choice in choices if choice.startswith(text)]
+
+    def do_service(self, arg: str) -> bool:
+        """service <name> status|start|stop|restart [on <host>]: run it and show its output"""
+        parts = arg.split()
+        host = None
+        if len(parts) == 4 and parts[2].lower() == "on":
+            host = parts[3]
+            parts = parts[:2]
+        if len(parts) != 2 or parts[1].lower() not in _ACTIONS:
+            self._error("usage: service <name> status|start|stop|restart [on <host>]")
+            return False
+        self._run(lambda: self._service(parts[0], parts[1].lower(), host))
+        return False
+
+    def _service(self, name: str, action: str, host: str | None) -> None:
+        outcome = self.manager.run_service(name, action, host=host)
+        if outcome.result is not None:
+            for stream in (outcome.result.stdout, outcome.result.stderr):
+                if stream:
+                    self.stdout.write(stream if stream.endswith("\n") else stream + "\n")
+        if outcome.ok:
+            self._say(f"service '{name}' {action} on {outcome.host}: OK")
+        else:
+            self._report_command(outcome)
+
+    def complete_service(self, text: str, line: str, begin: int, end: int) -> list[str]:
+        words = line[:begin].split()
+        choices = list(self.manager.services) if len(words) == 1 else list(_ACTIONS)
+        return [choice for choice in choices if choice.startswith(text)]
+
+    def do_exit(self, arg: str) -> bool:
+        """exit: leave the shell"""
+        return True
+
+    do_quit = do_exit
+
+    def do_EOF(self, arg: str) -> bool:
+        self._say("")
+        return True
+
+
+def is_terminal(stream: IO[str]) -> bool:
+    try:
+        return os.isatty(stream.fileno())
+    except (AttributeError, ValueError, OSError):
+        return False
