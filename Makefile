@@ -1,4 +1,5 @@
 # The two commands of the README's quick start: `make demo` and `make test`.
+# As root they also install the system packages they use (apt), as .ci/run does.
 # Each creates .venv (Python 3.10-3.12; durable-rules compiles, so gcc and the Python headers
 # are needed) and installs what it needs.
 
@@ -35,9 +36,9 @@ check-build-deps:
 		exit 1; }
 
 demo: $(BIN)/.installed
-	@# Service files run commands through sudo: floatingip refuses group/world-writable ones.
-	@chmod -R go-w examples/cluster-home
-	$(BIN)/floatingip services --cluster-home examples/cluster-home --cluster demo
+	@# As root: install the demo's system packages (sudo, net-tools, iproute2) if missing.
+	@.ci/install-system-packages
+	$(BIN)/python examples/demo.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check floatingip rules examples tests
@@ -45,6 +46,7 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 
 test: lint
+	@.ci/install-system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

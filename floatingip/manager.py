@@ -363,7 +363,8 @@ class Manager:
         """Move the master role to ``to`` (default: the first ONLINE slave), as Tungsten's switch.
 
         The old master goes OFFLINE (its VIP is released) and becomes a slave, the new master is
-        promoted (it takes the VIP), then the old master comes back ONLINE as a slave.  A step
+        promoted (it takes the VIP), then the old master, if it was ONLINE, comes back ONLINE as
+        a slave.  A step
         whose commands fail stops the switch there.  Raises UsageError, changing nothing, when
         there is no suitable target.
         """
@@ -371,11 +372,14 @@ class Manager:
             self._check_open()
             old = self._single_master()
             target = self.switch_target(to)
+            was_online = old is not None and self._datasources[old].state is State.ONLINE
             plan: list[tuple[str, Role | None, State | None]] = []
+            if old is not None and was_online:
+                plan.append((old, None, State.OFFLINE))
             if old is not None:
-                plan += [(old, None, State.OFFLINE), (old, Role.SLAVE, None)]
+                plan.append((old, Role.SLAVE, None))
             plan.append((target, Role.MASTER, None))
-            if old is not None:
+            if old is not None and was_online:
                 plan.append((old, None, State.ONLINE))
             steps: list[ChangeResult] = []
             for name, role, state in plan:
