@@ -12,9 +12,11 @@ from floatingip import __version__
 from floatingip.commands import Executor, LocalExecutor, NamespaceExecutor, RecordingExecutor
 from floatingip.errors import FloatingIPError, UsageError
 from floatingip.manager import Manager
+from floatingip.preflight import format_checks, run_checks
 from floatingip.rules import install_rules, load_rules
 from floatingip.service import ACTIONS, load_services
 from floatingip.shell import Shell, dry_run_responder, is_terminal
+from floatingip.sudoers import sudo_commands, sudoers_lines
 
 __all__ = ["main"]
 
@@ -85,6 +87,29 @@ def _shell(args: argparse.Namespace) -> int:
     return 1 if shell.failures or not stopped.ok else 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    checks = run_checks(
+        args.cluster_home, args.cluster, rules_dir=args.rules_dir, db_port=args.db_port
+    )
+    for line in format_checks(checks):
+        print(line)
+    return 1 if any(check.failed for check in checks) else 0
+
+
+def _sudoers(args: argparse.Namespace) -> int:
+    services = load_services(args.cluster_home, args.cluster)
+    lines = sudoers_lines(
+        sudo_commands(services), user=args.user, host=args.host, cluster=args.cluster
+    )
+    print("\n".join(lines))
+    return 0
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cluster-home", required=True, help="the cluster-home directory")
+    parser.add_argument("--cluster", required=True, help="the cluster's name")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="floatingip",
@@ -98,14 +123,12 @@ def _parser() -> argparse.ArgumentParser:
     services = commands.add_parser(
         "services", help="load a cluster's service definitions and show the argv each action runs"
     )
-    services.add_argument("--cluster-home", required=True, help="the cluster-home directory")
-    services.add_argument("--cluster", required=True, help="the cluster's name")
+    _add_cluster_options(services)
     services.set_defaults(handler=_services)
     shell = commands.add_parser(
         "shell", help="the cctrl-like shell: report datasource changes, watch the VIP follow"
     )
-    shell.add_argument("--cluster-home", required=True, help="the cluster-home directory")
-    shell.add_argument("--cluster", required=True, help="the cluster's name")
+    _add_cluster_options(shell)
     shell.add_argument("--rules-dir", help="the rules directory (default: the shipped rules)")
     shell.add_argument("--host", help="this manager's host name (default: this machine's)")
     shell.add_argument(
@@ -119,6 +142,22 @@ def _parser() -> argparse.ArgumentParser:
         help="run the commands of datasources on HOST inside network namespace NAMESPACE",
     )
     shell.set_defaults(handler=_shell)
+    check = commands.add_parser(
+        "check", help="preflight: files, programs, sudo, interface, subnet, database listening"
+    )
+    _add_cluster_options(check)
+    check.add_argument("--rules-dir", help="the rules directory (default: the shipped rules)")
+    check.add_argument(
+        "--db-port", type=int, help="check that the database on this port listens on all addresses"
+    )
+    check.set_defaults(handler=_check)
+    sudoers = commands.add_parser(
+        "sudoers", help="print least-privilege sudoers lines for the configured sudo commands"
+    )
+    _add_cluster_options(sudoers)
+    sudoers.add_argument("--user", required=True, help="the account that runs the manager")
+    sudoers.add_argument("--host", default="ALL", help="the host these lines apply to (ALL)")
+    sudoers.set_defaults(handler=_sudoers)
     install = commands.add_parser(
         "install-rules",
         help="copy the shipped rule files (FloatingIP.py) into a manager's rules directory",

@@ -83,7 +83,10 @@ def _failure_message(result: CommandResult) -> str:
         message += f": {detail[-1]}"
     sudo_refused = any(text in result.stderr for text in _SUDO_SENT_FOR_PASSWORD + _SUDO_REFUSED)
     if _uses_sudo(result.argv) and sudo_refused:
-        message += " (sudo needs a NOPASSWD sudoers entry for this exact command)"
+        message += (
+            " (sudo needs a NOPASSWD sudoers entry for this exact command: "
+            "`floatingip sudoers --user USER` prints the lines)"
+        )
     return message
 
 

@@ -1,0 +1,300 @@
+"""``floatingip check``: the seed's steps 1 and 2, verified on this host before a failover.
+
+Each check gives PASS, WARN or FAIL and, for a failure, the fix.  The checks: the service,
+datasource and rule files load; each command's program exists; sudo allows each sudo command for
+the current user without a password; the interface that a command names exists; the VIP lies in
+the subnet of an address on that interface; and, given the database port, the database listens
+on all addresses and not only on one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import pwd
+import re
+import shlex
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from floatingip.datasource import load_datasources
+from floatingip.errors import FloatingIPError
+from floatingip.rules import load_rules, shipped_rules_dir
+from floatingip.service import ACTIONS, ServiceDefinition, load_services
+from floatingip.sudoers import resolve_program, split_sudo, sudo_commands
+
+__all__ = [
+    "Check",
+    "format_checks",
+    "listening_addresses",
+    "run_checks",
+    "service_target",
+]
+
+PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
+_IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?:/(\d{1,2}))?(?![\d.])")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report: the verdict, what was checked, and how to fix a failure."""
+
+    verdict: str
+    what: str
+    fix: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict == FAIL
+
+
+@dataclass(frozen=True)
+class ServiceTarget:
+    """The interface and address that a service's start command configures, when it names them."""
+
+    interface: str | None  # the base interface (eth0 for eth0:0)
+    label: str | None  # eth0:0
+    address: ipaddress.IPv4Address | None
+    prefixlen: int | None
+
+
+def service_target(service: ServiceDefinition) -> ServiceTarget:
+    """Read the interface and the VIP out of command.start (ifconfig or ip addr add)."""
+    argv = list(service.argv("start"))
+    split = split_sudo(argv)
+    if split is not None:
+        argv = list(split[1])
+    if not argv:
+        return ServiceTarget(None, None, None, None)
+    program = os.path.basename(argv[0])
+    label: str | None = None
+    if program == "ifconfig" and len(argv) > 1:
+        label = argv[1]
+    elif program == "ip":
+        for flag in ("label", "dev"):
+            if flag in argv[:-1]:
+                label = argv[argv.index(flag) + 1]
+                break
+    address, prefixlen = None, None
+    literals = [m for m in _IPV4.finditer(" ".join(argv[1:]))]
+    if len(literals) == 1:
+        try:
+            address = ipaddress.IPv4Address(literals[0].group(1))
+        except ValueError:
+            address = None
+        if literals[0].group(2):
+            prefixlen = int(literals[0].group(2))
+    interface = label.split(":", 1)[0] if label else None
+    return ServiceTarget(interface, label, address, prefixlen)
+
+
+def listening_addresses(port: int, proc_net: Path = Path("/proc/net")) -> list[str]:
+    """The local addresses with a TCP socket listening on ``port`` (in this network namespace)."""
+    found: list[str] = []
+    for name, width in (("tcp", 8), ("tcp6", 32)):
+        try:
+            lines = (proc_net / name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 4 or fields[3] != "0A":  # 0A: TCP_LISTEN
+                continue
+            address_hex, port_hex = fields[1].split(":")
+            if int(port_hex, 16) != port or len(address_hex) != width:
+                continue
+            raw = bytes.fromhex(address_hex)
+            # /proc/net prints each 32-bit word in host (little-endian) order
+            words = [raw[i : i + 4][::-1] for i in range(0, len(raw), 4)]
+            packed = b"".join(words)
+            found.append(str(ipaddress.ip_address(packed)))
+    return found
+
+
+def _interface_networks(interface: str) -> list[ipaddress.IPv4Interface] | None:
+    result = subprocess.run(
+        ["ip", "-o", "-4", "addr", "show", "dev", interface],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    if result.returncode != 0:
+        return None
+    return [
+        ipaddress.IPv4Interface(line.split()[3])
+        for line in result.stdout.splitlines()
+        if " inet " in line
+    ]
+
+
+def _check_files(
+    cluster_home: Path, cluster: str, rules_dir: Path | None
+) -> tuple[list[Check], dict[str, ServiceDefinition]]:
+    checks: list[Check] = []
+    services: dict[str, ServiceDefinition] = {}
+    try:
+        services = load_services(cluster_home, cluster)
+        listed = ", ".join(f"{name} ({s.path})" for name, s in services.items()) or "none"
+        checks.append(Check(PASS, f"service files load: {listed}"))
+    except FloatingIPError as exc:
+        checks.append(Check(FAIL, "service files load", str(exc)))
+    try:
+        datasources = load_datasources(cluster_home, cluster)
+        checks.append(Check(PASS, f"datasource files load: {', '.join(datasources) or 'none'}"))
+    except FloatingIPError as exc:
+        checks.append(Check(FAIL, "datasource files load", str(exc)))
+    directory = rules_dir if rules_dir is not None else shipped_rules_dir()
+    try:
+        rulesets = load_rules(directory)
+        names = ", ".join(ruleset.name for ruleset in rulesets)
+        checks.append(Check(PASS, f"rule files load from {directory}: {names}"))
+        for ruleset in rulesets:
+            for needed in ruleset.services:
+                if services and needed not in services:
+                    checks.append(
+                        Check(
+                            FAIL,
+                            f"ruleset {ruleset.name} needs service {needed!r}",
+                            f"create conf/cluster/{cluster}/service/{needed}.properties",
+                        )
+                    )
+    except FloatingIPError as exc:
+        checks.append(Check(FAIL, f"rule files load from {directory}", str(exc)))
+    return checks, services
+
+
+def _check_programs(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
+    missing = False
+    for name, service in sorted(services.items()):
+        for action in ACTIONS:
+            if service.commands[action] is None:
+                continue
+            argv = service.argv(action)
+            programs = [argv[0]]
+            split = split_sudo(argv)
+            if split is not None and split[1]:
+                programs.append(split[1][0])
+            for program in programs:
+                if resolve_program(program) is None:
+                    missing = True
+                    yield Check(
+                        FAIL,
+                        f"{name} {action}: program {program!r} exists",
+                        "install it, or give its full path in the service file",
+                    )
+    if services and not missing:
+        yield Check(PASS, "the program of every service command exists")
+
+
+def _current_user() -> str:
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def _check_sudo(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
+    user = _current_user()
+    for command in sudo_commands(services):
+        if command.resolved is None:
+            continue
+        argv = ["sudo", "-n", "-l", "-u", command.runas, command.resolved, *command.args]
+        shown = shlex.join([command.resolved, *command.args])
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+        except FileNotFoundError:
+            yield Check(FAIL, "sudo is installed", "apt-get install sudo (or yum install sudo)")
+            return
+        except subprocess.TimeoutExpired:
+            yield Check(
+                FAIL, f"sudo -n -l answers for {shown}", "sudo hung: check its configuration"
+            )
+            continue
+        if result.returncode == 0:
+            yield Check(PASS, f"sudo lets {user} run {shown} as {command.runas} without a password")
+        else:
+            reason = (result.stderr.strip() or result.stdout.strip()).splitlines()
+            yield Check(
+                FAIL,
+                f"sudo lets {user} run {shown} as {command.runas} without a password",
+                f"{reason[-1] if reason else 'refused'}; add the lines that "
+                f"`floatingip sudoers --user {user}` prints to /etc/sudoers.d/floatingip (visudo)",
+            )
+
+
+def _check_network(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
+    for name, service in sorted(services.items()):
+        target = service_target(service)
+        if target.interface is None:
+            yield Check(WARN, f"{name}: no interface found in command.start; not checked")
+            continue
+        networks = _interface_networks(target.interface)
+        if networks is None:
+            yield Check(
+                FAIL,
+                f"{name}: interface {target.interface} exists",
+                f"command.start names {target.label}; `ip link` lists this host's interfaces",
+            )
+            continue
+        yield Check(PASS, f"{name}: interface {target.interface} exists")
+        if target.address is None:
+            yield Check(
+                WARN, f"{name}: no single IPv4 address in command.start; subnet not checked"
+            )
+            continue
+        subnets = [net.network for net in networks if net.ip != target.address]
+        if any(target.address in subnet for subnet in subnets):
+            yield Check(PASS, f"{name}: VIP {target.address} is in a subnet of {target.interface}")
+        else:
+            listed = ", ".join(str(subnet) for subnet in subnets) or "no IPv4 address"
+            yield Check(
+                FAIL,
+                f"{name}: VIP {target.address} is in a subnet of {target.interface} ({listed})",
+                "the VIP must be on the same subnet as every host that may become master",
+            )
+
+
+def _check_database(port: int) -> Check:
+    addresses = listening_addresses(port)
+    what = f"the database on port {port} listens on all addresses (the seed's step 1)"
+    if not addresses:
+        return Check(FAIL, what, f"nothing listens on port {port} here: start the database")
+    if any(address in ("0.0.0.0", "::") for address in addresses):
+        return Check(PASS, f"{what}: {', '.join(sorted(set(addresses)))}")
+    return Check(
+        FAIL,
+        f"{what}: only {', '.join(sorted(set(addresses)))}",
+        "clients could not connect on the VIP; MySQL: bind_address=0.0.0.0 in my.cnf; "
+        "PostgreSQL: listen_addresses='*' in postgresql.conf; then restart the database",
+    )
+
+
+def run_checks(
+    cluster_home: str | Path,
+    cluster: str,
+    *,
+    rules_dir: str | Path | None = None,
+    db_port: int | None = None,
+) -> list[Check]:
+    """Run every check; never raises for what it checks."""
+    checks, services = _check_files(
+        Path(cluster_home), cluster, Path(rules_dir) if rules_dir is not None else None
+    )
+    checks += list(_check_programs(services))
+    checks += list(_check_sudo(services))
+    checks += list(_check_network(services))
+    if db_port is not None:
+        checks.append(_check_database(db_port))
+    return checks
+
+
+def format_checks(checks: Sequence[Check]) -> list[str]:
+    """The report: a line per check, the fix under each failure, and a count."""
+    lines = []
+    for check in checks:
+        lines.append(f"{check.verdict}  {check.what}")
+        for index, line in enumerate(check.fix.splitlines()):
+            lines.append(f"      {'fix: ' if index == 0 else '     '}{line}")
+    failed = sum(check.failed for check in checks)
+    lines.append(f"checks: {len(checks) - failed} ok, {failed} failed")
+    return lines
