@@ -191,6 +191,8 @@ class Sandbox:
             if process.poll() is None:
                 process.kill()
             process.wait(timeout=10)
+            if process.stderr is not None:
+                process.stderr.close()
         for namespace in [*self.namespaces.values(), self.bridge_namespace]:
             _ip("netns", "delete", namespace, check=False)
         atexit.unregister(self.close)

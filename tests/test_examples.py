@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
+
+import pytest
 
 from floatingip import Manager, RecordingExecutor, install_rules, load_rules
 from tests.conftest import REPO, vip_service_text, write_service
@@ -40,3 +43,17 @@ def test_slave_rule_file_moves_a_read_vip_with_the_slave(
     assert manager.held == {}
     released = {call[5] for call in recorder.calls[-1:] if call[4] == "del"}
     assert released == {"192.0.2.22/24"}  # the failsafe released the master VIP last
+
+
+def test_demo_without_a_sandbox_runs_the_same_session_dry(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = importlib.util.spec_from_file_location("demo", REPO / "examples" / "demo.py")
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    assert demo.dry_run("Not root: the demo's network namespaces need root.") == 0
+    text = capsys.readouterr().out
+    assert "# Not root" in text and "--dry-run" in text
+    assert "[dry-run] sudo -n /sbin/ifconfig eth0:0 192.0.2.22" in text
+    assert "SWITCH TO 'db2' WAS SUCCESSFUL" in text

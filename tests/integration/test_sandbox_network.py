@@ -1,0 +1,76 @@
+"""The sandbox on real namespaces: hosts reach each other, and nothing is left behind."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from floatingip.sandbox import Sandbox, remove_stale_sandboxes
+from tests.conftest import REPO, require_root
+
+
+def namespaces() -> set[str]:
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in listed.splitlines() if line.strip()}
+
+
+def test_hosts_share_a_layer_2_network(sandbox: Sandbox) -> None:
+    sandbox.start_server("db1", 3306)
+    assert sandbox.ask("client", sandbox.addresses["db1"], 3306) == "db1"
+    assert sandbox.addresses_on("db2") == ["192.0.2.12"]
+    answer, error = sandbox.connect("client", sandbox.addresses["db2"], 3306, timeout=1)
+    assert answer is None and "refused" in error.lower()
+
+
+def test_teardown_on_exit_and_on_error() -> None:
+    require_root()
+    before = namespaces()
+    with pytest.raises(RuntimeError), Sandbox(["db1", "client"]) as sandbox:
+        assert set(sandbox.namespaces.values()) <= namespaces()
+        raise RuntimeError("a failing test")
+    assert namespaces() == before
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_teardown_on_ctrl_c_and_sigterm(signum: int) -> None:
+    require_root()
+    before = namespaces()
+    script = (
+        "import time, sys\n"
+        "from floatingip.sandbox import Sandbox\n"
+        "with Sandbox(['db1', 'client']) as sandbox:\n"
+        "    sandbox.start_server('db1', 3306)\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    assert len(namespaces() - before) == 3
+    process.send_signal(signum)
+    process.communicate(timeout=30)
+    assert namespaces() == before
+
+
+def test_namespaces_of_a_killed_run_are_removed_by_the_next() -> None:
+    require_root()
+    before = namespaces()
+    script = (
+        "from floatingip.sandbox import Sandbox\n"
+        "sandbox = Sandbox(['db1']).start()\n"
+        "import os; os._exit(0)  # as if killed: no cleanup\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True)
+    leftovers = namespaces() - before
+    assert len(leftovers) == 2
+    removed = remove_stale_sandboxes()
+    assert set(removed) == leftovers
+    assert namespaces() == before

@@ -1,0 +1,27 @@
+"""floatingip.sandbox: validation that needs no root (the network itself: tests/integration)."""
+
+from __future__ import annotations
+
+import pytest
+
+from floatingip.sandbox import Sandbox, SandboxError
+
+
+@pytest.mark.parametrize("network", ["10.0.0.0/24", "192.168.1.0/24", "8.8.8.0/24", "192.0.0.0/16"])
+def test_only_test_net_addresses(network: str) -> None:
+    with pytest.raises(SandboxError, match="only uses TEST-NET addresses"):
+        Sandbox(network=network)
+
+
+def test_addresses_and_names() -> None:
+    sandbox = Sandbox(["db1", "db2"], network="198.51.100.0/24")
+    assert sandbox.addresses == {"db1": "198.51.100.11", "db2": "198.51.100.12"}
+    other = Sandbox(["db1", "db2"], network="198.51.100.0/24")
+    assert sandbox.namespaces["db1"] != other.namespaces["db1"]
+    sandbox.close()  # never started: nothing to do
+
+
+@pytest.mark.parametrize("hosts", [[], ["db1", "db1"], ["bad name"]])
+def test_bad_hosts(hosts: list[str]) -> None:
+    with pytest.raises(SandboxError):
+        Sandbox(hosts)
