@@ -97,7 +97,10 @@ def dry_run(reason: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         executor = RecordingExecutor(dry_run_responder(sys.stdout))
         with Manager.from_cluster_home(
-            cluster_home(Path(tmp)), "demo", executor=executor, executors={"db1": executor}
+            cluster_home(Path(tmp)),
+            "demo",
+            executor=executor,
+            executors=dict.fromkeys(("db1", "db2"), executor),
         ) as manager:
             shell = Shell(manager, stdout=sys.stdout)
             shell.run_script([*SESSION, "datasource db1 offline", "switch to db2", "ls"])

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+import pwd
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,3 +23,63 @@ def sandbox() -> Iterator[Sandbox]:
     require_program("ip")
     with Sandbox(["db1", "db2", "client"]) as sandbox:
         yield sandbox
+
+
+@pytest.fixture
+def unprivileged_user() -> Iterator[str]:
+    """A fresh account with no sudo rights, removed afterwards."""
+    require_root()
+    require_program("sudo")
+    useradd = require_program("useradd")
+    name = f"fip{uuid.uuid4().hex[:8]}"
+    subprocess.run([useradd, "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], check=False)
+
+
+@pytest.fixture
+def sudoers(unprivileged_user: str) -> Iterator[Callable[[str], None]]:
+    """grant(text): install sudoers text for the test's user (checked by visudo first)."""
+    path = Path("/etc/sudoers.d") / f"floatingip-test-{unprivileged_user}"
+
+    def grant(text: str) -> None:
+        staged = path.with_name(path.name + ".new")  # sudo skips names containing '.'
+        staged.write_text(text.rstrip("\n") + "\n")
+        staged.chmod(0o440)
+        subprocess.run(["visudo", "-c", "-q", "-f", str(staged)], check=True)
+        staged.rename(path)
+
+    yield grant
+    path.unlink(missing_ok=True)
+
+
+def call_as(user: str, function: Callable[[], Any]) -> Any:
+    """Call ``function`` in a child process that has become ``user``; return its JSON result.
+
+    A fork, not a new interpreter: the child needs no access to this interpreter's files.
+    """
+    account = pwd.getpwnam(user)
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(reader)
+        try:
+            os.setgroups([])
+            os.setgid(account.pw_gid)
+            os.setuid(account.pw_uid)
+            outcome = {"value": function()}
+        except BaseException as exc:
+            outcome = {"crash": repr(exc)}
+        finally:
+            with os.fdopen(writer, "w") as pipe:
+                json.dump(outcome, pipe)
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    outcome = json.loads(data)
+    assert "crash" not in outcome, outcome
+    return outcome["value"]

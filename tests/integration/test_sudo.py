@@ -2,87 +2,37 @@
 
 from __future__ import annotations
 
-import json
-import os
-import pwd
-import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
+from collections.abc import Callable
+from typing import Any
 
 from floatingip import CommandError, LocalExecutor, command_argv
-from tests.conftest import require_program, require_root
+from tests.conftest import require_program
+from tests.integration.conftest import call_as
 from tests.test_commands import processes_with
 
 
-@pytest.fixture
-def unprivileged_user() -> Iterator[str]:
-    require_root()
-    require_program("sudo")
-    useradd = require_program("useradd")
-    name = f"fip{uuid.uuid4().hex[:8]}"
-    subprocess.run([useradd, "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["userdel", name], check=False)
+def run_as(user: str, command: str, timeout: float) -> dict[str, Any]:
+    """Run ``command`` through LocalExecutor as ``user``; what happened, as a dict."""
 
-
-@pytest.fixture
-def sudoers(unprivileged_user: str) -> Iterator[Callable[[str], None]]:
-    path = Path("/etc/sudoers.d") / f"floatingip-test-{unprivileged_user}"
-
-    def grant(line: str) -> None:
-        staged = path.with_name(path.name + ".new")  # sudo skips names containing '.'
-        staged.write_text(line + "\n")
-        staged.chmod(0o440)
-        subprocess.run(["visudo", "-c", "-q", "-f", str(staged)], check=True)
-        staged.rename(path)
-
-    yield grant
-    path.unlink(missing_ok=True)
-
-
-def run_as(user: str, command: str, timeout: float) -> dict[str, object]:
-    """Run ``command`` through LocalExecutor in a child process that has become ``user``."""
-    account = pwd.getpwnam(user)
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: drop root for good, then run the command the library's way
-        os.close(reader)
-        outcome: dict[str, object]
+    def run() -> dict[str, Any]:
+        started = time.monotonic()
         try:
-            os.setgroups([])
-            os.setgid(account.pw_gid)
-            os.setuid(account.pw_uid)
-            started = time.monotonic()
-            try:
-                result = LocalExecutor(kill_grace=0.5).run(command_argv(command), timeout=timeout)
-                outcome = {"error": None, "exit_code": result.exit_code, "stdout": result.stdout}
-            except CommandError as exc:
-                outcome = {
-                    "error": type(exc).__name__,
-                    "message": str(exc),
-                    "exit_code": exc.exit_code,
-                    "stderr": exc.stderr,
-                }
-            outcome["elapsed"] = time.monotonic() - started
-        except BaseException as exc:
-            outcome = {"error": "crash", "message": repr(exc)}
-        finally:
-            with os.fdopen(writer, "w") as pipe:
-                json.dump(outcome, pipe)
-            os._exit(0)
-    os.close(writer)
-    with os.fdopen(reader) as pipe:
-        data = pipe.read()
-    os.waitpid(pid, 0)
-    outcome = json.loads(data)
-    assert outcome["error"] != "crash", outcome
-    return outcome  # type: ignore[no-any-return]
+            result = LocalExecutor(kill_grace=0.5).run(command_argv(command), timeout=timeout)
+            outcome: dict[str, Any] = {"error": None, "exit_code": result.exit_code}
+            outcome["stdout"] = result.stdout
+        except CommandError as exc:
+            outcome = {
+                "error": type(exc).__name__,
+                "message": str(exc),
+                "exit_code": exc.exit_code,
+                "stderr": exc.stderr,
+            }
+        outcome["elapsed"] = time.monotonic() - started
+        return outcome
+
+    return call_as(user, run)  # type: ignore[no-any-return]
 
 
 def test_without_a_sudoers_entry_sudo_fails_fast_with_a_clear_error(unprivileged_user: str) -> None:

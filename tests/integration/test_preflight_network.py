@@ -1,0 +1,128 @@
+"""floatingip check on real hosts: interface, subnet, listening database, sudo rights."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from floatingip.preflight import run_checks
+from floatingip.rules import install_rules
+from floatingip.sandbox import Sandbox
+from tests.conftest import SEED_MASTER_PROPERTIES, require_program, write_service
+from tests.integration.conftest import call_as
+
+
+def check_on(
+    sandbox: Sandbox, host: str, home: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "ip", "netns", "exec", sandbox.namespaces[host], sys.executable, "-m", "floatingip",
+            "check", "--cluster-home", str(home), "--cluster", "demo", *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+
+
+def ip_service(vip: str, interface: str = "eth0") -> str:
+    return (
+        f"name=master\ncommand.start=ip addr add {vip}/24 dev {interface} label {interface}:0\n"
+        f"command.stop=ip addr del {vip}/24 dev {interface}\n"
+    )
+
+
+def test_vip_in_the_subnet_passes_outside_fails(
+    sandbox: Sandbox, cluster_home: Path, service_dir: Path
+) -> None:
+    write_service(service_dir, "master.properties", ip_service("192.0.2.22"))
+    result = check_on(sandbox, "db1", cluster_home)
+    assert "PASS  master: interface eth0 exists" in result.stdout
+    assert "PASS  master: VIP 192.0.2.22 is in a subnet of eth0" in result.stdout
+    assert result.returncode == 0, result.stdout
+    write_service(service_dir, "master.properties", ip_service("198.51.100.22"))
+    result = check_on(sandbox, "db1", cluster_home)
+    assert "FAIL  master: VIP 198.51.100.22 is in a subnet of eth0 (192.0.2.0/24)" in result.stdout
+    assert "fix: the VIP must be on the same subnet" in result.stdout
+    assert result.returncode == 1
+
+
+def test_missing_interface_fails(sandbox: Sandbox, cluster_home: Path, service_dir: Path) -> None:
+    write_service(service_dir, "master.properties", ip_service("192.0.2.22", "eth9"))
+    result = check_on(sandbox, "db1", cluster_home)
+    assert "FAIL  master: interface eth9 exists" in result.stdout
+    assert result.returncode == 1
+
+
+def test_database_listening_on_all_addresses_or_only_localhost(
+    sandbox: Sandbox, cluster_home: Path, service_dir: Path
+) -> None:
+    write_service(service_dir, "master.properties", ip_service("192.0.2.22"))
+    sandbox.start_server("db1", 3306)  # listens on 0.0.0.0
+    result = check_on(sandbox, "db1", cluster_home, "--db-port", "3306")
+    assert "PASS  the database on port 3306 listens on all addresses" in result.stdout
+    loopback_only = subprocess.Popen(
+        [
+            "ip", "netns", "exec", sandbox.namespaces["db2"], sys.executable, "-c",
+            "import socket, time\n"
+            "s = socket.create_server(('127.0.0.1', 5432))\n"
+            "print('ok', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert loopback_only.stdout is not None and loopback_only.stdout.readline() == "ok\n"
+        result = check_on(sandbox, "db2", cluster_home, "--db-port", "5432")
+    finally:
+        loopback_only.kill()
+        loopback_only.wait()
+        assert loopback_only.stdout is not None
+        loopback_only.stdout.close()
+    expected = "FAIL  the database on port 5432 listens on all addresses (the seed's step 1): only"
+    assert f"{expected} 127.0.0.1" in result.stdout
+    assert "bind_address=0.0.0.0" in result.stdout
+
+
+def test_sudo_without_rights_fails_and_with_the_printed_lines_passes(
+    unprivileged_user: str, sudoers: Callable[[str], None]
+) -> None:
+    require_program("/sbin/ifconfig")
+    # a cluster home the test's account can read (pytest's own temporary directories are 0700)
+    cluster_home = Path(tempfile.mkdtemp(prefix="floatingip-test-"))
+    service_dir = cluster_home / "conf/cluster/demo/service"
+    service_dir.mkdir(parents=True)
+    for directory in (cluster_home, *service_dir.relative_to(cluster_home).parents):
+        (cluster_home / directory).chmod(0o755)
+    service_dir.chmod(0o755)
+    write_service(service_dir, "master.properties", SEED_MASTER_PROPERTIES)
+    rules_dir = cluster_home / "rules"
+    install_rules(rules_dir)
+    rules_dir.chmod(0o755)
+
+    def sudo_verdicts() -> list[list[str]]:
+        return [
+            [check.verdict, check.what, check.fix]
+            for check in run_checks(cluster_home, "demo", rules_dir=rules_dir)
+            if check.what.startswith("sudo lets")
+        ]
+
+    refused = call_as(unprivileged_user, sudo_verdicts)
+    assert len(refused) == 3 and all(verdict == "FAIL" for verdict, _, _ in refused)
+    assert f"floatingip sudoers --user {unprivileged_user}" in refused[0][2]
+
+    printed = subprocess.run(
+        [sys.executable, "-m", "floatingip", "sudoers", "--cluster-home", str(cluster_home),
+         "--cluster", "demo", "--user", unprivileged_user],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    sudoers(printed)
+    allowed = call_as(unprivileged_user, sudo_verdicts)
+    shutil.rmtree(cluster_home)
+    assert [verdict for verdict, _, _ in allowed] == ["PASS"] * 3
