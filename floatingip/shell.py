@@ -80,6 +80,10 @@ class Shell(cmd.Cmd):
 
     # -- cmd.Cmd plumbing ------------------------------------------------------------------
 
+    def completenames(self, text: str, *ignored: object) -> list[str]:
+        # a trailing space, so that the next tab completes the command's first argument
+        return [name + " " for name in super().completenames(text, *ignored) if name != "EOF"]
+
     def emptyline(self) -> bool:
         return False
 
@@ -167,7 +171,7 @@ class Shell(cmd.Cmd):
     def complete_datasource(self, text: str, line: str, begin: int, end: int) -> list[str]:
         words = line[:begin].split()
         choices = list(self.manager.datasources) if len(words) == 1 else list(_VERBS)
-        return [choice for choice in choices if choice.startswith(text)]
+        return _matches(text, choices)
 
     def do_switch(self, arg: str) -> bool:
         """switch [to <name>]: make <name> (default: the first ONLINE slave) the master"""
@@ -202,7 +206,7 @@ class Shell(cmd.Cmd):
     def complete_switch(self, text: str, line: str, begin: int, end: int) -> list[str]:
         words = line[:begin].split()
         choices = ["to"] if len(words) == 1 else list(self.manager.datasources)
-        return [choice for choice in choices if choice.startswith(text)]
+        return _matches(text, choices)
 
     def do_ls(self, arg: str) -> bool:
         """ls: the datasources (host, role, state), the policy, and which host holds which VIP"""
@@ -247,7 +251,7 @@ class Shell(cmd.Cmd):
     def complete_set(self, text: str, line: str, begin: int, end: int) -> list[str]:
         words = line[:begin].split()
         choices = ["policy"] if len(words) == 1 else [mode.value.lower() for mode in PolicyMode]
-        return [choice for choice in choices if choice.startswith(text)]
+        return _matches(text, choices)
 
     def do_service(self, arg: str) -> bool:
         """service <name> status|start|stop|restart [on <host>]: run it and show its output"""
@@ -276,7 +280,7 @@ class Shell(cmd.Cmd):
     def complete_service(self, text: str, line: str, begin: int, end: int) -> list[str]:
         words = line[:begin].split()
         choices = list(self.manager.services) if len(words) == 1 else list(_ACTIONS)
-        return [choice for choice in choices if choice.startswith(text)]
+        return _matches(text, choices)
 
     def do_exit(self, arg: str) -> bool:
         """exit: leave the shell"""
@@ -287,6 +291,11 @@ class Shell(cmd.Cmd):
     def do_EOF(self, arg: str) -> bool:
         self._say("")
         return True
+
+
+def _matches(text: str, choices: Iterable[str]) -> list[str]:
+    # Python's readline appends nothing to a unique completion: add the space ourselves
+    return [choice + " " for choice in choices if choice.startswith(text)]
 
 
 def is_terminal(stream: IO[str]) -> bool:

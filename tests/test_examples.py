@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,19 @@ def test_demo_without_a_sandbox_runs_the_same_session_dry(
     assert "# Not root" in text and "--dry-run" in text
     assert "[dry-run] sudo -n /sbin/ifconfig eth0:0 192.0.2.22" in text
     assert "SWITCH TO 'db2' WAS SUCCESSFUL" in text
+
+
+def test_harness_drives_the_session_through_the_api() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "harness.py"), "--host", "db2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "DataSource 'db1' is now OFFLINE" in lines
+    assert "  [db2] sudo -n /sbin/ifconfig eth0:0 10.10.12.22 -> ok" in lines
+    assert "SWITCH TO 'db2' WAS SUCCESSFUL" in lines
+    assert "held on db2: master (for db2)" in lines
+    assert lines[-1] == "  [db2] sudo -n /sbin/ifconfig eth0:0 down -> ok"  # failsafe on close

@@ -185,3 +185,49 @@ def test_netns_option_is_validated() -> None:
     result = run_shell("ls\n", "--dry-run", "--netns", "db1")
     assert result.returncode == 1
     assert "--netns takes HOST=NAMESPACE" in result.stderr
+
+
+def test_interactive_completion_and_history(tmp_path: Path) -> None:
+    """On a terminal: tab completes commands and names, and the history is saved."""
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the shell on a terminal
+        os.environ["HOME"] = str(tmp_path)
+        os.environ["TERM"] = "dumb"
+        os.execv(
+            sys.executable,
+            [sys.executable, "-m", "floatingip", "shell", "--cluster-home",
+             str(EXAMPLE_CLUSTER_HOME), "--cluster", "demo", "--host", "db1", "--dry-run"],
+        )  # fmt: skip
+
+    seen = b""
+
+    def read_until(text: bytes, timeout: float = 15) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while text not in seen:
+            assert time.monotonic() < deadline, f"waited for {text!r}, saw {seen!r}"
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:
+                    break
+
+    try:
+        read_until(PROMPT.encode())
+        os.write(fd, b"datas\t")
+        read_until(b"datasource ")
+        os.write(fd, b"d\t1 onl\t\r")  # d<tab> completes to db (db1, db2)
+        read_until(b"DataSource 'db1' is now ONLINE")
+        os.write(fd, b"exit\r")
+        read_until(b"manager stopped")
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    history = (tmp_path / ".floatingip_history").read_text().splitlines()
+    assert [line.rstrip() for line in history[-2:]] == ["datasource db1 online", "exit"]
