@@ -28,6 +28,16 @@ def _services(args: argparse.Namespace) -> int:
         return 0
     for service in services.values():
         print(f"service {service.name!r} ({service.path}), timeout {service.timeout:g}s")
+        if service.vip is not None:
+            vip = service.vip
+            print(
+                f"  built-in VIP {vip.address.with_prefixlen} on {vip.interface} "
+                f"(label {vip.label or '-'}, backend {vip.backend}, "
+                f"{vip.arp_count} gratuitous ARP, sudo {vip.sudo})"
+            )
+            for action, argv in service.planned_argvs():
+                print(f"  {action:<8} runs: {shlex.join(argv)}")
+            continue
         for action in ACTIONS:
             command = service.commands[action]
             if command is None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any
 
+from floatingip.actions import ActionResult, perform
 from floatingip.commands import CommandResult, Executor, LocalExecutor
 from floatingip.config import name_problem
 from floatingip.datasource import (
@@ -66,6 +67,8 @@ class CommandOutcome:
     result: CommandResult | None
     error: FloatingIPError | None = None
     host: str = ""
+    steps: tuple[CommandResult, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -120,7 +123,7 @@ class SwitchResult:
 class Event:
     """One entry of the history, as listeners receive it."""
 
-    kind: str  # datasource, policy, command, rule-error, skipped, manager
+    kind: str  # datasource, policy, command, announce, warning, rule-error, skipped, manager
     message: str
     ok: bool = True
     datasource: str | None = None
@@ -166,6 +169,8 @@ class Manager:
         self._policy = parse_policy(policy)
         self._holders: dict[str, str] = {}  # service -> the datasource it was started for
         self._history: deque[Event] = deque(maxlen=history_size)
+        self._events_lock = threading.RLock()
+        self._announcers: list[threading.Thread] = []
         self._listeners: list[Listener] = []
         self._closed = False
         self._engine = Engine(self._rulesets)
@@ -284,7 +289,7 @@ class Manager:
 
     @property
     def history(self) -> list[Event]:
-        with self._lock:
+        with self._events_lock:
             return list(self._history)
 
     @property
@@ -293,11 +298,11 @@ class Manager:
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(event)`` for every event; its exceptions are logged, never raised."""
-        with self._lock:
+        with self._events_lock:
             self._listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
-        with self._lock:
+        with self._events_lock:
             self._listeners.remove(listener)
 
     # -- changes ----------------------------------------------------------------------------
@@ -452,6 +457,7 @@ class Manager:
             finally:
                 self._closed = True
                 self._engine.close()
+            self.wait_for_announcements(timeout=30)
             still_held = ", ".join(self._holders) or "nothing"
             self._record(Event("manager", f"manager closed; holding {still_held}"))
             return result
@@ -538,7 +544,7 @@ class Manager:
                 f"rule {intent.rule!r} asked to {intent.action} service {intent.service!r}, "
                 f"which cluster {self.cluster!r} does not define"
             )
-            return self._finish(intent, (), None, unknown, self.host)
+            return self._finish(intent, ActionResult((), None, unknown), self.host)
         if self._policy is PolicyMode.MAINTENANCE:
             self._skip(intent, "the policy is MAINTENANCE")
             return None
@@ -553,32 +559,78 @@ class Manager:
         return self._execute(service, intent, datasource.host if datasource else self.host)
 
     def _execute(self, service: ServiceDefinition, intent: Intent, host: str) -> CommandOutcome:
-        try:
-            argv = service.argv(intent.action)
-        except KeyError as exc:
-            return self._finish(intent, (), None, FloatingIPError(str(exc.args[0])), host)
         executor = self._executors.get(host)
         if executor is None:
             acts_for = ", ".join(sorted(self.hosts))
             error = FloatingIPError(
                 f"no executor for host {host!r}: this manager acts for {acts_for}"
             )
-            return self._finish(intent, argv, None, error, host)
-        try:
-            result = executor.run(argv, timeout=service.timeout, check=False)
-        except FloatingIPError as exc:
-            return self._finish(intent, argv, None, exc, host)
-        except Exception as exc:  # an executor bug must not take the manager down
-            logger.exception("executor failed on %s", argv)
-            error = FloatingIPError(f"executor failed: {exc!r}")
-            return self._finish(intent, argv, None, error, host)
-        failure: FloatingIPError | None = None
-        if not result.ok:
+            return self._finish(intent, ActionResult((), None, error), host)
+        action = perform(service, intent.action, executor)
+        outcome = self._finish(intent, action, host)
+        if action.ok and action.announce is not None:
+            self._announce(service, action.announce, executor, host)
+        return outcome
+
+    def _announce(
+        self, service: ServiceDefinition, argv: tuple[str, ...], executor: Executor, host: str
+    ) -> None:
+        """Gratuitous ARP in the background: arping takes a second per packet, and the VIP
+        already answers; a failure is a warning (clients learn the move when their ARP cache
+        entry expires), never a failed start."""
+        count = service.vip.arp_count if service.vip is not None else 1
+
+        def announce() -> None:
+            where = f"{service.name} on {host}"
             try:
-                result.check()
+                result = executor.run(argv, timeout=count + 5.0, check=False)
             except FloatingIPError as exc:
-                failure = exc
-        return self._finish(intent, argv, result, failure, host)
+                self._record(
+                    Event(
+                        "warning",
+                        f"{where}: gratuitous ARP not sent: {exc}",
+                        ok=False,
+                        service=service.name,
+                    )
+                )
+                return
+            if result.ok:
+                self._record(
+                    Event(
+                        "announce",
+                        f"{where}: gratuitous ARP sent ({shlex.join(argv)})",
+                        service=service.name,
+                    )
+                )
+            else:
+                detail = (
+                    result.stderr.strip() or result.stdout.strip() or "no output"
+                ).splitlines()
+                self._record(
+                    Event(
+                        "warning",
+                        f"{where}: gratuitous ARP failed: {detail[-1]}",
+                        ok=False,
+                        service=service.name,
+                    )
+                )
+
+        thread = threading.Thread(
+            target=announce, name=f"floatingip-arp-{service.name}", daemon=True
+        )
+        with self._events_lock:
+            self._announcers = [t for t in self._announcers if t.is_alive()]
+            self._announcers.append(thread)
+        thread.start()
+
+    def wait_for_announcements(self, timeout: float | None = None) -> bool:
+        """Wait for gratuitous ARP still being sent; False if some is still running at timeout."""
+        with self._events_lock:
+            threads = list(self._announcers)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in threads)
 
     def _skip(self, intent: Intent, why: str) -> None:
         message = f"{intent.service} {intent.action} not run ({why}); asked by rule {intent.rule!r}"
@@ -587,22 +639,26 @@ class Manager:
             Event("skipped", message, datasource=intent.datasource, service=intent.service)
         )
 
-    def _finish(
-        self,
-        intent: Intent,
-        argv: tuple[str, ...],
-        result: CommandResult | None,
-        error: FloatingIPError | None,
-        host: str,
-    ) -> CommandOutcome:
+    def _finish(self, intent: Intent, action: ActionResult, host: str) -> CommandOutcome:
         outcome = CommandOutcome(
-            intent.service, intent.action, intent.rule, intent.datasource, argv, result, error, host
+            intent.service,
+            intent.action,
+            intent.rule,
+            intent.datasource,
+            action.argv,
+            action.result,
+            action.error,
+            host,
+            action.steps,
+            action.notes,
         )
         if outcome.ok:
-            message = f"{intent.service} {intent.action} on {host}: ran {shlex.join(argv)}"
+            message = f"{intent.service} {intent.action} on {host}: ran {shlex.join(action.argv)}"
+            if action.notes:
+                message += f" ({'; '.join(action.notes)})"
             logger.info("%s (rule %r)", message, intent.rule)
         else:
-            message = f"{intent.service} {intent.action} on {host} failed: {error}"
+            message = f"{intent.service} {intent.action} on {host} failed: {action.error}"
             logger.error("%s (rule %r)", message, intent.rule)
         self._record(
             Event(
@@ -617,8 +673,11 @@ class Manager:
         return outcome
 
     def _record(self, event: Event) -> None:
-        self._history.append(event)
-        for listener in list(self._listeners):
+        # Its own lock: gratuitous ARP threads record too, while a change may hold the manager.
+        with self._events_lock:
+            self._history.append(event)
+            listeners = list(self._listeners)
+        for listener in listeners:
             try:
                 listener(event)
             except Exception:

@@ -22,7 +22,7 @@ from pathlib import Path
 from floatingip.datasource import load_datasources
 from floatingip.errors import FloatingIPError
 from floatingip.rules import load_rules, shipped_rules_dir
-from floatingip.service import ACTIONS, ServiceDefinition, load_services
+from floatingip.service import ServiceDefinition, load_services
 from floatingip.sudoers import resolve_program, split_sudo, sudo_commands
 
 __all__ = [
@@ -61,7 +61,12 @@ class ServiceTarget:
 
 
 def service_target(service: ServiceDefinition) -> ServiceTarget:
-    """Read the interface and the VIP out of command.start (ifconfig or ip addr add)."""
+    """The interface and the VIP: vip.* keys, or read out of command.start (ifconfig, ip)."""
+    if service.vip is not None:
+        vip = service.vip
+        return ServiceTarget(
+            vip.interface, vip.label, vip.address.ip, vip.address.network.prefixlen
+        )
     argv = list(service.argv("start"))
     split = split_sudo(argv)
     if split is not None:
@@ -169,10 +174,7 @@ def _check_files(
 def _check_programs(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
     missing = False
     for name, service in sorted(services.items()):
-        for action in ACTIONS:
-            if service.commands[action] is None:
-                continue
-            argv = service.argv(action)
+        for action, argv in service.planned_argvs():
             programs = [argv[0]]
             split = split_sudo(argv)
             if split is not None and split[1]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from floatingip.config import (
     read_config_file,
 )
 from floatingip.errors import Problem, ServiceDefinitionError
+from floatingip.vip import VIP_KEYS, VipSpec, parse_vip
 
 __all__ = [
     "ACTIONS",
@@ -37,27 +39,53 @@ logger = logging.getLogger(__name__)
 ACTIONS = ("start", "stop", "restart", "status")
 REQUIRED_ACTIONS = ("start", "stop")
 MAX_TIMEOUT = 3600.0
-KNOWN_KEYS = ("name", *(f"command.{action}" for action in ACTIONS), "command.timeout")
+KNOWN_KEYS = ("name", *(f"command.{action}" for action in ACTIONS), "command.timeout", *VIP_KEYS)
 
 
 @dataclass(frozen=True)
 class ServiceDefinition:
-    """A parsed service file: its name, where it came from, and one command line per action."""
+    """A parsed service file: its name, where it came from, and one command line per action.
+
+    A built-in VIP service (``vip.*`` keys) has ``vip`` set; its ``commands`` show the main
+    command of each action, and floatingip runs the whole procedure (see floatingip.actions).
+    """
 
     name: str
     path: Path
     commands: Mapping[str, str | None]
     timeout: float = DEFAULT_TIMEOUT
     lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    vip: VipSpec | None = None
 
     def argv(self, action: str) -> tuple[str, ...]:
         """The argv that ``action`` runs (sudo made non-interactive); KeyError if not defined."""
         if action not in ACTIONS:
             raise KeyError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+        if self.vip is not None:
+            vip_argvs = {
+                "start": self.vip.add_argv(),
+                "stop": self.vip.del_argv(),
+                "status": self.vip.show_argv(),
+            }
+            if action in vip_argvs:
+                return vip_argvs[action]
         command = self.commands[action]
         if command is None:
             raise KeyError(f"service {self.name!r} ({self.path}) defines no command.{action}")
         return command_argv(command)
+
+    def planned_argvs(self, *, sudo: bool | None = None) -> list[tuple[str, tuple[str, ...]]]:
+        """Every (action, argv) this service may run; ``sudo=True`` as a non-root user would."""
+        if self.vip is None:
+            return [(a, self.argv(a)) for a in ACTIONS if self.commands[a] is not None]
+        planned = [
+            ("start", self.vip.add_argv(sudo)),
+            ("stop", self.vip.del_argv(sudo)),
+            ("status", self.vip.show_argv()),
+        ]
+        if self.vip.arp_count:
+            planned.insert(1, ("start", self.vip.arping_argv(sudo)))
+        return planned
 
 
 def _command_problems(path: Path, line: int, key: str, command: str) -> list[Problem]:
@@ -97,6 +125,31 @@ def _parse_timeout(path: Path, line: int, text: str) -> tuple[float | None, list
     return value, []
 
 
+def _vip_commands(
+    path: Path, values: dict[str, str], lines: dict[str, int]
+) -> tuple[VipSpec | None, dict[str, str | None], list[Problem]]:
+    problems = [
+        Problem(
+            path,
+            lines[f"command.{action}"],
+            f"command.{action} cannot be combined with vip.* keys: give one or the other",
+        )
+        for action in ACTIONS
+        if f"command.{action}" in values
+    ]
+    spec, vip_problems = parse_vip(path, values, lines)
+    problems += vip_problems
+    if spec is None:
+        return None, {}, problems
+    commands: dict[str, str | None] = {
+        "start": shlex.join(spec.add_argv(sudo=False)),
+        "stop": shlex.join(spec.del_argv(sudo=False)),
+        "restart": None,
+        "status": shlex.join(spec.show_argv()),
+    }
+    return spec, commands, problems
+
+
 def _service_from_file(config: ConfigFile) -> tuple[ServiceDefinition | None, list[Problem]]:
     path, values, lines = config.path, config.values, config.lines
     problems: list[Problem] = []
@@ -106,14 +159,13 @@ def _service_from_file(config: ConfigFile) -> tuple[ServiceDefinition | None, li
     elif (why := name_problem(name, "service")) is not None:
         problems.append(Problem(path, lines["name"], why))
 
+    vip: VipSpec | None = None
     commands: dict[str, str | None] = {}
-    for action in ACTIONS:
-        key = f"command.{action}"
-        command = commands[action] = values.get(key)
-        if command is not None:
-            problems.extend(_command_problems(path, lines[key], key, command))
-        elif action in REQUIRED_ACTIONS:
-            problems.append(Problem(path, None, f"missing required key {key!r}"))
+    if any(key.startswith("vip.") for key in values):
+        vip, commands, vip_problems = _vip_commands(path, values, lines)
+        problems += vip_problems
+    else:
+        problems += _classic_commands(path, values, lines, commands)
 
     timeout: float | None = DEFAULT_TIMEOUT
     if "command.timeout" in values:
@@ -130,8 +182,25 @@ def _service_from_file(config: ConfigFile) -> tuple[ServiceDefinition | None, li
         commands=MappingProxyType(commands),
         timeout=timeout,
         lines=MappingProxyType(dict(lines)),
+        vip=vip,
     )
     return definition, []
+
+
+def _classic_commands(
+    path: Path, values: dict[str, str], lines: dict[str, int], commands: dict[str, str | None]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for action in ACTIONS:
+        key = f"command.{action}"
+        command = commands[action] = values.get(key)
+        if command is not None:
+            problems.extend(_command_problems(path, lines[key], key, command))
+        elif action in REQUIRED_ACTIONS:
+            problems.append(
+                Problem(path, None, f"missing required key {key!r} (or vip.* keys instead)")
+            )
+    return problems
 
 
 def _read_service(path: Path) -> tuple[ServiceDefinition | None, list[Problem]]:

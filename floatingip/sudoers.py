@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from floatingip.service import ACTIONS, ServiceDefinition
+from floatingip.service import ServiceDefinition
 
 __all__ = ["SudoCommand", "resolve_program", "split_sudo", "sudo_commands", "sudoers_lines"]
 
@@ -71,11 +71,9 @@ def sudo_commands(services: Mapping[str, ServiceDefinition]) -> list[SudoCommand
     """Every configured command that runs through sudo, in service and action order."""
     found = []
     for name in sorted(services):
-        service = services[name]
-        for action in ACTIONS:
-            if service.commands[action] is None:
-                continue
-            split = split_sudo(service.argv(action))
+        # as the unprivileged account will run them (vip.sudo=auto means sudo for non-root)
+        for action, argv in services[name].planned_argvs(sudo=True):
+            split = split_sudo(argv)
             if split is None or not split[1]:
                 continue
             runas, command = split

@@ -84,7 +84,10 @@ def test_missing_name_and_start(service_dir: Path) -> None:
     with pytest.raises(ServiceDefinitionError) as caught:
         load_service(path)
     messages = {problem.message for problem in caught.value.problems}
-    assert messages == {"missing required key 'name'", "missing required key 'command.start'"}
+    assert messages == {
+        "missing required key 'name'",
+        "missing required key 'command.start' (or vip.* keys instead)",
+    }
 
 
 def test_placeholders_stay_literal_and_are_refused_as_shell_syntax(service_dir: Path) -> None:
