@@ -96,7 +96,9 @@ class Shell(cmd.Cmd):
         for raw in lines:
             line = raw.rstrip("\r\n")
             self._say(f"{self.prompt}{line}")
-            if self.onecmd(line):
+            stop = self.onecmd(line)
+            self.stdout.flush()  # whoever feeds a pipe waits for each answer
+            if stop:
                 break
 
     def run_interactive(self) -> None:
