@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import pwd
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,8 +15,11 @@ from typing import Any
 
 import pytest
 
+from floatingip.rules import install_rules
 from floatingip.sandbox import Sandbox
 from tests.conftest import require_program, require_root
+
+CLONE_NEWNET = 0x40000000
 
 
 @pytest.fixture
@@ -55,10 +60,13 @@ def sudoers(unprivileged_user: str) -> Iterator[Callable[[str], None]]:
     path.unlink(missing_ok=True)
 
 
-def call_as(user: str, function: Callable[[], Any]) -> Any:
+def call_as(
+    user: str, function: Callable[[], Any], *, before: Callable[[], None] | None = None
+) -> Any:
     """Call ``function`` in a child process that has become ``user``; return its JSON result.
 
     A fork, not a new interpreter: the child needs no access to this interpreter's files.
+    ``before`` runs in the child while it is still root (to enter a network namespace).
     """
     account = pwd.getpwnam(user)
     reader, writer = os.pipe()
@@ -66,6 +74,8 @@ def call_as(user: str, function: Callable[[], Any]) -> Any:
     if pid == 0:
         os.close(reader)
         try:
+            if before is not None:
+                before()
             os.setgroups([])
             os.setgid(account.pw_gid)
             os.setuid(account.pw_uid)
@@ -83,3 +93,30 @@ def call_as(user: str, function: Callable[[], Any]) -> Any:
     outcome = json.loads(data)
     assert "crash" not in outcome, outcome
     return outcome["value"]
+
+
+def enter_network_namespace(namespace: str) -> None:
+    """Move the calling process (a forked child) into a network namespace made by `ip netns`."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    descriptor = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
+    try:
+        if libc.setns(descriptor, CLONE_NEWNET) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error))
+    finally:
+        os.close(descriptor)
+
+
+def readable_cluster_home(service: str) -> Path:
+    """A cluster home (cluster demo: service master; db1 master, db2 slave) and a copy of the
+    shipped rules, under a directory every account can read (pytest's are private to root)."""
+    home = Path(tempfile.mkdtemp(prefix="floatingip-test-"))
+    for directory in ("conf/cluster/demo/service", "conf/cluster/demo/datasource"):
+        (home / directory).mkdir(parents=True)
+    (home / "conf/cluster/demo/service/master.properties").write_text(service)
+    (home / "conf/cluster/demo/datasource/db1.properties").write_text("name=db1\nrole=master\n")
+    (home / "conf/cluster/demo/datasource/db2.properties").write_text("name=db2\nrole=slave\n")
+    install_rules(home / "rules")
+    for path in [home, *home.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return home

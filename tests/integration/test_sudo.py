@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from floatingip import CommandError, LocalExecutor, command_argv
+from floatingip import CommandError, LocalExecutor, Manager, command_argv
+from floatingip.sandbox import Sandbox
 from tests.conftest import require_program
-from tests.integration.conftest import call_as
+from tests.integration.conftest import call_as, enter_network_namespace, readable_cluster_home
 from tests.test_commands import processes_with
 
 
@@ -69,3 +73,63 @@ def test_a_hanging_sudo_command_is_killed_at_the_timeout(
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert processes_with(marker) == [], "the root-owned command survived the timeout"
+
+
+def test_an_unprivileged_manager_moves_the_vip_with_exactly_the_printed_lines(
+    sandbox: Sandbox, unprivileged_user: str, sudoers: Callable[[str], None]
+) -> None:
+    """The manager runs as an ordinary account on db1; sudo holds exactly `floatingip sudoers`."""
+    require_program("arping")
+    home = readable_cluster_home(
+        "name=master\nvip.address=192.0.2.22/24\nvip.interface=eth0\nvip.label=eth0:0\n"
+        "vip.arp.count=1\n"
+    )
+    namespace = sandbox.namespaces["db1"]
+
+    def as_user(states: list[str]) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            started = time.monotonic()
+            with Manager.from_cluster_home(
+                home, "demo", rules_dir=home / "rules", host="db1"
+            ) as manager:
+                results = [manager.update_datasource("db1", state=state) for state in states]
+                manager.wait_for_announcements(timeout=10)
+                shown = LocalExecutor().run(["ip", "-o", "-4", "addr", "show", "dev", "eth0"])
+                outcome = {
+                    "ok": [result.ok for result in results],
+                    "errors": [error for result in results for error in result.errors],
+                    "held": dict(manager.held),
+                    "present": "192.0.2.22/24" in shown.stdout,
+                    "warnings": [e.message for e in manager.history if e.kind == "warning"],
+                    "elapsed": time.monotonic() - started,
+                }
+            return outcome
+
+        return call_as(  # type: ignore[no-any-return]
+            unprivileged_user, run, before=lambda: enter_network_namespace(namespace)
+        )
+
+    try:
+        refused = as_user(["ONLINE"])
+        assert refused["ok"] == [False] and refused["held"] == {}
+        assert "a password is required" in refused["errors"][0]
+        assert "floatingip sudoers" in refused["errors"][0]
+        assert refused["elapsed"] < 5  # sudo -n: no wait for a password
+        assert "192.0.2.22" not in sandbox.addresses_on("db1")
+
+        printed = subprocess.run(
+            [sys.executable, "-m", "floatingip", "sudoers", "--cluster-home", str(home),
+             "--cluster", "demo", "--user", unprivileged_user],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        sudoers(printed)
+        online = as_user(["ONLINE"])
+        assert online["ok"] == [True], online["errors"]
+        assert online["present"] and online["held"] == {"master": "db1"}
+        assert online["warnings"] == []  # arping ran through sudo too
+        assert "192.0.2.22" not in sandbox.addresses_on("db1")  # the failsafe, through sudo
+        offline = as_user(["ONLINE", "OFFLINE"])
+        assert offline["ok"] == [True, True], offline["errors"]
+        assert not offline["present"] and offline["held"] == {}
+    finally:
+        shutil.rmtree(home)
