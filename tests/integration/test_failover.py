@@ -155,10 +155,13 @@ def test_the_vip_moves_with_the_master_and_is_never_on_two_hosts(
             on_db2 = VIP in sandbox.addresses_on("db2")
             on_db1 = VIP in sandbox.addresses_on("db1")
             seen.append([host for host, on in (("db1", on_db1), ("db2", on_db2)) if on])
+            sampling.set()
 
+    sampling = threading.Event()
     poller = threading.Thread(target=poll)
     poller.start()
     try:
+        assert sampling.wait(timeout=10)
         cluster.switch_to_db2()
         time.sleep(0.2)
     finally:
