@@ -33,6 +33,7 @@ __all__ = [
     "RecordingExecutor",
     "command_argv",
     "shell_syntax",
+    "split_sudo",
 ]
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,34 @@ def _failure_message(result: CommandResult) -> str:
 
 def _uses_sudo(argv: Sequence[str]) -> bool:
     return bool(argv) and os.path.basename(argv[0]) == "sudo"
+
+
+# sudo options that take a value (sudo(8)); the command starts after the options.
+_OPTIONS_WITH_VALUE = {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-T", "-U", "-c"}
+
+
+def split_sudo(argv: Sequence[str]) -> tuple[str, tuple[str, ...]] | None:
+    """For a ``sudo ... cmd args`` argv: (run-as user, the command's argv); None without sudo."""
+    if not argv or os.path.basename(argv[0]) != "sudo":
+        return None
+    runas = "root"
+    index = 1
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            index += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        if arg in _OPTIONS_WITH_VALUE and index + 1 < len(argv):
+            if arg == "-u":
+                runas = argv[index + 1]
+            index += 2
+            continue
+        if arg.startswith("-u") and len(arg) > 2:
+            runas = arg[2:]
+        index += 1
+    return runas, tuple(argv[index:])
 
 
 def command_argv(command: str) -> tuple[str, ...]:

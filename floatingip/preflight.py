@@ -12,29 +12,27 @@ from __future__ import annotations
 import ipaddress
 import os
 import pwd
-import re
 import shlex
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from floatingip.commands import split_sudo
 from floatingip.datasource import load_datasources
 from floatingip.errors import FloatingIPError
 from floatingip.rules import load_rules, shipped_rules_dir
 from floatingip.service import ServiceDefinition, load_services
-from floatingip.sudoers import resolve_program, split_sudo, sudo_commands
+from floatingip.sudoers import resolve_program, sudo_commands
 
 __all__ = [
     "Check",
     "format_checks",
     "listening_addresses",
     "run_checks",
-    "service_target",
 ]
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
-_IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?:/(\d{1,2}))?(?![\d.])")
 
 
 @dataclass(frozen=True)
@@ -48,51 +46,6 @@ class Check:
     @property
     def failed(self) -> bool:
         return self.verdict == FAIL
-
-
-@dataclass(frozen=True)
-class ServiceTarget:
-    """The interface and address that a service's start command configures, when it names them."""
-
-    interface: str | None  # the base interface (eth0 for eth0:0)
-    label: str | None  # eth0:0
-    address: ipaddress.IPv4Address | None
-    prefixlen: int | None
-
-
-def service_target(service: ServiceDefinition) -> ServiceTarget:
-    """The interface and the VIP: vip.* keys, or read out of command.start (ifconfig, ip)."""
-    if service.vip is not None:
-        vip = service.vip
-        return ServiceTarget(
-            vip.interface, vip.label, vip.address.ip, vip.address.network.prefixlen
-        )
-    argv = list(service.argv("start"))
-    split = split_sudo(argv)
-    if split is not None:
-        argv = list(split[1])
-    if not argv:
-        return ServiceTarget(None, None, None, None)
-    program = os.path.basename(argv[0])
-    label: str | None = None
-    if program == "ifconfig" and len(argv) > 1:
-        label = argv[1]
-    elif program == "ip":
-        for flag in ("label", "dev"):
-            if flag in argv[:-1]:
-                label = argv[argv.index(flag) + 1]
-                break
-    address, prefixlen = None, None
-    literals = [m for m in _IPV4.finditer(" ".join(argv[1:]))]
-    if len(literals) == 1:
-        try:
-            address = ipaddress.IPv4Address(literals[0].group(1))
-        except ValueError:
-            address = None
-        if literals[0].group(2):
-            prefixlen = int(literals[0].group(2))
-    interface = label.split(":", 1)[0] if label else None
-    return ServiceTarget(interface, label, address, prefixlen)
 
 
 def listening_addresses(port: int, proc_net: Path = Path("/proc/net")) -> list[str]:
@@ -226,7 +179,7 @@ def _check_sudo(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
 
 def _check_network(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
     for name, service in sorted(services.items()):
-        target = service_target(service)
+        target = service.target
         if target.interface is None:
             yield Check(WARN, f"{name}: no interface found in command.start; not checked")
             continue

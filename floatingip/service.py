@@ -7,15 +7,18 @@ run through sudo, files and directories that others could write are refused.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
+import os
+import re
 import shlex
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from floatingip.commands import DEFAULT_TIMEOUT, command_argv, shell_syntax
+from floatingip.commands import DEFAULT_TIMEOUT, command_argv, shell_syntax, split_sudo
 from floatingip.config import (
     ConfigFile,
     cluster_directory,
@@ -24,12 +27,13 @@ from floatingip.config import (
     read_config_file,
 )
 from floatingip.errors import Problem, ServiceDefinitionError
-from floatingip.vip import VIP_KEYS, VipSpec, parse_vip
+from floatingip.vip import VIP_KEYS, VipSpec, address_problem, parse_vip
 
 __all__ = [
     "ACTIONS",
     "REQUIRED_ACTIONS",
     "ServiceDefinition",
+    "ServiceTarget",
     "load_service",
     "load_services",
 ]
@@ -40,6 +44,54 @@ ACTIONS = ("start", "stop", "restart", "status")
 REQUIRED_ACTIONS = ("start", "stop")
 MAX_TIMEOUT = 3600.0
 KNOWN_KEYS = ("name", *(f"command.{action}" for action in ACTIONS), "command.timeout", *VIP_KEYS)
+
+
+_IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?:/(\d{1,2}))?(?![\d.])")
+CLASSIC_VIP_HINTS = ("vip.address", "vip.interface")
+
+
+@dataclass(frozen=True)
+class ServiceTarget:
+    """The VIP a service manages and its interface, when known (for status, DAD, preflight)."""
+
+    interface: str | None  # the base interface (eth0 for eth0:0)
+    label: str | None  # eth0:0
+    address: ipaddress.IPv4Address | None
+    prefixlen: int | None
+
+    def held_in(self, output: str) -> bool:
+        """Whether ``output`` shows exactly this address (192.0.2.22 is not 192.0.2.222)."""
+        if self.address is None:
+            return False
+        return any(m.group(1) == str(self.address) for m in _IPV4.finditer(output))
+
+
+def _target_of_commands(argv: Sequence[str]) -> ServiceTarget:
+    """Read the interface and the VIP out of a start command (ifconfig or ip addr add)."""
+    split = split_sudo(argv)
+    argv = list(split[1] if split is not None else argv)
+    if not argv:
+        return ServiceTarget(None, None, None, None)
+    program = os.path.basename(argv[0])
+    label: str | None = None
+    if program == "ifconfig" and len(argv) > 1:
+        label = argv[1]
+    elif program == "ip":
+        for flag in ("label", "dev"):
+            if flag in argv[:-1]:
+                label = argv[argv.index(flag) + 1]
+                break
+    address, prefixlen = None, None
+    literals = list(_IPV4.finditer(" ".join(argv[1:])))
+    if len(literals) == 1:
+        try:
+            address = ipaddress.IPv4Address(literals[0].group(1))
+        except ValueError:
+            address = None
+        if literals[0].group(2):
+            prefixlen = int(literals[0].group(2))
+    interface = label.split(":", 1)[0] if label else None
+    return ServiceTarget(interface, label, address, prefixlen)
 
 
 @dataclass(frozen=True)
@@ -56,6 +108,28 @@ class ServiceDefinition:
     timeout: float = DEFAULT_TIMEOUT
     lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     vip: VipSpec | None = None
+    address_hint: ipaddress.IPv4Interface | None = None
+    interface_hint: str | None = None
+
+    @property
+    def target(self) -> ServiceTarget:
+        """The VIP and interface: vip.* keys, else read from command.start (vip.address and
+        vip.interface, when given next to command.* lines, take precedence)."""
+        if self.vip is not None:
+            vip = self.vip
+            return ServiceTarget(
+                vip.interface, vip.label, vip.address.ip, vip.address.network.prefixlen
+            )
+        target = _target_of_commands(self.argv("start"))
+        if self.address_hint is not None:
+            target = replace(
+                target,
+                address=self.address_hint.ip,
+                prefixlen=self.address_hint.network.prefixlen,
+            )
+        if self.interface_hint is not None:
+            target = replace(target, interface=self.interface_hint)
+        return target
 
     def argv(self, action: str) -> tuple[str, ...]:
         """The argv that ``action`` runs (sudo made non-interactive); KeyError if not defined."""
@@ -128,17 +202,7 @@ def _parse_timeout(path: Path, line: int, text: str) -> tuple[float | None, list
 def _vip_commands(
     path: Path, values: dict[str, str], lines: dict[str, int]
 ) -> tuple[VipSpec | None, dict[str, str | None], list[Problem]]:
-    problems = [
-        Problem(
-            path,
-            lines[f"command.{action}"],
-            f"command.{action} cannot be combined with vip.* keys: give one or the other",
-        )
-        for action in ACTIONS
-        if f"command.{action}" in values
-    ]
-    spec, vip_problems = parse_vip(path, values, lines)
-    problems += vip_problems
+    spec, problems = parse_vip(path, values, lines)
     if spec is None:
         return None, {}, problems
     commands: dict[str, str | None] = {
@@ -161,11 +225,15 @@ def _service_from_file(config: ConfigFile) -> tuple[ServiceDefinition | None, li
 
     vip: VipSpec | None = None
     commands: dict[str, str | None] = {}
-    if any(key.startswith("vip.") for key in values):
+    address_hint: ipaddress.IPv4Interface | None = None
+    classic = any(f"command.{action}" in values for action in ACTIONS)
+    if not classic and any(key.startswith("vip.") for key in values):
         vip, commands, vip_problems = _vip_commands(path, values, lines)
         problems += vip_problems
     else:
         problems += _classic_commands(path, values, lines, commands)
+        address_hint, hint_problems = _classic_hints(path, values, lines)
+        problems += hint_problems
 
     timeout: float | None = DEFAULT_TIMEOUT
     if "command.timeout" in values:
@@ -183,8 +251,34 @@ def _service_from_file(config: ConfigFile) -> tuple[ServiceDefinition | None, li
         timeout=timeout,
         lines=MappingProxyType(dict(lines)),
         vip=vip,
+        address_hint=address_hint,
+        interface_hint=values.get("vip.interface") if vip is None else None,
     )
     return definition, []
+
+
+def _classic_hints(
+    path: Path, values: dict[str, str], lines: dict[str, int]
+) -> tuple[ipaddress.IPv4Interface | None, list[Problem]]:
+    """vip.address and vip.interface may accompany command.* lines: they name what the commands
+    manage (for status, duplicate address detection and preflight); other vip.* keys may not."""
+    problems = [
+        Problem(
+            path,
+            lines[key],
+            f"{key} cannot be combined with command.* lines (only {', '.join(CLASSIC_VIP_HINTS)} "
+            "can name the address the commands manage)",
+        )
+        for key in values
+        if key.startswith("vip.") and key not in CLASSIC_VIP_HINTS
+    ]
+    text = values.get("vip.address")
+    if text is None:
+        return None, problems
+    why = address_problem(text.strip())
+    if why is not None:
+        return None, [*problems, Problem(path, lines["vip.address"], why)]
+    return ipaddress.IPv4Interface(text.strip()), problems
 
 
 def _classic_commands(

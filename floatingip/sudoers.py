@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from floatingip.commands import split_sudo
 from floatingip.service import ServiceDefinition
 
-__all__ = ["SudoCommand", "resolve_program", "split_sudo", "sudo_commands", "sudoers_lines"]
+__all__ = ["SudoCommand", "resolve_program", "sudo_commands", "sudoers_lines"]
 
-# sudo options that take a value (sudo(8)); the command starts after the options.
-_OPTIONS_WITH_VALUE = {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-T", "-U", "-c"}
 _SPECIAL_IN_ARGUMENTS = set("\\,:=")
 _SPECIAL_IN_NAMES = set("\\,:=!()")
 
@@ -32,30 +31,6 @@ class SudoCommand:
     program: str  # as written in the service file
     resolved: str | None  # the full path sudo will run, None if not found
     args: tuple[str, ...]
-
-
-def split_sudo(argv: Sequence[str]) -> tuple[str, tuple[str, ...]] | None:
-    """For a ``sudo ... cmd args`` argv: (run-as user, the command's argv); None without sudo."""
-    if not argv or os.path.basename(argv[0]) != "sudo":
-        return None
-    runas = "root"
-    index = 1
-    while index < len(argv):
-        arg = argv[index]
-        if arg == "--":
-            index += 1
-            break
-        if not arg.startswith("-") or arg == "-":
-            break
-        if arg in _OPTIONS_WITH_VALUE and index + 1 < len(argv):
-            if arg == "-u":
-                runas = argv[index + 1]
-            index += 2
-            continue
-        if arg.startswith("-u") and len(arg) > 2:
-            runas = arg[2:]
-        index += 1
-    return runas, tuple(argv[index:])
 
 
 def resolve_program(program: str) -> str | None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from floatingip.errors import Problem
 
-__all__ = ["VIP_KEYS", "VipSpec", "parse_vip"]
+__all__ = ["VIP_KEYS", "VipSpec", "address_problem", "parse_vip"]
 
 VIP_KEYS = (
     "vip.address",
@@ -125,7 +125,8 @@ class VipSpec:
         return False
 
 
-def _address_problem(text: str) -> str | None:
+def address_problem(text: str) -> str | None:
+    """Why ``text`` is not a VIP with a prefix length, or None."""
     if "/" not in text:
         return f"vip.address {text!r} needs a prefix length, such as {text}/24"
     try:
@@ -159,7 +160,7 @@ def parse_vip(
     sudo = values.get("vip.sudo", "auto")
     if address_text is None:
         problem(None, "missing required key 'vip.address' (such as 192.0.2.22/24)")
-    elif (why := _address_problem(address_text.strip())) is not None:
+    elif (why := address_problem(address_text.strip())) is not None:
         problem("vip.address", why)
     if interface is None:
         problem(None, "missing required key 'vip.interface' (such as eth0)")

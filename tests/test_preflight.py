@@ -16,7 +16,6 @@ from floatingip.preflight import (
     format_checks,
     listening_addresses,
     run_checks,
-    service_target,
 )
 from tests.conftest import SEED_MASTER_PROPERTIES, write_service
 
@@ -27,7 +26,7 @@ def verdicts(checks: list[Check]) -> dict[str, str]:
 
 def test_service_target_of_the_seed_and_of_ip(service_dir: Path) -> None:
     seed = load_service(write_service(service_dir, "m.properties", SEED_MASTER_PROPERTIES))
-    target = service_target(seed)
+    target = seed.target
     assert (target.interface, target.label) == ("eth0", "eth0:0")
     assert target.address == ipaddress.IPv4Address("10.10.12.22") and target.prefixlen is None
     ip = load_service(
@@ -38,7 +37,7 @@ def test_service_target_of_the_seed_and_of_ip(service_dir: Path) -> None:
             "command.stop=ip addr del 192.0.2.22/24 dev eth1\n",
         )
     )
-    target = service_target(ip)
+    target = ip.target
     assert (target.interface, target.label, target.prefixlen) == ("eth1", "eth1:vip", 24)
 
 

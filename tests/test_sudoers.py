@@ -10,7 +10,8 @@ import pytest
 
 from floatingip import load_services
 from floatingip.cli import main
-from floatingip.sudoers import split_sudo, sudo_commands, sudoers_lines
+from floatingip.commands import split_sudo
+from floatingip.sudoers import sudo_commands, sudoers_lines
 from tests.conftest import SEED_MASTER_PROPERTIES, write_service
 
 

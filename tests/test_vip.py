@@ -46,7 +46,6 @@ def test_vip_service_loads_with_defaults(service_dir: Path) -> None:
         ("vip.backend=nmcli", "vip.backend 'nmcli' is not one of: ip, ifconfig"),
         ("vip.arp.count=many", "vip.arp.count must be 0 to 20"),
         ("vip.sudo=yes", "vip.sudo 'yes' is not one of: auto, true, false"),
-        ("command.start=ip addr add 192.0.2.22/24 dev eth0", "cannot be combined with vip.* keys"),
     ],
 )
 def test_bad_vip_keys_are_refused_with_their_line(
@@ -59,6 +58,28 @@ def test_bad_vip_keys_are_refused_with_their_line(
         load_service(path)
     (problem,) = [p for p in caught.value.problems if message in p.message]
     assert problem.line == len(text.splitlines()) + 1
+
+
+def test_command_lines_take_only_vip_address_and_interface(service_dir: Path) -> None:
+    path = write_service(
+        service_dir,
+        "m.properties",
+        VIP + "command.start=ip addr add 192.0.2.22/24 dev eth0\ncommand.stop=true\n",
+    )
+    with pytest.raises(ServiceDefinitionError) as caught:
+        load_service(path)
+    (problem,) = caught.value.problems
+    assert (
+        problem.line == 4 and "vip.label cannot be combined with command.* lines" in problem.message
+    )
+    hinted = write_service(
+        service_dir,
+        "h.properties",
+        "name=h\nvip.address=192.0.2.22/24\nvip.interface=bond0\n"
+        "command.start=/usr/local/bin/vip-up\ncommand.stop=/usr/local/bin/vip-down\n",
+    )
+    target = load_service(hinted).target
+    assert (str(target.address), target.prefixlen, target.interface) == ("192.0.2.22", 24, "bond0")
 
 
 def test_missing_interface_key(service_dir: Path) -> None:
