@@ -8,15 +8,17 @@ Nothing here raises for what a command does: every outcome, failure included, co
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 from dataclasses import dataclass, field
 
 from floatingip.commands import CommandResult, Executor
-from floatingip.errors import CommandError, FloatingIPError
-from floatingip.service import ServiceDefinition
-from floatingip.vip import VipSpec
+from floatingip.dad import FREE, IN_USE, probe_argv
+from floatingip.errors import CommandError, DuplicateAddressError, FloatingIPError
+from floatingip.service import ServiceDefinition, ServiceTarget
+from floatingip.vip import DEFAULT_DAD_WAIT, VipSpec
 
-__all__ = ["ActionResult", "perform"]
+__all__ = ["ActionResult", "perform", "probe"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,15 +80,23 @@ def _failure(result: CommandResult) -> FloatingIPError:
     return FloatingIPError(f"command failed: {shlex.join(result.argv)}")
 
 
-def perform(service: ServiceDefinition, action: str, executor: Executor) -> ActionResult:
-    """Run ``action`` of ``service`` through ``executor``; never raises for the commands."""
+def perform(
+    service: ServiceDefinition,
+    action: str,
+    executor: Executor,
+    *,
+    check_duplicates: bool = False,
+) -> ActionResult:
+    """Run ``action`` of ``service`` through ``executor``; never raises for the commands.
+
+    ``check_duplicates``: the previous holder is not confirmed gone, so before taking the VIP
+    make sure no other host answers for it (duplicate address detection).
+    """
     run = _Run(executor, service.timeout)
     try:
         if service.vip is None:
-            argv = service.argv(action)
-            result = run.run(argv)
-            return run.done(argv, result, None if result.ok else _failure(result))
-        return _perform_vip(service.vip, action, run)
+            return _perform_classic(service, action, run, check_duplicates)
+        return _perform_vip(service.vip, action, run, service.target if check_duplicates else None)
     except KeyError as exc:
         return run.done((), None, FloatingIPError(str(exc.args[0])))
     except FloatingIPError as exc:  # a program that does not exist
@@ -114,7 +124,74 @@ def _no_interface(vip: VipSpec, result: CommandResult) -> FloatingIPError:
     )
 
 
-def _perform_vip(vip: VipSpec, action: str, run: _Run) -> ActionResult:
+def probe(service: ServiceDefinition, executor: Executor) -> bool | None:
+    """Whether the service's VIP is held through ``executor``'s host; None if that cannot be
+    told (no known address or status command, or the status failed)."""
+    if service.vip is None and (
+        service.commands["status"] is None or service.target.address is None
+    ):
+        return None
+    result = perform(service, "status", executor)
+    return result.held if result.ok else None
+
+
+def _duplicate_check(
+    target: ServiceTarget, wait: float, sudo: bool, run: _Run
+) -> FloatingIPError | None:
+    """Refuse (an error) if another host answers for the VIP; a probe that cannot run is only
+    a note: refusing then would block every failover on a missing tool."""
+    if target.address is None or target.interface is None or wait <= 0:
+        return None
+    argv = probe_argv(target.interface, str(target.address), wait, sudo=sudo)
+    try:
+        result = run.run(argv)
+    except FloatingIPError as exc:
+        run.notes.append(f"duplicate address check not run: {exc}")
+        return None
+    if result.exit_code == IN_USE:
+        answer = result.stdout.strip() or f"{target.address} answers on {target.interface}"
+        return DuplicateAddressError(
+            f"refusing to take {target.address}: another host still holds it ({answer}); "
+            "it must be released there first"
+        )
+    if result.exit_code != FREE:
+        detail = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()
+        run.notes.append(f"duplicate address check failed ({detail[-1]}); taking the VIP anyway")
+    return None
+
+
+def _perform_classic(
+    service: ServiceDefinition, action: str, run: _Run, check_duplicates: bool
+) -> ActionResult:
+    target = service.target if service.commands["status"] is not None else None
+    argv = service.argv(action)
+    if action == "start" and check_duplicates and target is not None:
+        refused = _duplicate_check(target, DEFAULT_DAD_WAIT, os.geteuid() != 0, run)
+        if refused is not None:
+            return run.done(argv, None, refused)
+    result = run.run(argv)
+    if not result.ok:
+        return run.done(argv, result, _failure(result))
+    if action == "status" and target is not None and target.address is not None:
+        held = target.held_in(result.stdout)
+        run.notes.append(f"{target.address} is {'' if held else 'not '}held")
+        return run.done(argv, result, held=held)
+    if action == "stop" and target is not None and target.address is not None:
+        # never two holders: the VIP must be confirmed gone before another host takes it
+        status = run.run(service.argv("status"))
+        if status.ok and target.held_in(status.stdout):
+            error = FloatingIPError(
+                f"stop ran but `{shlex.join(status.argv)}` still shows {target.address}"
+            )
+            return run.done(argv, result, error, held=True)
+        return run.done(argv, result, held=False if status.ok else None)
+    return run.done(argv, result)
+
+
+def _perform_vip(
+    vip: VipSpec, action: str, run: _Run, duplicates_of: ServiceTarget | None = None
+) -> ActionResult:
+    """``duplicates_of``: check that no other host answers for this target before taking it."""
     address = vip.address.with_prefixlen
     if action == "status":
         held, result = _present(vip, run)
@@ -126,7 +203,7 @@ def _perform_vip(vip: VipSpec, action: str, run: _Run) -> ActionResult:
         stopped = _perform_vip(vip, "stop", run)
         if not stopped.ok:
             return stopped
-        return _perform_vip(vip, "start", run)
+        return _perform_vip(vip, "start", run, duplicates_of)
     if action not in ("start", "stop"):
         raise KeyError(f"unknown action {action!r}")
     starting = action == "start"
@@ -134,6 +211,10 @@ def _perform_vip(vip: VipSpec, action: str, run: _Run) -> ActionResult:
     if held is None:
         return run.done(result.argv, result, _no_interface(vip, result))
     change = vip.add_argv() if starting else vip.del_argv()
+    if starting and not held and duplicates_of is not None:
+        refused = _duplicate_check(duplicates_of, vip.dad_wait, vip.use_sudo(), run)
+        if refused is not None:
+            return run.done(change, None, refused, held=False)
     if held == starting:
         run.notes.append(
             f"{address} already {'present' if starting else 'absent'} on {vip.interface}"

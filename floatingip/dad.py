@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["FREE", "IN_USE", "PROBE_ERROR", "find_holder", "main"]
+__all__ = ["FREE", "IN_USE", "PROBE_ERROR", "find_holder", "main", "probe_argv"]
 
 FREE, IN_USE, PROBE_ERROR = 0, 1, 2
 ETH_P_ARP = 0x0806
@@ -79,6 +79,21 @@ def find_holder(interface: str, address: str, *, wait: float = 0.2, probes: int 
                 claimant = _claimant(sock.recv(2048), mac, target)
                 if claimant is not None:
                     return ":".join(f"{byte:02x}" for byte in claimant)
+
+
+def probe_argv(interface: str, address: str, wait: float, *, sudo: bool) -> tuple[str, ...]:
+    """The command that runs this probe (with this interpreter, so it finds floatingip)."""
+    argv = (
+        sys.executable,
+        "-m",
+        "floatingip.dad",
+        "--interface",
+        interface,
+        "--wait",
+        f"{wait:g}",
+        address,
+    )
+    return ("sudo", "-n", *argv) if sudo else argv
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,7 @@ __all__ = [
     "ConfigError",
     "DataSourceDefinitionError",
     "DataSourceError",
+    "DuplicateAddressError",
     "EngineError",
     "FloatingIPError",
     "Problem",
@@ -109,6 +110,10 @@ class DataSourceError(UsageError):
 
 class EngineError(FloatingIPError):
     """The rules engine refused or lost a fact (for example a 32-bit identity hash collision)."""
+
+
+class DuplicateAddressError(FloatingIPError):
+    """Another host answers for the VIP: floatingip refuses to take it (never two holders)."""
 
 
 class CommandError(FloatingIPError):

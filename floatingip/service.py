@@ -159,6 +159,8 @@ class ServiceDefinition:
         ]
         if self.vip.arp_count:
             planned.insert(1, ("start", self.vip.arping_argv(sudo)))
+        if self.vip.dad_wait:
+            planned.insert(0, ("start", self.vip.dad_argv(sudo)))
         return planned
 
 

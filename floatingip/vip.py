@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from floatingip.dad import probe_argv
 from floatingip.errors import Problem
 
 __all__ = ["VIP_KEYS", "VipSpec", "address_problem", "parse_vip"]
@@ -34,7 +35,10 @@ VIP_KEYS = (
     "vip.backend",
     "vip.arp.count",
     "vip.sudo",
+    "vip.dad.wait",
 )
+DEFAULT_DAD_WAIT = 0.2
+MAX_DAD_WAIT = 5.0
 BACKENDS = ("ip", "ifconfig")
 SUDO_MODES = ("auto", "true", "false")
 MAX_ARP_COUNT = 20
@@ -53,6 +57,7 @@ class VipSpec:
     backend: str = "ip"
     arp_count: int = 3
     sudo: str = "auto"
+    dad_wait: float = DEFAULT_DAD_WAIT
 
     def use_sudo(self) -> bool:
         """Whether the privileged commands go through ``sudo -n`` when run now."""
@@ -102,6 +107,11 @@ class VipSpec:
             self.interface,
             str(self.address.ip),
         )
+        return self._privileged(argv, sudo)
+
+    def dad_argv(self, sudo: bool | None = None) -> tuple[str, ...]:
+        """Duplicate address detection: does another host answer for the VIP?"""
+        argv = probe_argv(self.interface, str(self.address.ip), self.dad_wait, sudo=False)
         return self._privileged(argv, sudo)
 
     @property
@@ -187,6 +197,17 @@ def parse_vip(
             problem("vip.arp.count", f"vip.arp.count must be 0 to {MAX_ARP_COUNT}, not {text!r}")
         else:
             arp_count = int(text)
+    dad_wait = DEFAULT_DAD_WAIT
+    if "vip.dad.wait" in values:
+        text = values["vip.dad.wait"]
+        try:
+            dad_wait = float(text)
+        except ValueError:
+            dad_wait = -1.0
+        if not 0 <= dad_wait <= MAX_DAD_WAIT:
+            problem(
+                "vip.dad.wait", f"vip.dad.wait must be 0 to {MAX_DAD_WAIT:g} seconds, not {text!r}"
+            )
     if problems or address_text is None or interface is None:
         return None, problems
     spec = VipSpec(
@@ -196,5 +217,6 @@ def parse_vip(
         backend=backend,
         arp_count=arp_count,
         sudo=sudo,
+        dad_wait=dad_wait,
     )
     return spec, []
