@@ -148,7 +148,7 @@ def _duplicate_check(
     except FloatingIPError as exc:
         run.notes.append(f"duplicate address check not run: {exc}")
         return None
-    if result.exit_code == IN_USE:
+    if result.exit_code == IN_USE and "in use" in result.stdout:
         answer = result.stdout.strip() or f"{target.address} answers on {target.interface}"
         return DuplicateAddressError(
             f"refusing to take {target.address}: another host still holds it ({answer}); "

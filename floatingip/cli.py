@@ -82,6 +82,8 @@ def _shell(args: argparse.Namespace) -> int:
         host=args.host,
         executor=base,
         executors=_host_namespaces(args.netns, base),
+        reconcile_at_start=not args.dry_run,
+        monitor_interval=0 if args.dry_run else args.monitor,
     )
     shell = Shell(manager, stdout=out)
     try:
@@ -150,6 +152,13 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="HOST=NAMESPACE",
         help="run the commands of datasources on HOST inside network namespace NAMESPACE",
+    )
+    shell.add_argument(
+        "--monitor",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="compare the VIPs with the facts every SECONDS and repair drift (0: off; default 10)",
     )
     shell.set_defaults(handler=_shell)
     check = commands.add_parser(

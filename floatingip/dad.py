@@ -9,7 +9,8 @@ Needs CAP_NET_RAW (root): the manager runs it as a command, through sudo when it
 
     python -m floatingip.dad --interface eth0 --wait 0.2 192.0.2.22
 
-Exit status: 0 nobody else has the address, 1 someone does (their MAC is printed), 2 error.
+Exit status: 0 nobody else has the address, 10 someone does (their MAC is printed), 2 error
+(10, not 1: sudo's own refusal and Python's crashes exit with 1).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 __all__ = ["FREE", "IN_USE", "PROBE_ERROR", "find_holder", "main", "probe_argv"]
 
-FREE, IN_USE, PROBE_ERROR = 0, 1, 2
+FREE, IN_USE, PROBE_ERROR = 0, 10, 2
 ETH_P_ARP = 0x0806
 _BROADCAST = b"\xff" * 6
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any
 
-from floatingip.actions import ActionResult, perform
+from floatingip.actions import ActionResult, perform, probe
 from floatingip.commands import CommandResult, Executor, LocalExecutor
 from floatingip.config import name_problem
 from floatingip.datasource import (
@@ -45,6 +45,7 @@ from floatingip.errors import (
 )
 from floatingip.rules import Intent, RuleSet, load_rules, shipped_rules_dir
 from floatingip.service import ServiceDefinition, load_services
+from floatingip.supervisor import DEFAULT_MONITOR_INTERVAL, RetryPolicy, Supervisor
 
 __all__ = ["ChangeResult", "CommandOutcome", "Event", "Manager", "SwitchResult"]
 
@@ -123,7 +124,8 @@ class SwitchResult:
 class Event:
     """One entry of the history, as listeners receive it."""
 
-    kind: str  # datasource, policy, command, announce, warning, rule-error, skipped, manager
+    # datasource, policy, command, announce, warning, drift, retry, rule-error, skipped, manager
+    kind: str
     message: str
     ok: bool = True
     datasource: str | None = None
@@ -150,6 +152,11 @@ class Manager:
         executors: Mapping[str, Executor] | None = None,
         policy: PolicyMode | str = PolicyMode.AUTOMATIC,
         history_size: int = DEFAULT_HISTORY,
+        roles: Mapping[str, Role | str] | None = None,
+        states: Mapping[str, State | str] | None = None,
+        reconcile_at_start: bool = True,
+        monitor_interval: float = DEFAULT_MONITOR_INTERVAL,
+        retry: RetryPolicy | None = None,
     ) -> None:
         why = name_problem(cluster, "cluster")
         if why is not None:
@@ -173,13 +180,33 @@ class Manager:
         self._announcers: list[threading.Thread] = []
         self._listeners: list[Listener] = []
         self._closed = False
+        self._problems: dict[str, str] = {}  # service -> its last failure, until it succeeds
+        self._attempts: dict[str, int] = {}  # service -> retries so far
+        self._retry = retry if retry is not None else RetryPolicy()
+        self.repairs = 0  # drift found and corrected by reconcile
         self._engine = Engine(self._rulesets)
         self._engine.replace(self._manager_fact("RUNNING"))
         self._engine.replace(self._policy_fact())
         for name in self._services:
             self._engine.replace(self._service_fact(name))
-        for datasource in datasources:
-            self.add_datasource(datasource.name, role=datasource.role, host=datasource.host)
+        declared = list(datasources)
+        self._check_initial_names(declared, roles, states)
+        for datasource in declared:
+            self.add_datasource(
+                datasource.name,
+                role=(roles or {}).get(datasource.name, datasource.role),
+                host=datasource.host,
+                state=(states or {}).get(datasource.name, State.OFFLINE),
+            )
+        self._unprobeable = self._warn_unprobeable()
+        self._supervisor = Supervisor(
+            interval=monitor_interval,
+            on_retry=self._retry_service,
+            on_monitor=self._monitor,
+            name=f"floatingip-supervisor-{cluster}",
+        )
+        if reconcile_at_start:
+            self.reconcile()
         logger.info(
             "manager for cluster %s on host %s: services %s, rulesets %s",
             cluster,
@@ -211,6 +238,37 @@ class Manager:
             executors=executors,
             **options,
         )
+
+    @staticmethod
+    def _check_initial_names(
+        declared: list[DataSource],
+        roles: Mapping[str, Role | str] | None,
+        states: Mapping[str, State | str] | None,
+    ) -> None:
+        known = {datasource.name for datasource in declared}
+        for what, given in (("roles", roles), ("states", states)):
+            unknown = sorted(set(given or {}) - known)
+            if unknown:
+                raise DataSourceError(
+                    f"{what} given for unknown datasource(s) {', '.join(unknown)} "
+                    f"(known: {', '.join(sorted(known)) or 'none'})"
+                )
+
+    def _warn_unprobeable(self) -> frozenset[str]:
+        """Services whose state cannot be read: reconcile and monitor leave them alone."""
+        off = set()
+        for name, service in self._services.items():
+            if service.vip is None and (
+                service.commands["status"] is None or service.target.address is None
+            ):
+                off.add(name)
+                message = (
+                    f"reconcile is off for service {name!r}: it needs command.status and a VIP "
+                    "address (vip.address, or the one IPv4 address in command.start)"
+                )
+                logger.warning("%s", message)
+                self._record(Event("warning", message, ok=False, service=name))
+        return frozenset(off)
 
     def _check_rules_have_their_services(self) -> None:
         problems = [
@@ -445,11 +503,149 @@ class Manager:
                 )
             return self._execute(service, Intent(name, action, "manual"), host)
 
+    # -- reconcile, monitor, retries ------------------------------------------------------
+
+    def _others_unknown(self) -> bool:
+        """Whether a datasource runs on a host this manager cannot see: then a VIP released
+        there is not confirmed gone, and taking it needs duplicate address detection first."""
+        return any(ds.host not in self.hosts for ds in self._datasources.values())
+
+    @property
+    def problems(self) -> Mapping[str, str]:
+        """Each service's last failure (with its retry state), until it next succeeds."""
+        with self._lock:
+            pending = self._supervisor.pending()
+            shown = {}
+            for service, message in self._problems.items():
+                attempts = self._attempts.get(service, 0)
+                if service in pending:
+                    message += (
+                        f" (retry {attempts}/{self._retry.attempts} in {pending[service]:.0f}s)"
+                    )
+                elif attempts >= self._retry.attempts and self._retry.attempts:
+                    message += f" (gave up after {attempts} retries; a new change retries)"
+                shown[service] = message
+            return MappingProxyType(shown)
+
+    def _note_outcome(self, outcome: CommandOutcome) -> None:
+        if outcome.action not in ("start", "stop", "restart"):
+            return
+        service = outcome.service
+        if outcome.ok:
+            self._problems.pop(service, None)
+            self._attempts.pop(service, None)
+            self._supervisor.cancel(service)
+            return
+        self._problems[service] = f"{outcome.action} on {outcome.host} failed: {outcome.error}"
+        attempt = self._attempts.get(service, 0) + 1
+        if attempt > self._retry.attempts:
+            self._record(
+                Event(
+                    "warning",
+                    f"{service}: giving up after {self._retry.attempts} retries",
+                    ok=False,
+                    service=service,
+                )
+            )
+            return
+        self._attempts[service] = attempt
+        self._supervisor.schedule(service, self._retry.delay(attempt))
+
+    def _retry_service(self, service: str) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            attempt = self._attempts.get(service, 0)
+            self._record(Event("retry", f"{service}: retry {attempt}", service=service))
+            self._reevaluate([service], f"retry {attempt} of {service}")
+
+    def _monitor(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._reevaluate(sorted(self._services), "monitor")
+
+    def reconcile(self) -> ChangeResult:
+        """Compare each service's actual state with what the manager believes, correct the
+        belief where it drifted (counted in ``repairs``), and let the rules act on the result:
+        a VIP deleted by someone else is restored, a stray one released."""
+        with self._lock:
+            self._check_open()
+            return self._reevaluate(sorted(self._services), "reconcile")
+
+    def _reevaluate(self, names: Iterable[str], description: str) -> ChangeResult:
+        everything = Firing()
+        commands: list[CommandOutcome] = []
+        engine_errors: list[FloatingIPError] = []
+        for name in names:
+            if name not in self._unprobeable:
+                commands += self._correct_belief(name)
+            result = self._settle(
+                f"{description}: {name}", self._engine.replace(self._service_fact(name))
+            )
+            commands += result.commands
+            everything.fired += result.rules_fired
+            everything.errors += result.rule_errors
+            engine_errors += result.engine_errors
+        return ChangeResult(
+            description, tuple(commands), tuple(everything.errors), tuple(everything.fired),
+            tuple(engine_errors),
+        )  # fmt: skip
+
+    def _correct_belief(self, name: str) -> list[CommandOutcome]:
+        """Probe every host this manager acts for; make ``held`` match what is really there."""
+        service = self._services[name]
+        actual = {host: probe(service, executor) for host, executor in self._executors.items()}
+        believed = self._holders.get(name)
+        believed_host = self._host_of(believed) if believed is not None else None
+        holding = sorted(host for host, held in actual.items() if held)
+        unknown = sorted(host for host, held in actual.items() if held is None)
+        if believed_host in unknown or (unknown and not holding):
+            logger.warning(
+                "%s: cannot read its state on %s; left as it is", name, ", ".join(unknown)
+            )
+            return []
+        expected = [believed_host] if believed_host is not None else []
+        if holding == expected:
+            return []
+        self.repairs += 1
+        found = ", ".join(holding) or "nowhere"
+        message = f"{name}: drift: expected on {', '.join(expected) or 'no host'}, found on {found}"
+        logger.warning("%s; repairing", message)
+        self._record(Event("drift", message, ok=False, service=name))
+        if not holding:
+            self._holders.pop(name, None)
+            return []
+        keep = believed_host if believed_host in holding else holding[0]
+        outcomes = []
+        for host in holding:
+            holder = self._local_datasource_on(host)
+            if host == keep and holder is not None:
+                self._holders[name] = holder
+            elif self._policy is not PolicyMode.MAINTENANCE:  # a stray: nobody should hold it
+                outcomes.append(self._execute(service, Intent(name, "stop", "reconcile"), host))
+        if self._local_datasource_on(keep) is None:
+            self._holders.pop(name, None)
+        return outcomes
+
+    def _host_of(self, datasource: str) -> str:
+        found = self._datasources.get(datasource)
+        return found.host if found is not None else self.host
+
+    def _local_datasource_on(self, host: str) -> str | None:
+        """The datasource a VIP found on ``host`` belongs to: its master, else its first."""
+        on_host = sorted(
+            (ds.role is not Role.MASTER, name)
+            for name, ds in self._datasources.items()
+            if ds.host == host
+        )
+        return on_host[0][1] if on_host else None
+
     def close(self) -> ChangeResult:
         """Stop: the failsafe rules release what this host holds (unless in MAINTENANCE)."""
         with self._lock:
             if self._closed:
                 return ChangeResult("manager closed")
+            self._supervisor.stop(timeout=0)
             try:
                 result = self._settle(
                     "manager stopping", self._engine.replace(self._manager_fact("STOPPING"))
@@ -519,6 +715,7 @@ class Manager:
             if outcome is None:
                 continue
             commands.append(outcome)
+            self._note_outcome(outcome)
             if outcome.ok and intent.action in ("start", "stop"):
                 if intent.action == "start":
                     self._holders[intent.service] = intent.datasource or ""
@@ -566,7 +763,12 @@ class Manager:
                 f"no executor for host {host!r}: this manager acts for {acts_for}"
             )
             return self._finish(intent, ActionResult((), None, error), host)
-        action = perform(service, intent.action, executor)
+        action = perform(
+            service,
+            intent.action,
+            executor,
+            check_duplicates=intent.action in ("start", "restart") and self._others_unknown(),
+        )
         outcome = self._finish(intent, action, host)
         if action.ok and action.announce is not None:
             self._announce(service, action.announce, executor, host)
