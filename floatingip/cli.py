@@ -72,6 +72,16 @@ def _host_namespaces(specs: Sequence[str], inner: Executor) -> dict[str, Executo
     return executors
 
 
+def _assignments(specs: Sequence[str], option: str) -> dict[str, str]:
+    found = {}
+    for spec in specs:
+        name, separator, value = spec.partition("=")
+        if not separator or not name or not value:
+            raise UsageError(f"{option} takes NAME=VALUE, not {spec!r}")
+        found[name] = value
+    return found
+
+
 def _shell(args: argparse.Namespace) -> int:
     out = sys.stdout
     base: Executor = RecordingExecutor(dry_run_responder(out)) if args.dry_run else LocalExecutor()
@@ -82,6 +92,8 @@ def _shell(args: argparse.Namespace) -> int:
         host=args.host,
         executor=base,
         executors=_host_namespaces(args.netns, base),
+        roles=_assignments(args.role, "--role"),
+        states=_assignments(args.state, "--state"),
         reconcile_at_start=not args.dry_run,
         monitor_interval=0 if args.dry_run else args.monitor,
     )
@@ -152,6 +164,16 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="HOST=NAMESPACE",
         help="run the commands of datasources on HOST inside network namespace NAMESPACE",
+    )
+    shell.add_argument(
+        "--state",
+        action="append",
+        default=[],
+        metavar="NAME=STATE",
+        help="a datasource's state at start, when already known (default OFFLINE)",
+    )
+    shell.add_argument(
+        "--role", action="append", default=[], metavar="NAME=ROLE", help="override a role at start"
     )
     shell.add_argument(
         "--monitor",

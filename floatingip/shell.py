@@ -226,6 +226,7 @@ class Shell(cmd.Cmd):
                 "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
             )
         self._say("SERVICES:")
+        problems = manager.problems
         for name in sorted(manager.services):
             holder = held.get(name)
             if holder is None:
@@ -234,6 +235,10 @@ class Shell(cmd.Cmd):
                 datasource = manager.datasources.get(holder)
                 where = f"held on {datasource.host if datasource else '?'} (for {holder})"
             self._say(f"  {name}: {where}")
+            if name in problems:
+                self._say(f"    last error: {problems[name]}")
+        if manager.repairs:
+            self._say(f"DRIFT REPAIRED: {manager.repairs} time(s) (see the log)")
         return False
 
     def do_set(self, arg: str) -> bool:
