@@ -184,8 +184,15 @@ class Manager:
         self._attempts: dict[str, int] = {}  # service -> retries so far
         self._retry = retry if retry is not None else RetryPolicy()
         self.repairs = 0  # drift found and corrected by reconcile
+        self._supervisor = Supervisor(
+            interval=monitor_interval,
+            on_retry=self._retry_service,
+            on_monitor=self._monitor,
+            name=f"floatingip-supervisor-{cluster}",
+        )
         self._engine = Engine(self._rulesets)
-        self._engine.replace(self._manager_fact("RUNNING"))
+        # STARTING: rules that take a VIP wait until what is really held here is known
+        self._engine.replace(self._manager_fact("STARTING"))
         self._engine.replace(self._policy_fact())
         for name in self._services:
             self._engine.replace(self._service_fact(name))
@@ -199,14 +206,9 @@ class Manager:
                 state=(states or {}).get(datasource.name, State.OFFLINE),
             )
         self._unprobeable = self._warn_unprobeable()
-        self._supervisor = Supervisor(
-            interval=monitor_interval,
-            on_retry=self._retry_service,
-            on_monitor=self._monitor,
-            name=f"floatingip-supervisor-{cluster}",
-        )
         if reconcile_at_start:
             self.reconcile()
+        self._settle("manager running", self._engine.replace(self._manager_fact("RUNNING")))
         logger.info(
             "manager for cluster %s on host %s: services %s, rulesets %s",
             cluster,

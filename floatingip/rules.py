@@ -26,7 +26,7 @@ datasource cluster, name, host, role, state, local (its host is this manager's h
 policy     mode (AUTOMATIC, MANUAL, MAINTENANCE)
 service    name, held (its start ran here and its stop has not), holder (the datasource it was
            started for, or "")
-manager    host, state (RUNNING, STOPPING)
+manager    host, state (STARTING while it reconciles at start, RUNNING, STOPPING)
 ========== ===================================================================================
 """
 
