@@ -89,3 +89,18 @@ def demo_home(cluster_home: Path, service_dir: Path) -> Path:
     write_service(datasource_dir, "db1.properties", "name=db1\nrole=master\n")
     write_service(datasource_dir, "db2.properties", "name=db2\nhost=db2\nrole=slave\n")
     return cluster_home
+
+
+_REPORT: list[str] = []
+
+
+def report(line: str) -> None:
+    """A figure for the end of the test run (event counts, timings): shown even when tests pass."""
+    _REPORT.append(line)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _REPORT:
+        terminalreporter.section("floatingip")
+        for line in _REPORT:
+            terminalreporter.write_line(line)

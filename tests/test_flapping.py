@@ -21,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from floatingip import CommandResult, Manager, RecordingExecutor
 from floatingip.supervisor import RetryPolicy
+from tests.conftest import report
 from tests.simulated_network import SimulatedNetwork
 
 HOSTS = ("db1", "db2")
@@ -142,7 +143,7 @@ def test_ten_thousand_random_events_keep_the_vip_where_the_model_says(tmp_path: 
     )
     run("runTest").runTest()
     total = next(events_run) - start - 1
-    print(f"\nstateful test: {total} random events, VIP always where the model says")
+    report(f"stateful test: {total} random events, VIP always where the model says")
     assert total >= MIN_EVENTS
 
 
@@ -188,7 +189,7 @@ def test_sixteen_threads_lose_nothing_and_never_interleave_a_service(demo_home: 
         online = manager.datasources["db1"].state.value == "ONLINE"
         assert (manager.held == {"master": "db1"}) == online
         assert (kinds[-1] == "add") == online
-    print(f"\n16 threads x {2 * per_thread} changes: {len(changes)} VIP changes, never two at once")
+    report(f"16 threads x {2 * per_thread} changes: {len(changes)} VIP changes, never two at once")
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from floatingip.errors import PropertiesError
 from floatingip.properties import read_properties
-from tests.conftest import require_program
+from tests.conftest import report, require_program
 
 ORACLE_SOURCE = Path(__file__).parent / "java" / "PropertiesOracle.java"
 GENERATED_FILES = 300
@@ -190,7 +190,7 @@ def oracle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JavaOracle]:
     oracle = JavaOracle(classes)
     yield oracle
     oracle.close()
-    print(f"\ndifferential test: {oracle.compared} files compared with java.util.Properties")
+    report(f"differential test: {oracle.compared} files compared with java.util.Properties")
     if oracle.generated:  # the whole module ran, not a single selected case
         assert oracle.compared >= 200
 

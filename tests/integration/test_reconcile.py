@@ -14,7 +14,7 @@ from pathlib import Path
 from floatingip import Manager
 from floatingip.sandbox import Sandbox
 from floatingip.supervisor import RetryPolicy
-from tests.conftest import REPO, write_service
+from tests.conftest import REPO, report, write_service
 
 VIP = "192.0.2.22"
 
@@ -200,4 +200,4 @@ def test_two_hundred_random_real_changes_with_a_manager_per_host(
     finally:
         for manager in managers.values():
             manager.close()
-    print(f"\nreal namespaces: {events} random events on two hosts, VIP always where expected")
+    report(f"real namespaces: {events} random events on two hosts, VIP always where expected")
