@@ -201,3 +201,30 @@ def test_two_hundred_random_real_changes_with_a_manager_per_host(
         for manager in managers.values():
             manager.close()
     report(f"real namespaces: {events} random events on two hosts, VIP always where expected")
+
+
+def test_a_vip_another_host_still_answers_for_is_refused(
+    sandbox: Sandbox, cluster_home: Path, service_dir: Path
+) -> None:
+    """db2's manager cannot see db1 (a manager per host): before taking the VIP it probes, and
+    while db1 still answers for it, it refuses: an error, an event, a line in ls."""
+    import io
+
+    from floatingip.shell import Shell
+
+    home = vip_home(cluster_home, service_dir)
+    add_vip(sandbox, "db1")  # db1 never released it (its manager died, its stop failed...)
+    with manager_on(sandbox, home, "db2", roles={"db1": "slave", "db2": "master"}) as manager:
+        result = manager.update_datasource("db2", state="ONLINE")
+        assert not result.ok
+        assert "refusing to take 192.0.2.22: another host still holds it" in result.errors[0]
+        assert on(sandbox, "db1") and not on(sandbox, "db2")
+        failed = [e for e in manager.history if e.kind == "command" and not e.ok]
+        assert failed and "DuplicateAddressError" not in failed[-1].message
+        assert "refusing to take" in failed[-1].message
+        out = io.StringIO()
+        Shell(manager, stdout=out).onecmd("ls")
+        assert "last error: start on db2 failed: refusing to take 192.0.2.22" in out.getvalue()
+        sandbox.run("db1", ["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"])  # released at last
+        assert manager.reconcile().ok  # the next monitor pass (or retry) takes it
+        assert on(sandbox, "db2") and not on(sandbox, "db1")
