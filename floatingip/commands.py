@@ -8,6 +8,7 @@ network.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -123,6 +124,7 @@ def split_sudo(argv: Sequence[str]) -> tuple[str, tuple[str, ...]] | None:
     return runas, tuple(argv[index:])
 
 
+@functools.lru_cache(maxsize=4096)
 def command_argv(command: str) -> tuple[str, ...]:
     """Split a command line as a POSIX shell would, without a shell; make sudo non-interactive.
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from floatingip.config import cluster_directory, name_problem, permission_problems, read_config_file
 from floatingip.errors import DataSourceDefinitionError, DataSourceError, Problem
@@ -79,13 +79,18 @@ class PolicyMode(str, enum.Enum):
 _E = TypeVar("_E", Role, State, PolicyMode)
 
 
+_BY_NAME: dict[type, dict[str, Any]] = {
+    kind: {member.value.lower(): member for member in kind} for kind in (Role, State, PolicyMode)
+}
+
+
 def _parse(kind: type[_E], what: str, value: object) -> _E:
     if isinstance(value, kind):
         return value
     if isinstance(value, str):
-        for member in kind:
-            if member.value.lower() == value.strip().lower():
-                return member
+        member = _BY_NAME[kind].get(value.strip().lower())
+        if member is not None:
+            return member  # type: ignore[no-any-return]
     choices = ", ".join(member.value for member in kind)
     raise DataSourceError(f"unknown {what} {value!r}; expected one of: {choices}")
 
@@ -129,11 +134,14 @@ class DataSource:
         return self.role is Role.MASTER and self.state is State.ONLINE
 
     def changed(self, *, role: Role | None = None, state: State | None = None) -> DataSource:
-        return replace(
-            self,
-            role=self.role if role is None else role,
-            state=self.state if state is None else state,
-        )
+        """A copy with a new role and/or state (already parsed: no re-validation, it is hot)."""
+        new = object.__new__(DataSource)
+        new.__dict__.update(self.__dict__)
+        if role is not None:
+            new.__dict__["role"] = role
+        if state is not None:
+            new.__dict__["state"] = state
+        return new
 
 
 KNOWN_KEYS = ("name", "host", "role")

@@ -407,11 +407,11 @@ class Manager:
             old = self._known(name)
             new = old.changed(role=new_role, state=new_state)
             parts = []
-            if new.role != old.role:
-                parts.append(f"role {old.role} -> {new.role}")
-            if new.state != old.state:
-                parts.append(f"state {old.state} -> {new.state}")
-            description = f"datasource {name}: {', '.join(parts) or f'{new.state} again'}"
+            if new.role is not old.role:
+                parts.append(f"role {old.role.value} -> {new.role.value}")
+            if new.state is not old.state:
+                parts.append(f"state {old.state.value} -> {new.state.value}")
+            description = f"datasource {name}: {', '.join(parts) or new.state.value + ' again'}"
             return self._apply_datasource(new, old, description)
 
     def set_policy(self, mode: PolicyMode | str) -> ChangeResult:
@@ -696,6 +696,8 @@ class Manager:
 
     def _settle(self, description: str, firing: Firing) -> ChangeResult:
         """Run the intents of ``firing`` and of the service-fact changes they cause, in order."""
+        if not firing.intents and not firing.errors:  # most changes: the rules ask for nothing
+            return ChangeResult(description, (), (), tuple(firing.fired))
         everything = Firing()
         everything.extend(firing)
         pending = deque(firing.intents)

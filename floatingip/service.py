@@ -7,6 +7,7 @@ run through sudo, files and directories that others could write are refused.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -111,7 +112,7 @@ class ServiceDefinition:
     address_hint: ipaddress.IPv4Interface | None = None
     interface_hint: str | None = None
 
-    @property
+    @functools.cached_property
     def target(self) -> ServiceTarget:
         """The VIP and interface: vip.* keys, else read from command.start (vip.address and
         vip.interface, when given next to command.* lines, take precedence)."""

@@ -1,0 +1,83 @@
+"""What every benchmark shares: a throwaway cluster home, the machine, and the report format
+(one JSON line for machines, then a table for people)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+VIP = "192.0.2.22"
+
+
+def cluster_home(
+    service: str,
+    datasources: Sequence[tuple[str, str, str]] = (("db1", "db1", "master"), ("db2", "db2", "slave")),
+    cluster: str = "demo",
+    root: Path | None = None,
+) -> Path:
+    """A cluster home with one service file (master) and the given (name, host, role)s."""
+    home = root if root is not None else Path(tempfile.mkdtemp(prefix="floatingip-bench-"))
+    service_dir = home / "conf/cluster" / cluster / "service"
+    datasource_dir = home / "conf/cluster" / cluster / "datasource"
+    service_dir.mkdir(parents=True, exist_ok=True)
+    datasource_dir.mkdir(parents=True, exist_ok=True)
+    (service_dir / "master.properties").write_text(service)
+    for name, host, role in datasources:
+        (datasource_dir / f"{name}.properties").write_text(f"name={name}\nhost={host}\nrole={role}\n")
+    for path in [home, *home.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return home
+
+
+def vip_service(*, arp: int = 0, backend: str = "ip", dad_wait: float = 0.2) -> str:
+    return (
+        f"name=master\nvip.address={VIP}/24\nvip.interface=eth0\nvip.label=eth0:0\n"
+        f"vip.backend={backend}\nvip.arp.count={arp}\nvip.dad.wait={dad_wait}\n"
+    )
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def short_mode() -> bool:
+    return "--short" in sys.argv
+
+
+def emit(benchmark: str, results: dict[str, object], rows: Sequence[tuple[str, str, str]]) -> None:
+    """Print the JSON line, then a table of (figure, value, goal)."""
+    print(json.dumps({"benchmark": benchmark, "short": short_mode(), "machine": machine(), **results}))
+    width = max(len(row[0]) for row in rows)
+    value_width = max(len(row[1]) for row in rows)
+    print(f"\n{benchmark} ({'short' if short_mode() else 'full'} run, {machine()})")
+    for figure, value, goal in rows:
+        print(f"  {figure.ljust(width)}  {value.rjust(value_width)}  {goal}")
+
+
+__all__ = ["VIP", "cluster_home", "emit", "machine", "percentile", "rss_mb", "short_mode", "statistics", "vip_service"]

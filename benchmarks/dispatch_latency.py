@@ -1,0 +1,71 @@
+"""Dispatch latency: from the Manager.update_datasource call to the executor receiving the start
+command (RecordingExecutor, so the command itself costs nothing).  Goal: p99 under 1 ms.
+
+Two services: the seed's classic ifconfig service, and a built-in VIP service, whose start first
+reads the interface (a status command) before the add; there the figure is to the add.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from _common import cluster_home, emit, percentile, short_mode, vip_service
+from floatingip import CommandResult, Manager, RecordingExecutor
+from floatingip.supervisor import RetryPolicy
+
+SEED_SERVICE = (
+    "name=master\ncommand.start=sudo /sbin/ifconfig eth0:0 10.10.12.22\n"
+    "command.stop=sudo /sbin/ifconfig eth0:0 down\ncommand.status=sudo /sbin/ifconfig eth0:0\n"
+)
+
+
+def measure(service: str, rounds: int) -> list[float]:
+    received: list[float] = []
+    added: set[str] = set()
+
+    def respond(argv: tuple[str, ...]) -> CommandResult:
+        words = [w for w in argv if w not in ("sudo", "-n")]
+        if words[:3] == ["ip", "addr", "add"] or words[-1] == "10.10.12.22":
+            received.append(time.perf_counter())
+            added.add("vip")
+        elif words[:3] == ["ip", "addr", "del"] or words[-1] == "down":
+            added.discard("vip")
+        elif words[:2] == ["ip", "-o"] and added:  # the VIP service verifies what it did
+            return CommandResult(argv, 0, stdout="2: eth0    inet 192.0.2.22/24 scope global eth0\n")
+        return CommandResult(argv, 0)
+
+    # every datasource on this host: no duplicate address check, as with one manager per cluster
+    home = cluster_home(service, datasources=[("db1", "db1", "master"), ("db2", "db1", "slave")])
+    manager = Manager.from_cluster_home(
+        home, "demo", host="db1", executor=RecordingExecutor(respond),
+        monitor_interval=0, retry=RetryPolicy(attempts=0),
+    )  # fmt: skip
+    latencies = []
+    for _ in range(rounds):
+        called = time.perf_counter()
+        manager.update_datasource("db1", state="ONLINE")
+        latencies.append(received[-1] - called)
+        manager.update_datasource("db1", state="OFFLINE")
+    manager.close()
+    return latencies
+
+
+def main() -> None:
+    rounds = 300 if short_mode() else 20_000
+    results: dict[str, object] = {"rounds": rounds}
+    rows = []
+    for kind, service in (("classic", SEED_SERVICE), ("vip", vip_service())):
+        latencies = measure(service, rounds)
+        median, p99 = statistics.median(latencies) * 1e3, percentile(latencies, 0.99) * 1e3
+        results[kind] = {"median_ms": round(median, 4), "p99_ms": round(p99, 4)}
+        label = "seed ifconfig service" if kind == "classic" else "built-in VIP service"
+        rows += [
+            (f"{label}: median", f"{median:.3f} ms", ""),
+            (f"{label}: p99", f"{p99:.3f} ms", "goal < 1 ms"),
+        ]
+    emit("dispatch_latency", results, rows)
+
+
+if __name__ == "__main__":
+    main()
