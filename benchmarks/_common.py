@@ -17,7 +17,10 @@ VIP = "192.0.2.22"
 
 def cluster_home(
     service: str,
-    datasources: Sequence[tuple[str, str, str]] = (("db1", "db1", "master"), ("db2", "db2", "slave")),
+    datasources: Sequence[tuple[str, str, str]] = (
+        ("db1", "db1", "master"),
+        ("db2", "db2", "slave"),
+    ),
     cluster: str = "demo",
     root: Path | None = None,
 ) -> Path:
@@ -29,7 +32,9 @@ def cluster_home(
     datasource_dir.mkdir(parents=True, exist_ok=True)
     (service_dir / "master.properties").write_text(service)
     for name, host, role in datasources:
-        (datasource_dir / f"{name}.properties").write_text(f"name={name}\nhost={host}\nrole={role}\n")
+        (datasource_dir / f"{name}.properties").write_text(
+            f"name={name}\nhost={host}\nrole={role}\n"
+        )
     for path in [home, *home.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return home
@@ -72,7 +77,9 @@ def short_mode() -> bool:
 
 def emit(benchmark: str, results: dict[str, object], rows: Sequence[tuple[str, str, str]]) -> None:
     """Print the JSON line, then a table of (figure, value, goal)."""
-    print(json.dumps({"benchmark": benchmark, "short": short_mode(), "machine": machine(), **results}))
+    print(
+        json.dumps({"benchmark": benchmark, "short": short_mode(), "machine": machine(), **results})
+    )
     width = max(len(row[0]) for row in rows)
     value_width = max(len(row[1]) for row in rows)
     print(f"\n{benchmark} ({'short' if short_mode() else 'full'} run, {machine()})")
@@ -80,4 +87,14 @@ def emit(benchmark: str, results: dict[str, object], rows: Sequence[tuple[str, s
         print(f"  {figure.ljust(width)}  {value.rjust(value_width)}  {goal}")
 
 
-__all__ = ["VIP", "cluster_home", "emit", "machine", "percentile", "rss_mb", "short_mode", "statistics", "vip_service"]
+__all__ = [
+    "VIP",
+    "cluster_home",
+    "emit",
+    "machine",
+    "percentile",
+    "rss_mb",
+    "short_mode",
+    "statistics",
+    "vip_service",
+]

@@ -32,7 +32,9 @@ def measure(service: str, rounds: int) -> list[float]:
         elif words[:3] == ["ip", "addr", "del"] or words[-1] == "down":
             added.discard("vip")
         elif words[:2] == ["ip", "-o"] and added:  # the VIP service verifies what it did
-            return CommandResult(argv, 0, stdout="2: eth0    inet 192.0.2.22/24 scope global eth0\n")
+            return CommandResult(
+                argv, 0, stdout="2: eth0    inet 192.0.2.22/24 scope global eth0\n"
+            )
         return CommandResult(argv, 0)
 
     # every datasource on this host: no duplicate address check, as with one manager per cluster

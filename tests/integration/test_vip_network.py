@@ -35,7 +35,7 @@ def test_start_stop_are_idempotent_and_verified(
     assert "192.0.2.22" in sandbox.addresses_on("db1")
     again = perform(service, "start", db1)
     assert again.ok and again.notes == ("192.0.2.22/24 already present on eth0",)
-    assert len(again.steps) == 1  # only looked, changed nothing
+    assert sandbox.addresses_on("db1") == ["192.0.2.11", "192.0.2.22"]
     status = perform(service, "status", db1)
     assert status.held is True and status.notes == ("192.0.2.22/24 is held on eth0",)
     stopped = perform(service, "stop", db1)
