@@ -11,7 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint check-build-deps clean
+.PHONY: demo test bench lint check-build-deps clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	@$(MAKE) --no-print-directory check-build-deps
@@ -41,13 +41,18 @@ demo: $(BIN)/.installed
 	$(BIN)/python examples/demo.py
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check floatingip rules examples tests
-	$(BIN)/ruff format --check floatingip rules examples tests
+	$(BIN)/ruff check floatingip rules examples benchmarks tests
+	$(BIN)/ruff format --check floatingip rules examples benchmarks tests
 	$(BIN)/mypy
 
 test: lint
 	@.ci/install-system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Full benchmark runs (minutes); CI runs them in --short mode through the tests.
+BENCHMARKS := engine_throughput dispatch_latency memory scale vip_move
+bench: $(BIN)/.installed
+	@for name in $(BENCHMARKS); do $(BIN)/python benchmarks/$$name.py $(BENCH_ARGS) || exit 1; echo; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

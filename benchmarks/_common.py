@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -56,7 +55,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}"
+    system = f"Linux {platform.release()}, Python {platform.python_version()}"
+    return f"{cpu}, {os.cpu_count()} cores, {system}"
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -95,6 +95,5 @@ __all__ = [
     "percentile",
     "rss_mb",
     "short_mode",
-    "statistics",
     "vip_service",
 ]

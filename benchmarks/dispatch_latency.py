@@ -11,6 +11,7 @@ import statistics
 import time
 
 from _common import cluster_home, emit, percentile, short_mode, vip_service
+
 from floatingip import CommandResult, Manager, RecordingExecutor
 from floatingip.supervisor import RetryPolicy
 

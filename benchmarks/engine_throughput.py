@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
+from _common import cluster_home, emit, short_mode
 from durable import engine as durable_engine
 
-from _common import cluster_home, emit, short_mode
 from floatingip import Manager, RecordingExecutor, load_rules, shipped_rules_dir
 
 SEED_SERVICE = (

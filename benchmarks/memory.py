@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from _common import cluster_home, emit, rss_mb, short_mode
 from engine_throughput import SEED_SERVICE, datasource_fact
+
 from floatingip import Manager, RecordingExecutor, load_rules, shipped_rules_dir
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from _common import cluster_home, emit, rss_mb, short_mode
 from engine_throughput import SEED_SERVICE
+
 from floatingip import Manager, RecordingExecutor
 
 
@@ -33,7 +34,7 @@ def main() -> None:
             host=f"c{index}host0",
             executor=RecordingExecutor(),
             monitor_interval=0,
-        )  # fmt: skip
+        )
         for index in range(clusters)
     ]
     load = time.perf_counter() - started

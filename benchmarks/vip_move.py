@@ -14,6 +14,7 @@ import sys
 import time
 
 from _common import VIP, cluster_home, emit, short_mode, vip_service
+
 from floatingip import Manager
 from floatingip.sandbox import Sandbox, SandboxError
 from floatingip.supervisor import RetryPolicy
@@ -24,7 +25,7 @@ PORT = 3306
 def move(
     sandbox: Sandbox, backend: str, arp: int, manager_per_host: bool, cap: float
 ) -> dict[str, float]:
-    """One switch db1 -> db2: milliseconds to the VIP being up on db2, and to the client's answer."""
+    """One switch db1 -> db2: ms until the VIP is up on db2, and until the client's answer."""
     home = cluster_home(vip_service(arp=arp, backend=backend))
     options = {"monitor_interval": 0, "retry": RetryPolicy(attempts=0)}
     if manager_per_host:

@@ -1,0 +1,36 @@
+"""The benchmark scripts keep working: each runs in --short mode and prints its JSON line and
+table.  No number is asserted here: benchmarks measure, tests decide (README: Benchmarks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, report, require_root
+
+SCRIPTS = ["engine_throughput", "dispatch_latency", "memory", "scale", "vip_move"]
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_benchmark_runs_in_short_mode(name: str) -> None:
+    if name == "vip_move":
+        require_root()
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / f"{name}.py"), "--short"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    first, *table = result.stdout.splitlines()
+    figures = json.loads(first)
+    assert figures["benchmark"] == name and figures["short"] is True
+    assert "skipped" not in figures, figures
+    assert any(line.startswith(f"{name} (short run") for line in table)
+    shown = {k: v for k, v in figures.items() if k not in ("machine", "short", "benchmark")}
+    report(f"benchmark {name} (short): {json.dumps(shown)}")
