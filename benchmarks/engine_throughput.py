@@ -29,8 +29,8 @@ def datasource_fact(name: str, host: str, role: str, state: str) -> dict[str, ob
     }  # fmt: skip
 
 
-def raw_durable_rules(changes: int, toggles: bool) -> float:
-    """Changes/s of durable_rules alone: the same ruleset, the same facts, no-op consequences."""
+def raw_floatingip_host() -> durable_engine.Host:
+    """durable_rules alone with the shipped ruleset (no-op consequences) and the manager's facts."""
     (ruleset,) = load_rules(shipped_rules_dir())
     host = durable_engine.Host()
     host.register_rulesets({"FloatingIP": ruleset.definition(lambda rule: lambda closure: None)})
@@ -42,20 +42,31 @@ def raw_durable_rules(changes: int, toggles: bool) -> float:
         datasource_fact("db2", "db2", "slave", "OFFLINE"),
     ):
         host.assert_fact("FloatingIP", fact)
-    name, machine = ("db1", "db1") if toggles else ("db2", "db2")
-    role = "master" if toggles else "slave"
+    return host
+
+
+def raw_change(host: durable_engine.Host, i: int, toggles: bool) -> None:
+    """Change number ``i``, as the manager makes it: the datasource fact replaced and, when the
+    VIP toggles, the service fact too (what the manager does once the command ran)."""
+    name, role = ("db1", "master") if toggles else ("db2", "slave")
+    state = "ONLINE" if i % 2 == 0 else "OFFLINE"
+    host.retract_fact("FloatingIP", {"id": f"datasource:{name}"})
+    host.assert_fact("FloatingIP", datasource_fact(name, name, role, state))
+    if toggles:
+        host.retract_fact("FloatingIP", {"id": "service:master"})
+        host.assert_fact(
+            "FloatingIP",
+            {"id": "service:master", "kind": "service", "name": "master",
+             "held": state == "ONLINE", "holder": name if state == "ONLINE" else ""},
+        )  # fmt: skip
+
+
+def raw_durable_rules(changes: int, toggles: bool) -> float:
+    """Changes/s of durable_rules alone: the same ruleset, the same facts, no-op consequences."""
+    host = raw_floatingip_host()
     started = time.perf_counter()
     for i in range(changes):
-        state = "ONLINE" if i % 2 == 0 else "OFFLINE"
-        host.retract_fact("FloatingIP", {"id": f"datasource:{name}"})
-        host.assert_fact("FloatingIP", datasource_fact(name, machine, role, state))
-        if toggles:  # what the manager does once the command ran
-            host.retract_fact("FloatingIP", {"id": "service:master"})
-            host.assert_fact(
-                "FloatingIP",
-                {"id": "service:master", "kind": "service", "name": "master",
-                 "held": state == "ONLINE", "holder": name if state == "ONLINE" else ""},
-            )  # fmt: skip
+        raw_change(host, i, toggles)
     return changes / (time.perf_counter() - started)
 
 

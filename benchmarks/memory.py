@@ -14,9 +14,9 @@ import sys
 from collections.abc import Callable
 
 from _common import cluster_home, emit, rss_mb, short_mode
-from engine_throughput import SEED_SERVICE, datasource_fact
+from engine_throughput import SEED_SERVICE, raw_change, raw_floatingip_host
 
-from floatingip import Manager, RecordingExecutor, load_rules, shipped_rules_dir
+from floatingip import Manager, RecordingExecutor
 
 
 def growth(change: Callable[[int], None], checkpoints: tuple[int, int]) -> tuple[float, float]:
@@ -50,31 +50,8 @@ def through_manager(name: str, checkpoints: tuple[int, int]) -> tuple[float, flo
 
 
 def raw_toggles(checkpoints: tuple[int, int]) -> tuple[float, float]:
-    from durable import engine as durable_engine
-
-    (ruleset,) = load_rules(shipped_rules_dir())
-    host = durable_engine.Host()
-    host.register_rulesets({"FloatingIP": ruleset.definition(lambda rule: lambda closure: None)})
-    for fact in (
-        {"id": "manager", "kind": "manager", "host": "db1", "state": "RUNNING"},
-        {"id": "policy", "kind": "policy", "mode": "AUTOMATIC"},
-        {"id": "service:master", "kind": "service", "name": "master", "held": False, "holder": ""},
-        datasource_fact("db1", "db1", "master", "OFFLINE"),
-    ):
-        host.assert_fact("FloatingIP", fact)
-
-    def change(i: int) -> None:
-        state = "ONLINE" if i % 2 == 0 else "OFFLINE"
-        host.retract_fact("FloatingIP", {"id": "datasource:db1"})
-        host.assert_fact("FloatingIP", datasource_fact("db1", "db1", "master", state))
-        host.retract_fact("FloatingIP", {"id": "service:master"})
-        host.assert_fact(
-            "FloatingIP",
-            {"id": "service:master", "kind": "service", "name": "master",
-             "held": state == "ONLINE", "holder": "db1" if state == "ONLINE" else ""},
-        )  # fmt: skip
-
-    return growth(change, checkpoints)
+    host = raw_floatingip_host()
+    return growth(lambda i: raw_change(host, i, toggles=True), checkpoints)
 
 
 def in_child(kind: str) -> tuple[float, float]:
