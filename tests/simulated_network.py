@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from floatingip import CommandResult
 from floatingip.commands import DEFAULT_TIMEOUT
-from floatingip.dad import FREE, IN_USE
+from floatingip.dad import FREE, IN_USE, PROBE_SCRIPT
 
 
 class SimulatedNetwork:
@@ -62,7 +62,7 @@ class SimulatedHost:
             if words[:4] == ["ip", "-o", "-4", "addr"]:
                 lines = [f"2: eth0    inet {address} scope global eth0" for address in sorted(mine)]
                 return CommandResult(full, 0, stdout="\n".join(lines) + "\n")
-            if "floatingip.dad" in words:
+            if PROBE_SCRIPT in words:
                 address = words[-1]
                 others = [h for h, held in network.addresses.items() if h != host and any(
                     a.split("/")[0] == address for a in held)]  # fmt: skip

@@ -22,6 +22,7 @@ from floatingip import (
     State,
     load_services,
 )
+from floatingip.dad import PROBE_SCRIPT
 from floatingip.rules import load_rules, shipped_rules_dir
 from tests.conftest import write_service
 
@@ -32,7 +33,7 @@ STATUS = ("ip", "-o", "addr", "show", "dev", "eth0")
 
 def is_check(call: tuple[str, ...]) -> bool:
     """A status probe or a duplicate address check: looks, changes nothing."""
-    return call == STATUS or "floatingip.dad" in call
+    return call == STATUS or PROBE_SCRIPT in call
 
 
 def actions(recorder: RecordingExecutor) -> list[str]:

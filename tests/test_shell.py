@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from floatingip import Manager, RecordingExecutor
+from floatingip.dad import PROBE_SCRIPT
 from floatingip.shell import Shell, dry_run_responder
 from tests.conftest import EXAMPLE_CLUSTER_HOME
 
@@ -52,7 +53,7 @@ def test_online_offline_transcript_with_dry_run() -> None:
         "datasource db1 online\ndatasource db1 offline\n", "--dry-run", "--host", "db1"
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    dad = f"[dry-run] {sys.executable} -m floatingip.dad --interface eth0 --wait 0.2 10.10.12.22"
+    dad = f"[dry-run] {sys.executable} -I -S {PROBE_SCRIPT} --interface eth0 --wait 0.2 10.10.12.22"
     assert result.stdout.splitlines() == [
         f"{PROMPT}datasource db1 online",
         dad,  # db2 runs on a host this shell cannot see: nobody else may answer for the VIP

@@ -145,6 +145,7 @@ def test_after_kill_9_a_restart_releases_or_keeps_the_vip_without_a_flap(
             assert manager.held == {"master": "db1"}
             commands = [e for e in manager.history if e.kind == "command"]
             stop.set()
+            watcher.join()  # before the failsafe releases the VIP on close
     finally:
         stop.set()
         watcher.join()
