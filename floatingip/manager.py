@@ -2,9 +2,12 @@
 
 It holds the cluster's datasources, the policy and the services, feeds every change to the rules
 as facts, runs the service actions the rules ask for, and records everything in a bounded history
-that listeners also receive.  Changes are applied one at a time, in the order callers get the
-manager's lock; each call returns after the commands it caused have run, so the commands of a
-service never interleave and always run in the order of the changes that caused them.
+that listeners also receive.  It reconciles what it believes with what is really held at start,
+on a monitor and on retries (floatingip.supervisor).
+
+Changes are applied one at a time, in the order callers get the manager's lock; each call
+returns after the commands it caused have run, so the commands of a service never interleave and
+always run in the order of the changes that caused them.
 """
 
 from __future__ import annotations
@@ -138,7 +141,15 @@ Listener = Callable[[Event], None]
 
 
 class Manager:
-    """Keeps the VIP (and any other rule-driven service) in line with the cluster's datasources."""
+    """Keeps the VIP (and any other rule-driven service) in line with the cluster's datasources.
+
+    ``host`` is this manager's host (default: the machine's name); ``executor`` runs its commands
+    and ``executors`` maps other hosts it may act for to theirs.  ``roles`` and ``states`` give
+    what is already known at start (datasources are OFFLINE otherwise); with
+    ``reconcile_at_start`` the manager then reads what each service really holds before the rules
+    may take anything.  ``monitor_interval`` seconds between drift checks (0: off); ``retry``
+    bounds the retries of failed commands; ``history_size`` bounds the history.
+    """
 
     def __init__(
         self,
