@@ -279,6 +279,8 @@ class Shell(cmd.Cmd):
             for stream in (outcome.result.stdout, outcome.result.stderr):
                 if stream:
                     self.stdout.write(stream if stream.endswith("\n") else stream + "\n")
+        for note in outcome.notes:  # "192.0.2.22 is held", "already present", ...
+            self._say(note)
         if outcome.ok:
             self._say(f"service '{name}' {action} on {outcome.host}: OK")
         else:

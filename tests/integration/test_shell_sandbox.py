@@ -91,6 +91,7 @@ def test_the_shell_command_runs_real_commands_in_namespaces(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "  master: held on db1 (for db1)" in result.stdout
     assert f"inet {VIP}" in result.stdout  # service master status ran ifconfig eth0:0 on db1
+    assert f"{VIP} is held" in result.stdout
     assert "manager stopped: released master on db1" in result.stdout
     assert holders(sandbox) == []
 
