@@ -26,6 +26,7 @@ from floatingip.errors import (
     ConfigError,
     DataSourceDefinitionError,
     DataSourceError,
+    DuplicateAddressError,
     EngineError,
     FloatingIPError,
     Problem,
@@ -46,6 +47,7 @@ from floatingip.rules import (
     shipped_rules_dir,
 )
 from floatingip.service import ServiceDefinition, load_service, load_services
+from floatingip.supervisor import RetryPolicy
 
 __version__ = "0.1.0"
 
@@ -61,6 +63,7 @@ __all__ = [
     "DataSource",
     "DataSourceDefinitionError",
     "DataSourceError",
+    "DuplicateAddressError",
     "EngineError",
     "Event",
     "Executor",
@@ -75,6 +78,7 @@ __all__ = [
     "PropertiesError",
     "PropertyEntry",
     "RecordingExecutor",
+    "RetryPolicy",
     "Role",
     "RuleActionError",
     "RuleContext",
