@@ -18,7 +18,7 @@ from floatingip.datasource import (
     State,
     load_datasources,
 )
-from floatingip.engine import RuleActionError
+from floatingip.engine import RuleFailure
 from floatingip.errors import (
     CommandError,
     CommandNotFoundError,
@@ -80,8 +80,8 @@ __all__ = [
     "RecordingExecutor",
     "RetryPolicy",
     "Role",
-    "RuleActionError",
     "RuleContext",
+    "RuleFailure",
     "RuleFileError",
     "RuleSet",
     "ServiceDefinition",

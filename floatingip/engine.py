@@ -22,7 +22,7 @@ from durable import engine as durable_engine
 from floatingip.errors import EngineError
 from floatingip.rules import Intent, Rule, RuleContext, RuleSet
 
-__all__ = ["Engine", "Firing", "RuleActionError"]
+__all__ = ["Engine", "Firing", "RuleFailure"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ Fact = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class RuleActionError:
+class RuleFailure:
     """A consequence raised: which rule, where it is written, and the exception."""
 
     rule: str
@@ -61,7 +61,7 @@ class Firing:
 
     fired: list[str] = field(default_factory=list)
     intents: list[Intent] = field(default_factory=list)
-    errors: list[RuleActionError] = field(default_factory=list)
+    errors: list[RuleFailure] = field(default_factory=list)
 
     def extend(self, other: Firing) -> None:
         self.fired += other.fired
@@ -104,7 +104,7 @@ class Engine:
             try:
                 rule.action(RuleContext(rule, facts, intents))
             except BaseException as exc:  # durable_rules would swallow it: record it instead
-                error = RuleActionError(
+                error = RuleFailure(
                     rule.name, rule.source, exc, traceback.format_exc(), _raised_at(rule, exc)
                 )
                 firing.errors.append(error)

@@ -37,7 +37,7 @@ from floatingip.datasource import (
     parse_role,
     parse_state,
 )
-from floatingip.engine import Engine, Firing, RuleActionError
+from floatingip.engine import Engine, Firing, RuleFailure
 from floatingip.errors import (
     ConfigError,
     DataSourceError,
@@ -85,7 +85,7 @@ class ChangeResult:
 
     change: str
     commands: tuple[CommandOutcome, ...] = ()
-    rule_errors: tuple[RuleActionError, ...] = ()
+    rule_errors: tuple[RuleFailure, ...] = ()
     rules_fired: tuple[str, ...] = ()
     engine_errors: tuple[FloatingIPError, ...] = ()
 
