@@ -325,14 +325,59 @@ class NamespaceExecutor:
 class RecordingExecutor:
     """Records each argv in :attr:`calls` instead of running it; for testing rule files.
 
-    By default every command succeeds with empty output.  ``respond`` may return another
-    CommandResult for a given argv (for example a failure), to test how rules handle it.
+    Every command succeeds.  So that built-in VIP services (which verify what they did) can be
+    tested too, it keeps the addresses that ``ip addr add/del`` and ``ifconfig ALIAS ADDRESS`` /
+    ``ifconfig ALIAS down`` would configure, in :attr:`addresses`, and answers
+    ``ip ... addr show dev IFACE`` with them; any other command gets empty output.  ``respond``
+    may return another CommandResult for a given argv (a failure, say) and then decides alone.
     """
 
     def __init__(self, respond: Callable[[tuple[str, ...]], CommandResult] | None = None) -> None:
         self.calls: list[tuple[str, ...]] = []
+        self.addresses: dict[str, dict[str, str]] = {}  # interface -> {address/prefix: label}
         self._respond = respond
         self._lock = threading.Lock()
+
+    def _as_a_host(self, argv: tuple[str, ...]) -> CommandResult:
+        words = list(argv[2:] if argv[:2] == ("sudo", "-n") else argv)
+        program = os.path.basename(words[0])
+        if program == "ip" and "addr" in words and "dev" in words[:-1]:
+            interface = words[words.index("dev") + 1]
+            on = self.addresses.setdefault(interface, {})
+            verb = words[words.index("addr") + 1] if words.index("addr") + 1 < len(words) else ""
+            if verb == "show":
+                lines = [
+                    f"2: {interface}    inet {address} scope global {label}"
+                    for address, label in on.items()
+                ]
+                return CommandResult(argv, 0, stdout="".join(line + "\n" for line in lines))
+            address = words[words.index(verb) + 1] if verb in ("add", "del") else ""
+            if verb == "add":
+                if address in on:
+                    return CommandResult(argv, 2, stderr="Error: ipv4: Address already assigned.\n")
+                label = words[words.index("label") + 1] if "label" in words[:-1] else interface
+                on[address] = label
+            elif verb == "del" and on.pop(address, None) is None:
+                return CommandResult(argv, 2, stderr="Error: ipv4: Address not found.\n")
+        elif program == "ifconfig" and len(words) == 2:  # the status of an alias
+            label = words[1]
+            on = self.addresses.get(label.split(":", 1)[0], {})
+            shown = [f"        inet {a.split('/')[0]}" for a, owner in on.items() if owner == label]
+            return CommandResult(
+                argv, 0, stdout="\n".join([f"{label}: flags=4163<UP>", *shown]) + "\n"
+            )
+        elif program == "ifconfig" and len(words) >= 3:
+            label = words[1]
+            on = self.addresses.setdefault(label.split(":", 1)[0], {})
+            for address in [a for a, owner in on.items() if owner == label]:
+                del on[address]  # an alias holds one address: setting or downing it drops the old
+            if words[2] != "down":
+                prefix = 24
+                if "netmask" in words[:-1]:
+                    mask = words[words.index("netmask") + 1]
+                    prefix = sum(bin(int(part)).count("1") for part in mask.split("."))
+                on[f"{words[2]}/{prefix}"] = label
+        return CommandResult(argv, 0)
 
     def run(
         self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, check: bool = True
@@ -342,8 +387,5 @@ class RecordingExecutor:
             raise ValueError("empty argv")
         with self._lock:
             self.calls.append(argv)
-        if self._respond is not None:
-            result = self._respond(argv)
-        else:
-            result = CommandResult(argv=argv, exit_code=0)
+            result = self._respond(argv) if self._respond is not None else self._as_a_host(argv)
         return result.check() if check else result

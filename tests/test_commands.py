@@ -240,3 +240,19 @@ def test_namespace_executor_runs_inside_the_namespace(netns: str) -> None:
     assert "fipv0" not in outside
     failed = executor.run(["ip", "link", "del", "nonexistent0"], timeout=5, check=False)
     assert failed.exit_code != 0 and "nonexistent0" in failed.stderr
+
+
+def test_recording_executor_keeps_the_addresses_a_host_would_have() -> None:
+    recorder = RecordingExecutor()
+    add = ("sudo", "-n", "ip", "addr", "add", "192.0.2.22/24", "dev", "eth0", "label", "eth0:0")
+    assert recorder.run(add).ok
+    assert recorder.addresses == {"eth0": {"192.0.2.22/24": "eth0:0"}}
+    shown = recorder.run(("ip", "-o", "-4", "addr", "show", "dev", "eth0")).stdout
+    assert "inet 192.0.2.22/24" in shown
+    assert "already assigned" in recorder.run(add, check=False).stderr
+    assert recorder.run(("ip", "addr", "del", "192.0.2.22/24", "dev", "eth0")).ok
+    assert recorder.addresses == {"eth0": {}}
+    recorder.run(("/sbin/ifconfig", "eth0:1", "192.0.2.23", "netmask", "255.255.255.0", "up"))
+    assert "inet 192.0.2.23" in recorder.run(("/sbin/ifconfig", "eth0:1")).stdout
+    recorder.run(("/sbin/ifconfig", "eth0:1", "down"))
+    assert "inet" not in recorder.run(("/sbin/ifconfig", "eth0:1")).stdout

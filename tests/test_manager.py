@@ -341,3 +341,20 @@ def test_a_datasource_whose_fact_id_collides_is_refused(manager: Manager) -> Non
     with pytest.raises(EngineError, match="collides"):
         manager.add_datasource(second, role="slave")
     assert first in manager.datasources and second not in manager.datasources
+
+
+def test_vip_services_can_be_tested_with_the_recording_executor(
+    cluster_home: Path, service_dir: Path
+) -> None:
+    write_service(
+        service_dir,
+        "master.properties",
+        "name=master\nvip.address=192.0.2.22/24\nvip.interface=eth0\nvip.sudo=false\n",
+    )
+    recorder = RecordingExecutor()
+    with Manager.from_cluster_home(cluster_home, "demo", host="db1", executor=recorder) as manager:
+        manager.add_datasource("db1", role="master")
+        assert manager.update_datasource("db1", state="ONLINE").ok
+        assert recorder.addresses["eth0"] == {"192.0.2.22/24": "eth0"}
+        assert manager.update_datasource("db1", state="OFFLINE").ok
+        assert recorder.addresses["eth0"] == {}
