@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from floatingip.commands import CommandResult, Executor
 from floatingip.dad import FREE, IN_USE, probe_argv
 from floatingip.errors import CommandError, DuplicateAddressError, FloatingIPError
-from floatingip.service import ServiceDefinition, ServiceTarget
+from floatingip.service import ServiceDefinition
 from floatingip.vip import DEFAULT_DAD_WAIT, VipSpec
 
 __all__ = ["ActionResult", "perform", "probe"]
@@ -96,7 +96,7 @@ def perform(
     try:
         if service.vip is None:
             return _perform_classic(service, action, run, check_duplicates)
-        return _perform_vip(service.vip, action, run, service.target if check_duplicates else None)
+        return _perform_vip(service.vip, action, run, check_duplicates)
     except KeyError as exc:
         return run.done((), None, FloatingIPError(str(exc.args[0])))
     except FloatingIPError as exc:  # a program that does not exist
@@ -127,31 +127,27 @@ def _no_interface(vip: VipSpec, result: CommandResult) -> FloatingIPError:
 def probe(service: ServiceDefinition, executor: Executor) -> bool | None:
     """Whether the service's VIP is held through ``executor``'s host; None if that cannot be
     told (no known address or status command, or the status failed)."""
-    if service.vip is None and (
-        service.commands["status"] is None or service.target.address is None
-    ):
+    if not service.reports_held:
         return None
     result = perform(service, "status", executor)
     return result.held if result.ok else None
 
 
 def _duplicate_check(
-    target: ServiceTarget, wait: float, sudo: bool, run: _Run
+    argv: tuple[str, ...], address: str, interface: str, run: _Run
 ) -> FloatingIPError | None:
-    """Refuse (an error) if another host answers for the VIP; a probe that cannot run is only
-    a note: refusing then would block every failover on a missing tool."""
-    if target.address is None or target.interface is None or wait <= 0:
-        return None
-    argv = probe_argv(target.interface, str(target.address), wait, sudo=sudo)
+    """Run the probe ``argv``; refuse (an error) if another host answers for ``address``.  A
+    probe that cannot run is only a note: refusing then would block every failover on a missing
+    tool."""
     try:
         result = run.run(argv)
     except FloatingIPError as exc:
         run.notes.append(f"duplicate address check not run: {exc}")
         return None
     if result.exit_code == IN_USE and "in use" in result.stdout:
-        answer = result.stdout.strip() or f"{target.address} answers on {target.interface}"
+        answer = result.stdout.strip() or f"{address} answers on {interface}"
         return DuplicateAddressError(
-            f"refusing to take {target.address}: another host still holds it ({answer}); "
+            f"refusing to take {address}: another host still holds it ({answer}); "
             "it must be released there first"
         )
     if result.exit_code != FREE:
@@ -165,8 +161,16 @@ def _perform_classic(
 ) -> ActionResult:
     target = service.target if service.commands["status"] is not None else None
     argv = service.argv(action)
-    if action == "start" and check_duplicates and target is not None:
-        refused = _duplicate_check(target, DEFAULT_DAD_WAIT, os.geteuid() != 0, run)
+    if (
+        action == "start"
+        and check_duplicates
+        and target is not None
+        and target.address is not None
+        and target.interface is not None
+    ):
+        address = str(target.address)
+        probe = probe_argv(target.interface, address, DEFAULT_DAD_WAIT, sudo=os.geteuid() != 0)
+        refused = _duplicate_check(probe, address, target.interface, run)
         if refused is not None:
             return run.done(argv, None, refused)
     result = run.run(argv)
@@ -189,9 +193,9 @@ def _perform_classic(
 
 
 def _perform_vip(
-    vip: VipSpec, action: str, run: _Run, duplicates_of: ServiceTarget | None = None
+    vip: VipSpec, action: str, run: _Run, check_duplicates: bool = False
 ) -> ActionResult:
-    """``duplicates_of``: check that no other host answers for this target before taking it."""
+    """``check_duplicates``: make sure no other host answers for the VIP before taking it."""
     address = vip.address.with_prefixlen
     if action == "status":
         held, result = _present(vip, run)
@@ -203,18 +207,18 @@ def _perform_vip(
         stopped = _perform_vip(vip, "stop", run)
         if not stopped.ok:
             return stopped
-        return _perform_vip(vip, "start", run, duplicates_of)
+        return _perform_vip(vip, "start", run, check_duplicates)
     if action not in ("start", "stop"):
         raise KeyError(f"unknown action {action!r}")
     starting = action == "start"
     change = vip.add_argv() if starting else vip.del_argv()
-    if vip.backend == "ip" and duplicates_of is None:
+    if vip.backend == "ip" and not check_duplicates:
         return _change_then_verify(vip, starting, change, run)
     held, result = _present(vip, run)
     if held is None:
         return run.done(result.argv, result, _no_interface(vip, result))
-    if starting and not held and duplicates_of is not None:
-        refused = _duplicate_check(duplicates_of, vip.dad_wait, vip.use_sudo(), run)
+    if starting and not held and check_duplicates and vip.dad_wait > 0:
+        refused = _duplicate_check(vip.dad_argv(), str(vip.address.ip), vip.interface, run)
         if refused is not None:
             return run.done(change, None, refused, held=False)
     if held == starting:

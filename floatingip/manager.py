@@ -271,9 +271,7 @@ class Manager:
         """Services whose state cannot be read: reconcile and monitor leave them alone."""
         off = set()
         for name, service in self._services.items():
-            if service.vip is None and (
-                service.commands["status"] is None or service.target.address is None
-            ):
+            if not service.reports_held:
                 off.add(name)
                 message = (
                     f"reconcile is off for service {name!r}: it needs command.status and a VIP "

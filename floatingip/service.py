@@ -112,6 +112,14 @@ class ServiceDefinition:
     address_hint: ipaddress.IPv4Interface | None = None
     interface_hint: str | None = None
 
+    @property
+    def reports_held(self) -> bool:
+        """Whether its status can tell if the VIP is held: always for a built-in VIP service; a
+        classic one needs command.status and a known VIP address."""
+        return self.vip is not None or (
+            self.commands["status"] is not None and self.target.address is not None
+        )
+
     @functools.cached_property
     def target(self) -> ServiceTarget:
         """The VIP and interface: vip.* keys, else read from command.start (vip.address and
