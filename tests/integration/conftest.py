@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -120,3 +121,12 @@ def readable_cluster_home(service: str) -> Path:
     for path in [home, *home.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return home
+
+
+def printed_sudoers(cluster_home: Path, user: str) -> str:
+    """What `floatingip sudoers --user USER` prints for the cluster demo of ``cluster_home``."""
+    return subprocess.run(
+        [sys.executable, "-m", "floatingip", "sudoers", "--cluster-home", str(cluster_home),
+         "--cluster", "demo", "--user", user],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip

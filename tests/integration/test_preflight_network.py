@@ -5,15 +5,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from floatingip.preflight import run_checks
-from floatingip.rules import install_rules
 from floatingip.sandbox import Sandbox
 from tests.conftest import SEED_MASTER_PROPERTIES, require_program, write_service
-from tests.integration.conftest import call_as
+from tests.integration.conftest import call_as, printed_sudoers, readable_cluster_home
 
 
 def check_on(
@@ -94,17 +92,8 @@ def test_sudo_without_rights_fails_and_with_the_printed_lines_passes(
     unprivileged_user: str, sudoers: Callable[[str], None]
 ) -> None:
     require_program("/sbin/ifconfig")
-    # a cluster home the test's account can read (pytest's own temporary directories are 0700)
-    cluster_home = Path(tempfile.mkdtemp(prefix="floatingip-test-"))
-    service_dir = cluster_home / "conf/cluster/demo/service"
-    service_dir.mkdir(parents=True)
-    for directory in (cluster_home, *service_dir.relative_to(cluster_home).parents):
-        (cluster_home / directory).chmod(0o755)
-    service_dir.chmod(0o755)
-    write_service(service_dir, "master.properties", SEED_MASTER_PROPERTIES)
+    cluster_home = readable_cluster_home(SEED_MASTER_PROPERTIES)
     rules_dir = cluster_home / "rules"
-    install_rules(rules_dir)
-    rules_dir.chmod(0o755)
 
     def sudo_verdicts() -> list[list[str]]:
         return [
@@ -117,12 +106,7 @@ def test_sudo_without_rights_fails_and_with_the_printed_lines_passes(
     assert len(refused) == 3 and all(verdict == "FAIL" for verdict, _, _ in refused)
     assert f"floatingip sudoers --user {unprivileged_user}" in refused[0][2]
 
-    printed = subprocess.run(
-        [sys.executable, "-m", "floatingip", "sudoers", "--cluster-home", str(cluster_home),
-         "--cluster", "demo", "--user", unprivileged_user],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    sudoers(printed)
+    sudoers(printed_sudoers(cluster_home, unprivileged_user))
     allowed = call_as(unprivileged_user, sudo_verdicts)
     shutil.rmtree(cluster_home)
     assert [verdict for verdict, _, _ in allowed] == ["PASS"] * 3

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -13,7 +11,12 @@ from typing import Any
 from floatingip import CommandError, LocalExecutor, Manager, command_argv
 from floatingip.sandbox import Sandbox
 from tests.conftest import require_program
-from tests.integration.conftest import call_as, enter_network_namespace, readable_cluster_home
+from tests.integration.conftest import (
+    call_as,
+    enter_network_namespace,
+    printed_sudoers,
+    readable_cluster_home,
+)
 from tests.test_commands import processes_with
 
 
@@ -117,12 +120,7 @@ def test_an_unprivileged_manager_moves_the_vip_with_exactly_the_printed_lines(
         assert refused["elapsed"] < 5  # sudo -n: no wait for a password
         assert "192.0.2.22" not in sandbox.addresses_on("db1")
 
-        printed = subprocess.run(
-            [sys.executable, "-m", "floatingip", "sudoers", "--cluster-home", str(home),
-             "--cluster", "demo", "--user", unprivileged_user],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        sudoers(printed)
+        sudoers(printed_sudoers(home, unprivileged_user))
         online = as_user(["ONLINE"])
         assert online["ok"] == [True], online["errors"]
         assert online["present"] and online["held"] == {"master": "db1"}
