@@ -627,15 +627,16 @@ class Manager:
             self._holders.pop(name, None)
             return []
         keep = believed_host if believed_host in holding else holding[0]
+        keeper = self._local_datasource_on(keep)
+        if keeper is None:
+            self._holders.pop(name, None)
+        else:
+            self._holders[name] = keeper
         outcomes = []
         for host in holding:
-            holder = self._local_datasource_on(host)
-            if host == keep and holder is not None:
-                self._holders[name] = holder
-            elif self._policy is not PolicyMode.MAINTENANCE:  # a stray: nobody should hold it
+            stray = host != keep or keeper is None  # held where no datasource should hold it
+            if stray and self._policy is not PolicyMode.MAINTENANCE:
                 outcomes.append(self._execute(service, Intent(name, "stop", "reconcile"), host))
-        if self._local_datasource_on(keep) is None:
-            self._holders.pop(name, None)
         return outcomes
 
     def _host_of(self, datasource: str) -> str:
