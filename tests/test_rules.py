@@ -163,3 +163,34 @@ def test_shipped_rule_file_is_installed_with_the_package(tmp_path: Path) -> None
     )
     assert (target / "floatingip" / "shipped_rules" / "FloatingIP.py").is_file()
     assert (target / "floatingip" / "py.typed").is_file()
+
+
+@pytest.mark.parametrize(
+    ("statement", "shown"),
+    [
+        ("sys.exit(3)", "SystemExit: 3"),
+        ("raise SystemExit('bye')", "SystemExit: bye"),
+        ("raise GeneratorExit()", "GeneratorExit"),
+        ("class Stop(BaseException): pass\nraise Stop('no')", "Stop: no"),
+    ],
+)
+def test_a_base_exception_at_import_is_a_rule_file_error(
+    tmp_path: Path, statement: str, shown: str
+) -> None:
+    """sys.exit(3) in a rule file used to exit the process that loaded it."""
+    path = write_rule_file(tmp_path / "rules", "exits.py", f"import sys\n\n{statement}\n")
+    line = 3 + statement.count("\n")
+    with pytest.raises(RuleFileError) as caught:
+        load_rule_file(path)
+    assert [str(problem) for problem in caught.value.problems] == [
+        f"{path}:{line}: failed to load: {shown}"
+    ]
+    with pytest.raises(RuleFileError, match=f"exits.py:{line}: failed to load: {shown}"):
+        load_rules(path.parent)
+
+
+def test_keyboard_interrupt_at_import_still_interrupts(tmp_path: Path) -> None:
+    """Ctrl-C while rules load stops the program, as it would anywhere else."""
+    path = write_rule_file(tmp_path / "rules", "interrupted.py", "raise KeyboardInterrupt\n")
+    with pytest.raises(KeyboardInterrupt):
+        load_rule_file(path)
