@@ -292,7 +292,13 @@ def _load_from(directory: TrustedDirectory, name: str) -> list[RuleSet]:
 
 
 def load_rule_file(path: str | Path) -> list[RuleSet]:
-    """Import one rule file and return the RuleSets it defines; RuleFileError if it cannot."""
+    """Import one rule file and return the RuleSets it defines; RuleFileError if it cannot.
+
+    The file and every directory above it are checked as service files are (floatingip.trusted),
+    and the bytes checked are the bytes compiled.  Whatever the file raises while it is imported,
+    ``SystemExit`` included, becomes a RuleFileError naming the file and line; only
+    ``KeyboardInterrupt`` propagates, so that Ctrl-C still stops a program loading rules.
+    """
     path = Path(path).absolute()
     with trusted_directory(path.parent, "rules directory", RuleFileError) as directory:
         return _load_from(directory, path.name)

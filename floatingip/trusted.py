@@ -44,6 +44,8 @@ def format_size(size: int) -> str:
 
 
 def format_limit(limit: int) -> str:
+    if limit % (1 << 20) == 0:
+        return f"{limit >> 20} MiB"
     return f"{limit >> 10} KiB" if limit % 1024 == 0 else f"{limit} bytes"
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from floatingip import RuleFileError, RuleSet, install_rules, load_rule_file, load_rules
 from floatingip.cli import main
-from floatingip.rules import shipped_rules_dir
+from floatingip.rules import MAX_RULE_FILE_SIZE, shipped_rules_dir
 
 RULE_HEADER = "from floatingip.rules import RuleSet, c, datasource\n"
 
@@ -194,3 +194,14 @@ def test_keyboard_interrupt_at_import_still_interrupts(tmp_path: Path) -> None:
     path = write_rule_file(tmp_path / "rules", "interrupted.py", "raise KeyboardInterrupt\n")
     with pytest.raises(KeyboardInterrupt):
         load_rule_file(path)
+
+
+def test_a_rule_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = write_rule_file(tmp_path / "rules", "Huge.py", "X = 1\n")
+    with path.open("ab") as out:
+        out.truncate(MAX_RULE_FILE_SIZE + 1)
+    with pytest.raises(RuleFileError) as caught:
+        load_rule_file(path)
+    assert [str(problem) for problem in caught.value.problems] == [
+        f"{path}: is 1.0 MiB; a rule file may have at most 1 MiB"
+    ]
