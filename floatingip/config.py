@@ -1,29 +1,31 @@
 """What every configuration file of a cluster home shares: safe ownership, plain names, known keys.
 
 Service files, datasource files and rule files all decide which commands run, often as root
-through sudo, so each is refused if another user could have written it.
+through sudo, so each is refused if another user could have written it, or could have swapped a
+directory on the way to it (floatingip.trusted reads them through checked descriptors).
 """
 
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from floatingip.errors import ConfigError, Problem, PropertiesError
-from floatingip.properties import read_properties
+from floatingip.errors import ConfigError, Problem
+from floatingip.properties import MAX_FILE_SIZE, decode_properties, parse_properties
+from floatingip.trusted import TrustedDirectory, open_directory
 
 __all__ = [
     "NAME_PATTERN",
     "ConfigFile",
     "cluster_directory",
     "name_problem",
-    "permission_problems",
+    "quoted",
     "read_config_file",
+    "trusted_directory",
 ]
 
 # Service, datasource and cluster names end up in paths, logs and the shell: keep them plain.
@@ -35,7 +37,7 @@ def name_problem(name: str, what: str) -> str | None:
     if NAME_PATTERN.fullmatch(name):
         return None
     return (
-        f"{what} name {name!r} is not valid "
+        f"{what} name {quoted(name)} is not valid "
         "(letters, digits, '.', '_', '-'; at most 64; starting with a letter or digit)"
     )
 
@@ -48,33 +50,24 @@ def cluster_directory(cluster_home: str | Path, cluster: str) -> Path:
     return Path(cluster_home) / "conf" / "cluster" / cluster
 
 
-def permission_problems(path: Path, what: str) -> list[Problem]:
-    """Refuse what another user could change: its content decides what runs, often as root."""
+def quoted(text: str, limit: int = 60) -> str:
+    """``repr(text)``, or of its start only when it is long (messages stay short)."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+@contextmanager
+def trusted_directory(
+    path: Path, what: str, error: type[ConfigError]
+) -> Iterator[TrustedDirectory]:
+    """Open ``path`` through checked directories (see floatingip.trusted); ``error`` if unsafe."""
     try:
-        info = path.stat()
-    except OSError as exc:
-        return [Problem(path, None, f"cannot read {what}: {exc.strerror or exc}")]
-    problems = []
-    if info.st_uid not in (0, os.geteuid()):
-        problems.append(
-            Problem(
-                path,
-                None,
-                f"{what} is owned by uid {info.st_uid}, not by root or the current user "
-                f"(uid {os.geteuid()}); what it runs may run as root, so no other user may own it",
-            )
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        mode = stat.S_IMODE(info.st_mode)
-        problems.append(
-            Problem(
-                path,
-                None,
-                f"{what} is writable by group or others (mode {mode:04o}); what it runs may run "
-                f"as root: chmod go-w {path}",
-            )
-        )
-    return problems
+        directory = open_directory(path, what)
+    except ConfigError as exc:
+        raise error(exc.problems) from None
+    with directory:
+        yield directory
 
 
 @dataclass(frozen=True)
@@ -87,41 +80,44 @@ class ConfigFile:
 
 
 def read_config_file(
-    path: Path, what: str, known_keys: Sequence[str]
+    directory: TrustedDirectory, name: str, what: str, known_keys: Sequence[str]
 ) -> tuple[ConfigFile | None, list[Problem]]:
-    """Check ownership and mode, read as Java does, refuse repeated and unknown keys.
-
-    Returns the file (None if it could not be read at all) and every problem found.
-    """
-    problems = permission_problems(path, what)
-    if not path.exists():
-        return None, problems
-    if not path.is_file():
-        return None, [*problems, Problem(path, None, f"{what} is not a regular file")]
+    """Read file ``name`` of ``directory`` (checked, bounded), as Java does; refuse repeated and
+    unknown keys.  Returns the file (None if it could not be read at all) and every problem."""
+    path = directory.path / name
     try:
-        entries = read_properties(path)
-    except PropertiesError as exc:
+        data, problems = directory.read(name, what, MAX_FILE_SIZE)
+    except ConfigError as exc:
+        return None, list(exc.problems)
+    try:
+        entries = parse_properties(decode_properties(data, path), path)
+    except ConfigError as exc:
         return None, [*problems, *exc.problems]
     lines: dict[str, list[int]] = {}
     for entry in entries:
         lines.setdefault(entry.key, []).append(entry.line)
+    hints = ConfigError.shown  # difflib is slow: only the problems an error shows get a hint
     for key, where in lines.items():
         if len(where) > 1:
-            listed = ", ".join(str(line) for line in where)
+            listed = ", ".join(str(line) for line in where[:10])
+            more = f" and {len(where) - 10} more" if len(where) > 10 else ""
             problems.append(
-                Problem(path, where[-1], f"{key!r} is set more than once (lines {listed})")
+                Problem(
+                    path, where[-1], f"{quoted(key)} is set more than once (lines {listed}{more})"
+                )
             )
         if key not in known_keys:
-            problems.append(Problem(path, where[0], _unknown_key_message(key, known_keys)))
+            problems.append(Problem(path, where[0], _unknown_key_message(key, known_keys, hints)))
+            hints -= 1
     values = {entry.key: entry.value for entry in entries}
     last_lines = {key: where[-1] for key, where in lines.items()}
     return ConfigFile(path, values, last_lines), problems
 
 
-def _unknown_key_message(key: str, known_keys: Sequence[str]) -> str:
-    message = f"unknown key {key!r}"
+def _unknown_key_message(key: str, known_keys: Sequence[str], hints: int) -> str:
+    message = f"unknown key {quoted(key)}"
     if key.startswith("\ufeff"):
         return message + " (the file starts with a byte order mark; save it as UTF-8 without BOM)"
-    close = difflib.get_close_matches(key, known_keys, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, known_keys, n=1, cutoff=0.6) if hints > 0 else []
     hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known_keys)}"
     return f"{message} ({hint})"

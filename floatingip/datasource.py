@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from floatingip.config import cluster_directory, name_problem, permission_problems, read_config_file
+from floatingip.config import cluster_directory, name_problem, read_config_file, trusted_directory
 from floatingip.errors import DataSourceDefinitionError, DataSourceError, Problem
+from floatingip.trusted import TrustedDirectory
 
 __all__ = [
     "DataSource",
@@ -147,11 +148,13 @@ class DataSource:
 KNOWN_KEYS = ("name", "host", "role")
 
 
-def _read_datasource(path: Path, cluster: str) -> tuple[DataSource | None, list[Problem]]:
-    config, problems = read_config_file(path, "datasource file", KNOWN_KEYS)
+def _read_datasource(
+    directory: TrustedDirectory, filename: str, cluster: str
+) -> tuple[DataSource | None, list[Problem]]:
+    config, problems = read_config_file(directory, filename, "datasource file", KNOWN_KEYS)
     if config is None:
         return None, problems
-    values, lines = config.values, config.lines
+    path, values, lines = config.path, config.values, config.lines
     name = values.get("name")
     if name is None:
         problems.append(Problem(path, None, "missing required key 'name'"))
@@ -182,13 +185,15 @@ def load_datasources(cluster_home: str | Path, cluster: str) -> dict[str, DataSo
     directory = cluster_directory(cluster_home, cluster) / "datasource"
     if not directory.is_dir():
         return {}
-    problems = permission_problems(directory, "datasource directory")
+    with trusted_directory(directory, "datasource directory", DataSourceDefinitionError) as trusted:
+        read = [_read_datasource(trusted, name, cluster) for name in trusted.names(".properties")]
+    problems: list[Problem] = []
     datasources: dict[str, DataSource] = {}
-    for path in sorted(directory.glob("*.properties")):
-        datasource, file_problems = _read_datasource(path, cluster)
+    for datasource, file_problems in read:
         problems += file_problems
         if datasource is None:
             continue
+        path = datasource.path
         if datasource.name in datasources:
             other = datasources[datasource.name].path
             problems.append(

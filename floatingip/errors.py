@@ -51,6 +51,7 @@ class ConfigError(FloatingIPError):
     """A configuration file is wrong; carries every problem found, not just the first."""
 
     summary = "invalid configuration"
+    shown = 20  # problems listed in the message; the rest are counted (all are in .problems)
 
     def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems: tuple[Problem, ...] = tuple(problems)
@@ -62,7 +63,9 @@ class ConfigError(FloatingIPError):
         count = len(self.problems)
         noun = "problem" if count == 1 else "problems"
         lines = [f"{self.summary} ({count} {noun}):"]
-        lines.extend(f"  {problem}" for problem in self.problems)
+        lines.extend(f"  {problem}" for problem in self.problems[: self.shown])
+        if count > self.shown:
+            lines.append(f"  ... and {count - self.shown} more problems")
         return "\n".join(lines)
 
     @property

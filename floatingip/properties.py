@@ -9,7 +9,8 @@ with a line-for-line port of the JDK 17 algorithm (``LineReader.readLine``, ``lo
 ``loadConvert``); a differential test checks it against a real JVM.
 
 Files are decoded as strict UTF-8 (what ``PropertyResourceBundle`` uses since Java 9); invalid bytes
-are an error naming the line, never silently replaced.
+are an error naming the line, never silently replaced.  A file (or text) over :data:`MAX_FILE_SIZE`
+is refused before it is parsed, so no input takes long: a real one is a few hundred bytes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from floatingip.errors import Problem, PropertiesError
+from floatingip.errors import ConfigError, Problem, PropertiesError
+from floatingip.trusted import format_limit, read_bounded
 
 with warnings.catch_warnings():
     # pyjavaproperties 0.7 has invalid escape sequences ('\:'); compiling it warns.
@@ -30,11 +32,20 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", SyntaxWarning)
     import pyjavaproperties
 
-__all__ = ["JavaProperties", "PropertyEntry", "parse_properties", "read_properties"]
+__all__ = [
+    "MAX_FILE_SIZE",
+    "JavaProperties",
+    "PropertyEntry",
+    "decode_properties",
+    "parse_properties",
+    "read_properties",
+]
 
 logger = logging.getLogger(__name__)
 
 ENCODING = "utf-8"
+# The parser is a pure-Python port: 64 KiB parse in a few tens of milliseconds.
+MAX_FILE_SIZE = 64 * 1024
 _WHITESPACE = " \t\f"
 _LINE_ENDS = "\r\n"
 _SIMPLE_ESCAPES = {"t": "\t", "r": "\r", "n": "\n", "f": "\f"}
@@ -203,7 +214,8 @@ def _unescape(segment: str, offsets: list[int], errors: list[tuple[int, str]]) -
     return "".join(out).encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
-def _decode(data: bytes, path: Path | None) -> str:
+def decode_properties(data: bytes, path: Path | None) -> str:
+    """Decode a file's bytes as strict UTF-8; PropertiesError naming each line with a bad byte."""
     text = data.decode(ENCODING, errors="surrogateescape")
     bad = [i for i, c in enumerate(text) if "\udc80" <= c <= "\udcff"]
     if not bad:
@@ -231,8 +243,15 @@ def _decode(data: bytes, path: Path | None) -> str:
 def parse_properties(text: str, path: Path | None = None) -> list[PropertyEntry]:
     """Parse properties text; return every entry in file order, duplicates included.
 
-    Raises :class:`PropertiesError` listing every malformed ``\\uXXXX`` escape.
+    Raises :class:`PropertiesError` listing every malformed ``\\uXXXX`` escape, or at once for
+    text longer than :data:`MAX_FILE_SIZE` characters.
     """
+    if len(text) > MAX_FILE_SIZE:
+        message = (
+            f"is {len(text)} characters long; a properties file may have at most "
+            f"{format_limit(MAX_FILE_SIZE)}"
+        )
+        raise PropertiesError([Problem(path, None, message)])
     index = _LineIndex(text)
     entries: list[PropertyEntry] = []
     errors: list[tuple[int, str]] = []
@@ -253,10 +272,10 @@ def read_properties(path: str | Path) -> list[PropertyEntry]:
     """Read a UTF-8 properties file; return its entries in file order, duplicates included."""
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PropertiesError([Problem(path, None, f"cannot read: {exc.strerror or exc}")]) from exc
-    return parse_properties(_decode(data, path), path)
+        data = read_bounded(path, "properties file", MAX_FILE_SIZE)
+    except ConfigError as exc:
+        raise PropertiesError(exc.problems) from None
+    return parse_properties(decode_properties(data, path), path)
 
 
 class JavaProperties(pyjavaproperties.Properties):  # type: ignore[misc]
@@ -272,9 +291,14 @@ class JavaProperties(pyjavaproperties.Properties):  # type: ignore[misc]
 
     def load(self, stream: IO[Any]) -> None:
         with stream as fp:
-            data = fp.read()
+            data = fp.read(MAX_FILE_SIZE + 1)
         path = Path(fp.name) if isinstance(getattr(fp, "name", None), str) else None
-        text = _decode(data, path) if isinstance(data, bytes) else data
+        if len(data) > MAX_FILE_SIZE:
+            message = (
+                f"is larger than {format_limit(MAX_FILE_SIZE)}, the most a properties file may have"
+            )
+            raise PropertiesError([Problem(path, None, message)])
+        text = decode_properties(data, path) if isinstance(data, bytes) else data
         for entry in parse_properties(text, path):
             self.entries.append(entry)
             self.process_pair(entry.key, entry.value)

@@ -49,8 +49,9 @@ from typing import Any
 
 from durable.lang import c, m, none, when_all
 
-from floatingip.config import name_problem, permission_problems
-from floatingip.errors import Problem, RuleFileError
+from floatingip.config import name_problem, trusted_directory
+from floatingip.errors import ConfigError, Problem, RuleFileError
+from floatingip.trusted import TrustedDirectory
 
 __all__ = [
     "Intent",
@@ -74,6 +75,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Action = Callable[["RuleContext"], None]
+MAX_RULE_FILE_SIZE = 1 << 20  # a rule file is Python source: compiled whole, so bounded too
 
 
 def _field_value(value: object) -> object:
@@ -237,31 +239,46 @@ def _error_line(path: Path, exc: BaseException) -> int | None:
     return line
 
 
-def _import(path: Path) -> tuple[ModuleType | None, list[Problem]]:
+def _import(path: Path, source: bytes) -> tuple[ModuleType | None, list[Problem]]:
+    """Run ``source`` (the file's bytes, already read through checked directories) as a module.
+
+    Compiled from those bytes, not re-opened by path, so what runs is what was checked.  Any
+    exception, SystemExit included, becomes a problem; KeyboardInterrupt still interrupts.
+    """
     name = _module_name(path)
     spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
+    if spec is None:
         return None, [Problem(path, None, "cannot be imported as a Python module")]
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pickling look modules up by name
     try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
+        exec(compile(source, str(path), "exec", dont_inherit=True), module.__dict__)
+    except KeyboardInterrupt:
         sys.modules.pop(name, None)
-        message = f"failed to load: {type(exc).__name__}: {exc}"
+        raise
+    except BaseException as exc:  # a rule file must not exit or stop the process loading it
+        sys.modules.pop(name, None)
+        detail = str(exc)
+        message = f"failed to load: {type(exc).__name__}" + (f": {detail}" if detail else "")
         if isinstance(exc, SyntaxError):
             message = f"syntax error: {exc.msg}"
         return None, [Problem(path, _error_line(path, exc), message)]
     return module, []
 
 
-def load_rule_file(path: str | Path) -> list[RuleSet]:
-    """Import one rule file and return the RuleSets it defines; RuleFileError if it cannot."""
-    path = Path(path).absolute()
-    problems = permission_problems(path, "rule file")
+def _is_rule_file(name: str) -> bool:
+    return not name.startswith(("_", "."))
+
+
+def _load_from(directory: TrustedDirectory, name: str) -> list[RuleSet]:
+    path = directory.path / name
+    try:
+        source, problems = directory.read(name, "rule file", MAX_RULE_FILE_SIZE)
+    except ConfigError as exc:
+        raise RuleFileError(exc.problems) from None
     if problems:
         raise RuleFileError(problems)
-    module, problems = _import(path)
+    module, problems = _import(path, source)
     if module is None:
         raise RuleFileError(problems)
     rulesets = [value for value in vars(module).values() if isinstance(value, RuleSet)]
@@ -274,8 +291,17 @@ def load_rule_file(path: str | Path) -> list[RuleSet]:
     return rulesets
 
 
-def _is_rule_file(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(("_", "."))
+def load_rule_file(path: str | Path) -> list[RuleSet]:
+    """Import one rule file and return the RuleSets it defines; RuleFileError if it cannot.
+
+    The file and every directory above it are checked as service files are (floatingip.trusted),
+    and the bytes checked are the bytes compiled.  Whatever the file raises while it is imported,
+    ``SystemExit`` included, becomes a RuleFileError naming the file and line; only
+    ``KeyboardInterrupt`` propagates, so that Ctrl-C still stops a program loading rules.
+    """
+    path = Path(path).absolute()
+    with trusted_directory(path.parent, "rules directory", RuleFileError) as directory:
+        return _load_from(directory, path.name)
 
 
 def load_rules(directory: str | Path) -> list[RuleSet]:
@@ -287,25 +313,29 @@ def load_rules(directory: str | Path) -> list[RuleSet]:
     directory = Path(directory).absolute()
     if not directory.is_dir():
         raise RuleFileError([Problem(directory, None, "rules directory does not exist")])
-    problems = permission_problems(directory, "rules directory")
+    problems: list[Problem] = []
     loaded: dict[str, RuleSet] = {}
-    files = [path for path in sorted(directory.glob("*.py")) if _is_rule_file(path)]
-    if not files and not problems:
-        problems.append(Problem(directory, None, "rules directory holds no rule files (*.py)"))
-    for path in files:
-        try:
-            rulesets = load_rule_file(path)
-        except RuleFileError as exc:
-            problems.extend(exc.problems)
-            continue
-        for ruleset in rulesets:
-            other = loaded.get(ruleset.name)
-            if other is not None:
-                problems.append(
-                    Problem(path, None, f"ruleset {ruleset.name!r} is also defined in {other.path}")
-                )
+    with trusted_directory(directory, "rules directory", RuleFileError) as trusted:
+        names = [name for name in trusted.names(".py") if _is_rule_file(name)]
+        if not names:
+            problems.append(Problem(directory, None, "rules directory holds no rule files (*.py)"))
+        for name in names:
+            path = directory / name
+            try:
+                rulesets = _load_from(trusted, name)
+            except RuleFileError as exc:
+                problems.extend(exc.problems)
                 continue
-            loaded[ruleset.name] = ruleset
+            for ruleset in rulesets:
+                other = loaded.get(ruleset.name)
+                if other is not None:
+                    problems.append(
+                        Problem(
+                            path, None, f"ruleset {ruleset.name!r} is also defined in {other.path}"
+                        )
+                    )
+                    continue
+                loaded[ruleset.name] = ruleset
     if problems:
         raise RuleFileError(problems)
     logger.info("loaded rulesets %s from %s", ", ".join(loaded), directory)
@@ -326,7 +356,7 @@ def install_rules(directory: str | Path, *, overwrite: bool = False) -> list[Pat
     directory.mkdir(parents=True, exist_ok=True)
     installed = []
     for source in sorted(shipped_rules_dir().glob("*.py")):
-        if not _is_rule_file(source):
+        if not source.is_file() or not _is_rule_file(source.name):
             continue
         target = directory / source.name
         if target.exists() and not overwrite:

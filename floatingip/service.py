@@ -24,14 +24,17 @@ from floatingip.config import (
     ConfigFile,
     cluster_directory,
     name_problem,
-    permission_problems,
+    quoted,
     read_config_file,
+    trusted_directory,
 )
 from floatingip.errors import Problem, ServiceDefinitionError
+from floatingip.trusted import TrustedDirectory
 from floatingip.vip import VIP_KEYS, VipSpec, address_problem, parse_vip
 
 __all__ = [
     "ACTIONS",
+    "MAX_COMMAND_LENGTH",
     "REQUIRED_ACTIONS",
     "ServiceDefinition",
     "ServiceTarget",
@@ -44,6 +47,8 @@ logger = logging.getLogger(__name__)
 ACTIONS = ("start", "stop", "restart", "status")
 REQUIRED_ACTIONS = ("start", "stop")
 MAX_TIMEOUT = 3600.0
+# Checked before splitting (shlex is quadratic on long tokens); real commands are a line.
+MAX_COMMAND_LENGTH = 4096
 KNOWN_KEYS = ("name", *(f"command.{action}" for action in ACTIONS), "command.timeout", *VIP_KEYS)
 
 
@@ -176,6 +181,12 @@ class ServiceDefinition:
 def _command_problems(path: Path, line: int, key: str, command: str) -> list[Problem]:
     if not command.strip():
         return [Problem(path, line, f"{key} is empty")]
+    if len(command) > MAX_COMMAND_LENGTH:
+        message = (
+            f"{key} is {len(command)} characters long; "
+            f"a command may have at most {MAX_COMMAND_LENGTH}"
+        )
+        return [Problem(path, line, message)]
     problems = []
     if "\x00" in command:
         problems.append(Problem(path, line, f"{key} contains a NUL character"))
@@ -185,7 +196,7 @@ def _command_problems(path: Path, line: int, key: str, command: str) -> list[Pro
         command_argv(command)
     except ValueError as exc:
         problems.append(Problem(path, line, f"{key} cannot be split into arguments: {exc}"))
-    for construct in shell_syntax(command):
+    for construct in dict.fromkeys(shell_syntax(command)):
         problems.append(
             Problem(
                 path,
@@ -204,7 +215,8 @@ def _parse_timeout(path: Path, line: int, text: str) -> tuple[float | None, list
         value = math.nan
     if not (0 < value <= MAX_TIMEOUT):
         message = (
-            f"command.timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], not {text!r}"
+            f"command.timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], "
+            f"not {quoted(text)}"
         )
         return None, [Problem(path, line, message)]
     return value, []
@@ -308,8 +320,10 @@ def _classic_commands(
     return problems
 
 
-def _read_service(path: Path) -> tuple[ServiceDefinition | None, list[Problem]]:
-    config, problems = read_config_file(path, "service file", KNOWN_KEYS)
+def _read_service(
+    directory: TrustedDirectory, name: str
+) -> tuple[ServiceDefinition | None, list[Problem]]:
+    config, problems = read_config_file(directory, name, "service file", KNOWN_KEYS)
     if config is None:
         return None, problems
     definition, content_problems = _service_from_file(config)
@@ -321,8 +335,8 @@ def _read_service(path: Path) -> tuple[ServiceDefinition | None, list[Problem]]:
 def load_service(path: str | Path) -> ServiceDefinition:
     """Load and validate one service file; raise ServiceDefinitionError listing every problem."""
     path = Path(path)
-    definition, problems = _read_service(path)
-    problems = permission_problems(path.parent, "service directory") + problems
+    with trusted_directory(path.parent, "service directory", ServiceDefinitionError) as directory:
+        definition, problems = _read_service(directory, path.name)
     if problems or definition is None:
         raise ServiceDefinitionError(problems)
     logger.debug("loaded service %r from %s", definition.name, path)
@@ -340,10 +354,11 @@ def load_services(cluster_home: str | Path, cluster: str) -> dict[str, ServiceDe
         raise ServiceDefinitionError(
             [Problem(directory, None, f"no service directory for cluster {cluster!r}")]
         )
-    problems = permission_problems(directory, "service directory")
+    with trusted_directory(directory, "service directory", ServiceDefinitionError) as trusted:
+        read = [_read_service(trusted, name) for name in trusted.names(".properties")]
+    problems: list[Problem] = []
     services: dict[str, ServiceDefinition] = {}
-    for path in sorted(directory.glob("*.properties")):
-        definition, file_problems = _read_service(path)
+    for definition, file_problems in read:
         problems += file_problems
         if definition is None:
             continue
@@ -351,7 +366,7 @@ def load_services(cluster_home: str | Path, cluster: str) -> dict[str, ServiceDe
         if other is not None:
             problems.append(
                 Problem(
-                    path,
+                    definition.path,
                     definition.lines.get("name"),
                     f"service name {definition.name!r} is already defined in "
                     f"{other.path}:{other.lines.get('name')}",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from floatingip import JavaProperties, PropertiesError, read_properties
-from floatingip.properties import parse_properties
+from floatingip.properties import MAX_FILE_SIZE, parse_properties
+from tests.guard import call_guarded
 
 
 def read(text: str) -> dict[str, str]:
@@ -92,3 +94,44 @@ def test_java_properties_keeps_the_pyjavaproperties_api(tmp_path: Path) -> None:
         props["missing"]
     props.setProperty("y", "{x} stays")
     assert props["y"] == "{x} stays"
+
+
+def test_a_100_mb_one_line_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """Before the limit, a 100 MB line gave no answer in 120 s."""
+    path = tmp_path / "huge.properties"
+    with path.open("wb") as out:
+        out.write(b"command.start=echo ")
+        for _ in range(100):
+            out.write(b"a" * (1 << 20))
+    outcome = call_guarded("floatingip.read_properties", str(path))
+    assert outcome["error"] == "PropertiesError"
+    assert outcome["problems"] == [
+        [str(path), None, "is 100.0 MiB; a properties file may have at most 64 KiB"]
+    ]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
+def test_a_fifo_or_device_is_refused_without_reading_it(tmp_path: Path, kind: str) -> None:
+    """Neither blocks waiting for a writer nor reads without end."""
+    if kind == "fifo":
+        path = tmp_path / "pipe.properties"
+        os.mkfifo(path)
+    else:
+        path = Path(kind)
+    outcome = call_guarded("floatingip.read_properties", str(path))
+    assert outcome["error"] == "PropertiesError"
+    assert outcome["problems"] == [[str(path), None, "is not a regular file"]]
+
+
+def test_java_properties_load_reads_a_bounded_amount_of_a_stream() -> None:
+    outcome = call_guarded("floatingip.JavaProperties", "/dev/zero", stream=True)
+    assert outcome["error"] == "PropertiesError"
+    assert outcome["problems"] == [
+        ["/dev/zero", None, "is larger than 64 KiB, the most a properties file may have"]
+    ]
+
+
+def test_text_over_the_limit_is_refused_at_once() -> None:
+    with pytest.raises(PropertiesError, match="at most 64 KiB"):
+        parse_properties("a" * (MAX_FILE_SIZE + 1))
+    assert parse_properties("a=" + "b" * (MAX_FILE_SIZE - 2))[0].value == "b" * (MAX_FILE_SIZE - 2)

@@ -10,7 +10,7 @@ import pytest
 
 from floatingip import RuleFileError, RuleSet, install_rules, load_rule_file, load_rules
 from floatingip.cli import main
-from floatingip.rules import shipped_rules_dir
+from floatingip.rules import MAX_RULE_FILE_SIZE, shipped_rules_dir
 
 RULE_HEADER = "from floatingip.rules import RuleSet, c, datasource\n"
 
@@ -163,3 +163,45 @@ def test_shipped_rule_file_is_installed_with_the_package(tmp_path: Path) -> None
     )
     assert (target / "floatingip" / "shipped_rules" / "FloatingIP.py").is_file()
     assert (target / "floatingip" / "py.typed").is_file()
+
+
+@pytest.mark.parametrize(
+    ("statement", "shown"),
+    [
+        ("sys.exit(3)", "SystemExit: 3"),
+        ("raise SystemExit('bye')", "SystemExit: bye"),
+        ("raise GeneratorExit()", "GeneratorExit"),
+        ("class Stop(BaseException): pass\nraise Stop('no')", "Stop: no"),
+    ],
+)
+def test_a_base_exception_at_import_is_a_rule_file_error(
+    tmp_path: Path, statement: str, shown: str
+) -> None:
+    """sys.exit(3) in a rule file used to exit the process that loaded it."""
+    path = write_rule_file(tmp_path / "rules", "exits.py", f"import sys\n\n{statement}\n")
+    line = 3 + statement.count("\n")
+    with pytest.raises(RuleFileError) as caught:
+        load_rule_file(path)
+    assert [str(problem) for problem in caught.value.problems] == [
+        f"{path}:{line}: failed to load: {shown}"
+    ]
+    with pytest.raises(RuleFileError, match=f"exits.py:{line}: failed to load: {shown}"):
+        load_rules(path.parent)
+
+
+def test_keyboard_interrupt_at_import_still_interrupts(tmp_path: Path) -> None:
+    """Ctrl-C while rules load stops the program, as it would anywhere else."""
+    path = write_rule_file(tmp_path / "rules", "interrupted.py", "raise KeyboardInterrupt\n")
+    with pytest.raises(KeyboardInterrupt):
+        load_rule_file(path)
+
+
+def test_a_rule_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = write_rule_file(tmp_path / "rules", "Huge.py", "X = 1\n")
+    with path.open("ab") as out:
+        out.truncate(MAX_RULE_FILE_SIZE + 1)
+    with pytest.raises(RuleFileError) as caught:
+        load_rule_file(path)
+    assert [str(problem) for problem in caught.value.problems] == [
+        f"{path}: is 1.0 MiB; a rule file may have at most 1 MiB"
+    ]

@@ -1,9 +1,17 @@
-"""Security: no shell anywhere, hostile names refused, and a fuzzed properties reader that only
-ever answers with a ServiceDefinitionError."""
+"""Security: no shell anywhere, hostile names refused, a fuzzed properties reader that only
+ever answers with a ServiceDefinitionError, and configuration read only through directories that
+no other user can change (checked on the opened descriptors, so a swap cannot slip past)."""
 
 from __future__ import annotations
 
+import ctypes
+import os
 import re
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,14 +19,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from floatingip import (
+    DataSourceDefinitionError,
     DataSourceError,
+    FloatingIPError,
     Manager,
     RecordingExecutor,
+    RuleFileError,
     ServiceDefinitionError,
     load_datasources,
+    load_rule_file,
+    load_rules,
     load_service,
+    load_services,
 )
-from tests.conftest import REPO, write_service
+from tests.conftest import (
+    REPO,
+    SEED_MASTER_PROPERTIES,
+    report,
+    require_root,
+    write_service,
+)
+from tests.guard import call_guarded
+from tests.test_rules import GOOD_RULES, write_rule_file
 
 HOSTILE = ["db1;rm -rf /", "$(reboot)", "`reboot`", "db1 && halt", "../../etc/passwd", "-rf"]
 PIECES = ["name=", "command.start=", "command.stop=", "vip.address=", "vip.interface=", "\\", "\\u",
@@ -82,3 +104,233 @@ def test_no_shell_in_the_package() -> None:
         if forbidden.search(line)
     ]
     assert offenders == []
+
+
+NOBODY = 65534
+
+
+def test_a_100_mb_datasource_file_is_refused_before_it_is_read(demo_home: Path) -> None:
+    path = demo_home / "conf/cluster/demo/datasource/db1.properties"
+    with path.open("ab") as out:
+        out.truncate(100 << 20)  # sparse: the size is what matters, and it is checked first
+    outcome = call_guarded("floatingip.load_datasources", str(demo_home), "demo")
+    assert outcome["error"] == "DataSourceDefinitionError"
+    assert outcome["problems"] == [
+        [str(path), None, "is 100.0 MiB; a datasource file may have at most 64 KiB"]
+    ]
+
+
+def _loaders(home: Path) -> dict[str, Callable[[], object]]:
+    demo = home / "conf/cluster/demo"
+    return {
+        "load_services": lambda: load_services(home, "demo"),
+        "load_service": lambda: load_service(demo / "service/master.properties"),
+        "load_datasources": lambda: load_datasources(home, "demo"),
+        "load_rules": lambda: load_rules(demo / "rules"),
+        "load_rule_file": lambda: load_rule_file(demo / "rules/Good.py"),
+    }
+
+
+@pytest.fixture
+def full_home(demo_home: Path) -> Path:
+    write_rule_file(demo_home / "conf/cluster/demo/rules", "Good.py", GOOD_RULES.format(name="G"))
+    return demo_home
+
+
+@pytest.mark.parametrize("loader", list(_loaders(Path())))
+@pytest.mark.parametrize(
+    ("mode", "owner", "why"),
+    [
+        (0o777, 0, "is writable by group or others (mode 0777)"),
+        (0o775, 0, "is writable by group or others (mode 0775)"),
+        (0o1777, NOBODY, "is owned by uid 65534, not by root or the current user"),
+        (0o755, NOBODY, "is owned by uid 65534, not by root or the current user"),
+    ],
+)
+def test_an_unsafe_ancestor_is_refused_naming_it(
+    full_home: Path, loader: str, mode: int, owner: int, why: str
+) -> None:
+    require_root()
+    ancestor = full_home / "conf" / "cluster"
+    ancestor.chmod(mode)
+    os.chown(ancestor, owner, owner)
+    with pytest.raises(FloatingIPError) as caught:
+        _loaders(full_home)[loader]()
+    (problem,) = caught.value.problems  # type: ignore[attr-defined]
+    assert problem.path == ancestor
+    assert problem.message.startswith(f"parent directory {why}")
+
+
+@pytest.mark.parametrize("loader", list(_loaders(Path())))
+def test_a_sticky_root_owned_ancestor_like_tmp_is_accepted(full_home: Path, loader: str) -> None:
+    (full_home / "conf" / "cluster").chmod(0o1777)
+    assert _loaders(full_home)[loader]()
+
+
+@pytest.mark.parametrize(
+    ("relative", "error"),
+    [
+        ("service/master.properties", ServiceDefinitionError),
+        ("datasource/db1.properties", DataSourceDefinitionError),
+        ("rules/Good.py", RuleFileError),
+    ],
+)
+def test_a_symlinked_file_is_refused(
+    full_home: Path, relative: str, error: type[FloatingIPError]
+) -> None:
+    path = full_home / "conf/cluster/demo" / relative
+    real = full_home / path.name
+    path.rename(real)
+    path.symlink_to(real)
+    loaders = _loaders(full_home)
+    names = {"service": ["load_services", "load_service"], "datasource": ["load_datasources"]}
+    for name in names.get(relative.split("/")[0], ["load_rules", "load_rule_file"]):
+        with pytest.raises(error) as caught:
+            loaders[name]()
+        assert [str(problem) for problem in caught.value.problems] == [  # type: ignore[attr-defined]
+            f"{path}: is a symbolic link; give the file itself"
+        ]
+
+
+def test_symlinked_directories_are_followed_and_checked(tmp_path: Path, full_home: Path) -> None:
+    require_root()
+    link = tmp_path / "link-home"
+    link.symlink_to(full_home)
+    assert load_services(link, "demo")["master"].name == "master"
+    (full_home / "conf").chmod(0o777)
+    with pytest.raises(ServiceDefinitionError) as caught:
+        load_services(link, "demo")
+    (problem,) = caught.value.problems
+    assert problem.path == full_home / "conf"
+    # A symlink that another user planted in a sticky directory is not followed.
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o1777)
+    shared.chmod(0o1777)
+    (full_home / "conf").chmod(0o755)
+    planted = shared / "home"
+    planted.symlink_to(full_home)
+    os.chown(planted, NOBODY, NOBODY, follow_symlinks=False)
+    with pytest.raises(ServiceDefinitionError) as caught:
+        load_services(planted, "demo")
+    (problem,) = caught.value.problems
+    assert problem.path == planted
+    assert problem.message.startswith("symbolic link is owned by uid 65534")
+
+
+AT_FDCWD = -100
+RENAME_EXCHANGE = 2
+
+
+@contextmanager
+def swapping(first: Path, second: Path, *, uid: int | None = None) -> Iterator[Callable[[], bool]]:
+    """Exchange two directories with renameat2(RENAME_EXCHANGE) in a loop, in a child process
+    (as ``uid`` when given), until the block ends; yields a check that the child still swaps."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    paths = (os.fsencode(first), os.fsencode(second))
+    pid = os.fork()
+    if pid == 0:  # the attacker: only system calls until it is killed
+        try:
+            if uid is not None:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+            while libc.renameat2(AT_FDCWD, paths[0], AT_FDCWD, paths[1], RENAME_EXCHANGE) == 0:
+                pass
+        finally:
+            os._exit(1)
+
+    def still_swapping() -> bool:
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+
+    try:
+        yield still_swapping
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+LOADS = 2000
+ATTACKER_START = "echo attacker"
+
+
+def _tree(directory: Path, start: str, owner: int) -> None:
+    """A cluster directory with a service and a datasource file, every entry owned by ``owner``."""
+    for sub in ("service", "datasource"):
+        (directory / sub).mkdir(parents=True)
+    service = SEED_MASTER_PROPERTIES.replace("sudo /sbin/ifconfig eth0:0 10.10.12.22", start)
+    (directory / "service/master.properties").write_text(service)
+    (directory / "datasource/db1.properties").write_text("name=db1\nrole=master\n")
+    for path in [directory, *directory.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+        os.chown(path, owner, owner)
+
+
+def _load_while_swapping(home: Path, uid: int | None) -> tuple[int, int, list[str]]:
+    """Load LOADS times while the cluster's directory and the attacker's are exchanged; return
+    (legitimate loads, attacker loads, the errors)."""
+    legit = attacker = 0
+    errors = []
+    cluster = home / "conf/cluster"
+    with swapping(cluster / "demo", cluster / "evil", uid=uid) as still_swapping:
+        for _ in range(LOADS):
+            try:
+                start = load_services(home, "demo")["master"].commands["start"]
+            except ServiceDefinitionError as exc:
+                errors.append(str(exc))
+                continue
+            attacker += start == ATTACKER_START
+            legit += start != ATTACKER_START
+        assert still_swapping()
+    return legit, attacker, errors
+
+
+@pytest.fixture
+def public_home() -> Iterator[Path]:
+    """A cluster home that an unprivileged user can reach (pytest's tmp_path is private)."""
+    require_root()
+    home = Path(tempfile.mkdtemp(prefix="floatingip-race-"))
+    home.chmod(0o755)
+    (home / "conf/cluster").mkdir(parents=True, mode=0o755)
+    (home / "conf").chmod(0o755)
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home)
+
+
+def test_a_user_swapping_directories_under_a_world_writable_ancestor_never_wins(
+    public_home: Path,
+) -> None:
+    """The issue's attack: conf/cluster is world-writable (no sticky bit) and another user
+    exchanges conf/cluster/demo with a directory of theirs while root loads the services."""
+    cluster = public_home / "conf/cluster"
+    cluster.chmod(0o777)
+    _tree(cluster / "demo", "sudo /sbin/ifconfig eth0:0 10.10.12.22", 0)
+    _tree(cluster / "evil", ATTACKER_START, NOBODY)
+    legit, attacker, errors = _load_while_swapping(public_home, NOBODY)
+    report(
+        f"world-writable ancestor, {LOADS} loads while swapping: {attacker} attacker, "
+        f"{legit} legitimate, {len(errors)} refused"
+    )
+    assert attacker == 0
+    assert legit == 0
+    assert all(f"  {cluster}: parent directory is writable" in error for error in errors)
+
+
+def test_a_swap_between_check_and_read_never_returns_the_other_content(
+    public_home: Path,
+) -> None:
+    """Every directory on the way is checked on the descriptor that is then read through: a swap
+    of a trusted directory with another user's (made here by root, to reach the window) gives
+    the trusted content or a refusal, never the other user's content."""
+    cluster = public_home / "conf/cluster"
+    _tree(cluster / "demo", "sudo /sbin/ifconfig eth0:0 10.10.12.22", 0)
+    _tree(cluster / "evil", ATTACKER_START, NOBODY)
+    legit, attacker, errors = _load_while_swapping(public_home, None)
+    report(
+        f"trusted ancestor swapped by root, {LOADS} loads: {attacker} attacker, "
+        f"{legit} legitimate, {len(errors)} refused"
+    )
+    assert attacker == 0
+    assert legit > 0 and errors
+    assert all("owned by uid 65534" in error for error in errors)

@@ -15,12 +15,14 @@ from floatingip import (
     load_service,
     load_services,
 )
+from floatingip.service import MAX_COMMAND_LENGTH
 from tests.conftest import (
     EXAMPLE_CLUSTER_HOME,
     SEED_MASTER_PROPERTIES,
     require_root,
     write_service,
 )
+from tests.guard import call_guarded
 
 
 def test_seed_master_properties_loads_to_its_five_values(service_dir: Path) -> None:
@@ -233,3 +235,78 @@ def test_file_owned_by_another_user_is_refused(service_dir: Path) -> None:
     os.chown(path, 65534, 65534)  # nobody
     with pytest.raises(ServiceDefinitionError, match="owned by uid 65534, not by root"):
         load_service(path)
+
+
+def test_a_1_6_mb_command_start_is_refused_naming_the_file(service_dir: Path) -> None:
+    """It took 48 s to load (shlex.split is quadratic on long tokens)."""
+    command = "sudo /sbin/ifconfig eth0:0 " + "x" * 1_600_000
+    text = f"name=master\ncommand.start={command}\ncommand.stop=true\n"
+    path = write_service(service_dir, "master.properties", text)
+    outcome = call_guarded("floatingip.load_service", str(path))
+    assert outcome["error"] == "ServiceDefinitionError"
+    assert outcome["problems"] == [
+        [str(path), None, "is 1.5 MiB; a service file may have at most 64 KiB"]
+    ]
+
+
+def test_a_command_longer_than_the_limit_is_refused_with_its_line(service_dir: Path) -> None:
+    long_command = "echo " + "x" * MAX_COMMAND_LENGTH
+    text = f"name=master\ncommand.start=true\ncommand.stop={long_command}\n"
+    path = write_service(service_dir, "master.properties", text)
+    with pytest.raises(ServiceDefinitionError) as caught:
+        load_service(path)
+    assert [str(problem) for problem in caught.value.problems] == [
+        f"{path}:3: command.stop is {len(long_command)} characters long; "
+        f"a command may have at most {MAX_COMMAND_LENGTH}"
+    ]
+    fitting = "echo " + "x" * (MAX_COMMAND_LENGTH - 5)
+    write_service(
+        service_dir, "master.properties", f"name=m\ncommand.start={fitting}\ncommand.stop=true\n"
+    )
+    assert load_service(path).argv("start") == ("echo", "x" * (MAX_COMMAND_LENGTH - 5))
+
+
+def test_an_error_shows_the_first_problems_and_counts_the_rest(service_dir: Path) -> None:
+    """A 100 MB file of unknown keys built a 7.9M-character error; within the size limit a file
+    can still hold thousands of problems."""
+    text = "name=master\ncommand.start=true\ncommand.stop=true\n" + "".join(
+        f"unknown{i}=1\n" for i in range(5000)
+    )
+    path = write_service(service_dir, "master.properties", text[: 64 * 1024])
+    with pytest.raises(ServiceDefinitionError) as caught:
+        load_service(path)
+    count = len(caught.value.problems)
+    assert count > 4000
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"invalid service definition ({count} problems):"
+    assert lines[1].startswith(f"  {path}:4: unknown key 'unknown0' (known keys: name, ")
+    assert lines[1:21] == [f"  {problem}" for problem in caught.value.problems[:20]]
+    assert lines[21:] == [f"  ... and {count - 20} more problems"]
+
+
+def test_a_100_mb_file_of_unknown_keys_gives_a_short_error(service_dir: Path) -> None:
+    path = service_dir / "master.properties"
+    block = "".join(f"unknown{i}=1\n" for i in range(100_000)).encode()
+    with path.open("wb") as out:
+        while out.tell() < 100 << 20:
+            out.write(block)
+    path.chmod(0o644)
+    outcome = call_guarded("floatingip.load_service", str(path))
+    assert outcome["error"] == "ServiceDefinitionError"
+    assert len(str(outcome["message"])) < 500
+    assert f"{path}: is 100." in str(outcome["message"])
+
+
+def test_problems_quoting_a_long_value_quote_its_start_only(service_dir: Path) -> None:
+    key = "k" * 10_000
+    path = write_service(
+        service_dir,
+        "master.properties",
+        f"name=master\ncommand.start=true\ncommand.stop=true\n{key}=1\n",
+    )
+    with pytest.raises(ServiceDefinitionError) as caught:
+        load_service(path)
+    message = caught.value.problems[0].message
+    assert message.startswith("unknown key 'kkkk")
+    assert "... (10000 characters)" in message
+    assert len(message) < 400
