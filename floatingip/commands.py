@@ -81,7 +81,10 @@ class CommandResult:
 
 
 def _failure_message(result: CommandResult) -> str:
-    message = f"command exited with status {result.exit_code}: {shlex.join(result.argv)}"
+    status = (
+        "with an unknown status" if result.exit_code is None else f"with status {result.exit_code}"
+    )
+    message = f"command exited {status}: {shlex.join(result.argv)}"
     detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
     if detail:
         message += f": {detail[-1]}"

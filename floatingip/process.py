@@ -256,11 +256,16 @@ class _Process:
         except (AttributeError, OSError):  # before Linux 5.3: check every _TICK
             self.pidfd = -1
         self.exited = False
+        self.lost = False
 
     def _check_exit(self) -> bool:
         if not self.exited:
-            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            self.exited = info is not None
+            try:
+                info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored): its status is lost
+                self.exited = self.lost = True
+            else:
+                self.exited = info is not None
             if self.exited and self.pidfd >= 0:
                 self.poller.unregister(self.pidfd)  # readable from now on: stop polling it
         return self.exited
@@ -307,10 +312,15 @@ class _Process:
             return None
         if self.watchdog is not None:
             self.watchdog.forget(self.token)
-        return self.process.wait()
+        exit_code = self.process.wait()
+        if self.lost:  # never report success for a status nobody saw
+            logger.warning("exit status of pid %s lost: was SIGCHLD ignored?", self.pid)
+            return None
+        return exit_code
 
     def _reap_later(self) -> None:
-        os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+        with contextlib.suppress(ChildProcessError):
+            os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
         if self.watchdog is not None:
             self.watchdog.forget(self.token)
         self.process.wait()

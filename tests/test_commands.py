@@ -432,3 +432,17 @@ def test_what_a_command_leaves_behind_is_killed_even_without_holding_its_output(
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert processes_with(marker) == []
+
+
+def test_an_exit_status_nobody_saw_is_not_reported_as_success() -> None:
+    """With SIGCHLD ignored the kernel discards exit statuses: say so, never claim success."""
+    script = (
+        "import signal; signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+        "from floatingip import LocalExecutor\n"
+        "result = LocalExecutor().run(['sh', '-c', 'echo hi; exit 3'], check=False)\n"
+        "print(result.exit_code, result.ok, repr(result.stdout))\n"
+        "result.check()\n"
+    )
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert child.stdout == "None False 'hi\\n'\n"
+    assert "CommandError: command exited with an unknown status: sh -c" in child.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from floatingip import Manager
+from floatingip import LocalExecutor, Manager
 from floatingip.sandbox import Sandbox
 from tests.conftest import require_program
 from tests.integration.conftest import enter_network_namespace, readable_cluster_home
@@ -34,9 +34,13 @@ def slow_add_script(directory: Path, marker: str) -> Path:
     return script
 
 
-def crash_mid_command(namespace: str, home: Path, user: str | None) -> int:
+def crash_mid_command(
+    namespace: str, home: Path, user: str | None, helper: bool
+) -> tuple[int, int | None]:
     """Fork a manager for db1 (as ``user``, or root) that starts the VIP from a worker thread;
-    return its pid once the start command is running.  The caller kills it."""
+    return its pid once the start command is running.  The caller kills it.  With ``helper``
+    the manager first forks a process that outlives it (as programs using fork do), and its pid
+    is returned too."""
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:  # the manager: never returns into pytest
@@ -50,6 +54,13 @@ def crash_mid_command(namespace: str, home: Path, user: str | None) -> int:
                 os.setuid(account.pw_uid)
             import threading
 
+            helper_pid = 0
+            if helper:
+                LocalExecutor().run(["true"])  # commands have run before the fork
+                helper_pid = os.fork()
+                if helper_pid == 0:
+                    time.sleep(60)
+                    os._exit(0)
             manager = Manager.from_cluster_home(
                 home, "demo", rules_dir=home / "rules", host="db1", monitor_interval=0
             )
@@ -57,7 +68,7 @@ def crash_mid_command(namespace: str, home: Path, user: str | None) -> int:
                 target=manager.update_datasource, args=("db1",), kwargs={"state": "ONLINE"}
             )
             worker.start()
-            os.write(writer, b"started\n")
+            os.write(writer, b"started %d\n" % helper_pid)
             worker.join()
             os.write(writer, b"finished\n")  # too late: the test kills it before this
             time.sleep(60)
@@ -65,17 +76,18 @@ def crash_mid_command(namespace: str, home: Path, user: str | None) -> int:
             os._exit(1)
     os.close(writer)
     with os.fdopen(reader, "rb") as pipe:
-        assert pipe.readline() == b"started\n"
-    return pid
+        word, helper_pid = pipe.readline().split()
+    assert word == b"started"
+    return pid, int(helper_pid) or None
 
 
 @pytest.mark.parametrize(
-    ("user", "sudo"),
-    [(False, False), (False, True), (True, True)],
-    ids=["root-direct", "root-sudo", "unprivileged-sudo"],
+    ("user", "sudo", "helper"),
+    [(False, False, False), (False, True, False), (True, True, False), (False, True, True)],
+    ids=["root-direct", "root-sudo", "unprivileged-sudo", "root-sudo-forked-helper"],
 )
 def test_a_manager_killed_mid_command_leaves_no_command_behind(
-    sandbox: Sandbox, request: pytest.FixtureRequest, user: bool, sudo: bool
+    sandbox: Sandbox, request: pytest.FixtureRequest, user: bool, sudo: bool, helper: bool
 ) -> None:
     marker = f"{SLEEP:.0f}.{uuid.uuid4().int % 10**6}"
     scripts = Path(tempfile.mkdtemp(prefix="floatingip-orphan-"))
@@ -91,8 +103,9 @@ def test_a_manager_killed_mid_command_leaves_no_command_behind(
         account = request.getfixturevalue("unprivileged_user")
         grant: Callable[[str], None] = request.getfixturevalue("sudoers")
         grant(f"{account} ALL=(root) NOPASSWD: {script}")
+    helper_pid = None
     try:
-        manager = crash_mid_command(sandbox.namespaces["db1"], home, account)
+        manager, helper_pid = crash_mid_command(sandbox.namespaces["db1"], home, account, helper)
         deadline = time.monotonic() + 20
         while not processes_with(marker) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -107,5 +120,7 @@ def test_a_manager_killed_mid_command_leaves_no_command_behind(
         assert processes_with(marker) == [], "the command outlived its manager"
         assert processes_with(str(script)) == []
     finally:
+        if helper_pid is not None:
+            os.kill(helper_pid, signal.SIGKILL)  # not our child: init reaps it
         shutil.rmtree(home)
         shutil.rmtree(scripts)
