@@ -161,7 +161,7 @@ def _watch(read_fd: int) -> None:
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 1)
     os.dup2(null, 2)
-    os.closerange(3, 1 << 20)
+    os.closerange(3, max(os.sysconf("SC_OPEN_MAX"), 1024))  # the manager's files, sockets
     groups: dict[bytes, int] = {}
     pending = b""
     while True:
@@ -335,6 +335,8 @@ def _spawn(
     parent = os.getpid()
 
     def in_child() -> None:  # between fork and exec: nothing that allocates much or locks
+        # The signal comes when the forking *thread* ends; that thread waits in run_process
+        # until the command has exited, so it cannot end first (and the watchdog is there).
         _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != parent:  # the manager died before the line above
             os._exit(1)
