@@ -1,9 +1,9 @@
 """Running commands: argv only (never a shell), ``sudo -n``, a timeout that kills the process group.
 
 The :class:`Executor` protocol is the seam between the rules and the host: :class:`LocalExecutor`
-runs commands here through ``sh``, :class:`NamespaceExecutor` runs them inside a network namespace,
-and :class:`RecordingExecutor` records them so that rule files can be tested without touching the
-network.
+runs commands here (through :mod:`floatingip.process`), :class:`NamespaceExecutor` runs them
+inside a network namespace, and :class:`RecordingExecutor` records them so that rule files can be
+tested without touching the network.
 """
 
 from __future__ import annotations
@@ -14,19 +14,22 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-import sh
-
-from floatingip.errors import CommandError, CommandNotFoundError, CommandTimeout
+from floatingip.errors import (
+    CommandError,
+    CommandNotFoundError,
+    CommandStartError,
+    CommandTimeout,
+)
+from floatingip.process import OUTPUT_TAIL, run_process
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "OUTPUT_TAIL",
     "CommandResult",
     "Executor",
     "LocalExecutor",
@@ -43,7 +46,6 @@ DEFAULT_TIMEOUT = 10.0
 # How long a timed-out command has between SIGTERM and SIGKILL.  SIGTERM comes first because sudo
 # relays it to the command it runs as root, which the caller could not otherwise kill.
 DEFAULT_KILL_GRACE = 1.0
-_ANY_EXIT_STATUS = tuple(range(256))
 
 _SUDO_SENT_FOR_PASSWORD = ("a password is required", "a terminal is required")
 _SUDO_REFUSED = ("is not allowed to execute", "is not in the sudoers file", "may not run sudo")
@@ -79,7 +81,10 @@ class CommandResult:
 
 
 def _failure_message(result: CommandResult) -> str:
-    message = f"command exited with status {result.exit_code}: {shlex.join(result.argv)}"
+    status = (
+        "with an unknown status" if result.exit_code is None else f"with status {result.exit_code}"
+    )
+    message = f"command exited {status}: {shlex.join(result.argv)}"
     detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
     if detail:
         message += f": {detail[-1]}"
@@ -193,29 +198,18 @@ class Executor(Protocol):
     ) -> CommandResult:
         """Run ``argv``; with ``check``, raise CommandError/CommandTimeout unless it succeeds.
 
-        A program that does not exist always raises CommandNotFoundError.
+        A program that does not exist always raises CommandNotFoundError; one that exists but
+        cannot be executed (a CRLF ``#!`` line, a missing interpreter), CommandStartError.
         """
         ...
 
 
-def _kill_group(pgid: int, grace: float, done: threading.Event) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            logger.warning("cannot signal process group %s (owned by another user)", pgid)
-            return
-        if sig == signal.SIGTERM and done.wait(grace):
-            return
-
-
 class LocalExecutor:
-    """Runs commands on this host with ``sh``: no shell, a new session, group-wide kill on timeout.
+    """Runs commands on this host: no shell, a new session, group-wide kill on timeout, a bounded
+    tail of the output, and nothing left running after the command or its manager
+    (see :mod:`floatingip.process`).
 
-    The environment is inherited; ``env`` adds or overrides variables (sh's ``_env`` alone would
-    replace the whole environment, losing PATH).
+    The environment is inherited; ``env`` adds or overrides variables.
     """
 
     def __init__(
@@ -235,50 +229,27 @@ class LocalExecutor:
             raise ValueError("empty argv")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout!r}")
-        try:
-            program = sh.Command(argv[0])
-        except sh.CommandNotFound as exc:
+        env = {**os.environ, **self._env} if self._env is not None else None
+        program = shutil.which(argv[0], path=(env or os.environ).get("PATH", os.defpath))
+        if program is None:
             raise CommandNotFoundError(
                 f"command not found: {argv[0]!r} (not on PATH, or not executable)", argv=argv
-            ) from exc
+            )
         logger.debug("running %s (timeout %ss)", shlex.join(argv), timeout)
-        started = time.monotonic()
-        process = program(
-            *argv[1:],
-            _bg=True,
-            _bg_exc=False,
-            _new_session=True,  # its own process group, so a timeout kills children too
-            _tty_out=False,
-            _ok_code=_ANY_EXIT_STATUS,
-            _in="",
-            _env={**os.environ, **self._env} if self._env is not None else None,
-        )
-        finished = threading.Event()
-        timed_out = threading.Event()
-
-        def on_timeout() -> None:
-            timed_out.set()
-            _kill_group(process.pid, self._kill_grace, finished)
-
-        timer = threading.Timer(timeout, on_timeout)
-        timer.daemon = True
-        timer.start()
         try:
-            process.wait()
-            exit_code: int | None = process.exit_code
-        except sh.ErrorReturnCode as exc:  # killed by a signal (negative exit code)
-            exit_code = exc.exit_code
-        finally:
-            finished.set()
-            timer.cancel()
-        duration = time.monotonic() - started
+            finished = run_process(
+                argv, program, env=env, timeout=timeout, kill_grace=self._kill_grace
+            )
+        except CommandStartError as exc:
+            logger.info("%s", exc)
+            raise
         result = CommandResult(
             argv=argv,
-            exit_code=exit_code,
-            stdout=process.process.stdout.decode("utf-8", "replace"),
-            stderr=process.process.stderr.decode("utf-8", "replace"),
-            duration=duration,
-            timed_out=timed_out.is_set(),
+            exit_code=finished.exit_code,
+            stdout=finished.stdout,
+            stderr=finished.stderr,
+            duration=finished.duration,
+            timed_out=finished.timed_out,
         )
         _log_result(result)
         return result.check() if check else result

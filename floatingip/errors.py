@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CommandError",
     "CommandNotFoundError",
+    "CommandStartError",
     "CommandTimeout",
     "ConfigError",
     "DataSourceDefinitionError",
@@ -152,3 +153,13 @@ class CommandTimeout(CommandError):
 
 class CommandNotFoundError(CommandError):
     """The command's program does not exist or is not executable."""
+
+
+class CommandStartError(CommandError):
+    """The command's program exists but could not be executed: a ``#!`` line ending in a carriage
+    return (CRLF line endings), a missing interpreter, no permission, not an executable format.
+    ``reason`` says which."""
+
+    def __init__(self, message: str, *, argv: Sequence[str], reason: str) -> None:
+        super().__init__(message, argv=argv)
+        self.reason = reason

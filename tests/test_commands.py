@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,12 +20,14 @@ from floatingip import (
     Executor,
     FloatingIPError,
     LocalExecutor,
+    Manager,
     NamespaceExecutor,
     RecordingExecutor,
     command_argv,
 )
-from floatingip.commands import shell_syntax
-from tests.conftest import require_program, require_root
+from floatingip.commands import OUTPUT_TAIL, shell_syntax
+from floatingip.errors import CommandStartError
+from tests.conftest import report, require_program, require_root, write_service
 
 
 def process_alive(pid: int) -> bool:
@@ -256,3 +260,189 @@ def test_recording_executor_keeps_the_addresses_a_host_would_have() -> None:
     assert "inet 192.0.2.23" in recorder.run(("/sbin/ifconfig", "eth0:1")).stdout
     recorder.run(("/sbin/ifconfig", "eth0:1", "down"))
     assert "inet" not in recorder.run(("/sbin/ifconfig", "eth0:1")).stdout
+
+
+# -- a command that cannot be executed (issue 11, item 5) --------------------------------------
+
+
+def executable(path: Path, text: bytes) -> Path:
+    path.write_bytes(text)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        (b"#!/bin/sh\r\necho hello\r\n", "carriage return"),
+        (b"#!/no/such/interpreter\necho hello\n", "'/no/such/interpreter' does not exist"),
+    ],
+)
+def test_a_program_that_cannot_be_executed_is_a_command_start_error(
+    tmp_path: Path, script: bytes, reason: str
+) -> None:
+    program = executable(tmp_path / "broken", script)
+    for check in (True, False):
+        with pytest.raises(CommandStartError) as caught:
+            LocalExecutor().run([str(program), "arg"], timeout=5, check=check)
+        error = caught.value
+        assert isinstance(error, CommandError)
+        assert error.argv == (str(program), "arg")
+        assert reason in error.reason and reason in str(error)
+        assert f"cannot execute {str(program)!r}" in str(error)
+
+
+def test_a_command_that_cannot_be_executed_is_recorded_like_any_failure(
+    cluster_home: Path, service_dir: Path
+) -> None:
+    program = executable(cluster_home / "take-vip", b"#!/bin/sh\r\nexit 0\r\n")
+    write_service(
+        service_dir,
+        "master.properties",
+        f"name=master\ncommand.start={program}\ncommand.stop=true\n",
+    )
+    datasources = service_dir.parent / "datasource"
+    datasources.mkdir(mode=0o755)
+    write_service(datasources, "db1.properties", "name=db1\nrole=master\n")
+    with Manager.from_cluster_home(cluster_home, "demo", host="db1", monitor_interval=0) as manager:
+        result = manager.update_datasource("db1", state="ONLINE")
+        assert not result.ok
+        assert any("carriage return" in error for error in result.errors), result.errors
+        failed = [event for event in manager.history if event.kind == "command" and not event.ok]
+        assert failed and failed[-1].outcome is not None
+        assert isinstance(failed[-1].outcome.error, CommandStartError)
+        assert manager.held == {}
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_exec_failures_leak_no_file_descriptors(tmp_path: Path) -> None:
+    program = executable(tmp_path / "broken", b"#!/bin/sh\r\necho hello\r\n")
+    executor = LocalExecutor()
+    with pytest.raises(CommandStartError):
+        executor.run([str(program)], timeout=5)  # whatever is created once, up front
+    before = open_descriptors()
+    for _ in range(1000):
+        with pytest.raises(CommandStartError):
+            executor.run([str(program)], timeout=5)
+    assert open_descriptors() == before
+
+
+# -- output is kept as a bounded tail (issue 11, item 6) ---------------------------------------
+
+
+def test_only_the_tail_of_a_long_output_is_kept() -> None:
+    result = LocalExecutor().run(
+        ["sh", "-c", "seq 1 1000000; seq 1 1000000 >&2; echo done"], timeout=30
+    )
+    for stream, end in ((result.stdout, "1000000\ndone\n"), (result.stderr, "999999\n1000000\n")):
+        assert stream.endswith(end)
+        assert len(stream.encode()) <= OUTPUT_TAIL + 100
+        first, rest = stream.split("\n", 1)
+        assert first.endswith("earlier bytes not kept]")  # says that it is a tail
+        lines = rest.splitlines()  # whole lines: the first follows on from the marker
+        assert lines[:3] == [str(n) for n in range(int(lines[0]), int(lines[0]) + 3)]
+    short = LocalExecutor().run(["seq", "1", "3"], timeout=5)
+    assert short.stdout == "1\n2\n3\n"  # a short output is kept whole, nothing added
+
+
+_NOISY_MANAGER = """
+import json, sys
+from floatingip import Manager
+
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+
+limit = int(sys.argv[2])
+with Manager.from_cluster_home(
+    sys.argv[1], "demo", host="db1", monitor_interval=0, history_size=3000  # keeps all 1,000
+) as manager:
+    commands, base = 0, None
+    while commands < 1000:
+        for state in ("ONLINE", "OFFLINE"):
+            result = manager.update_datasource("db1", state=state)
+            assert result.ok, result.errors
+            commands += 1
+        if commands == 20:
+            base = rss()
+        if base is not None and rss() - base > limit:
+            break  # unbounded: stop before the machine runs out of memory
+    kept = [e.outcome.result for e in manager.history if e.outcome and e.outcome.result]
+    print(json.dumps({"commands": commands, "growth": rss() - base, "kept": len(kept),
+                      "tail": kept[-1].stdout[-20:]}))
+"""
+
+
+def test_memory_stays_bounded_over_a_thousand_noisy_commands(
+    cluster_home: Path, service_dir: Path
+) -> None:
+    """1,000 commands printing 5 MB each, every result kept in the manager's history."""
+    noisy = "sh -c 'head -c 5000000 /dev/zero; echo end-of-output'"
+    write_service(
+        service_dir,
+        "master.properties",
+        f"name=master\ncommand.start={noisy}\ncommand.stop={noisy}\ncommand.timeout=60\n",
+    )
+    datasources = service_dir.parent / "datasource"
+    datasources.mkdir(mode=0o755)
+    write_service(datasources, "db1.properties", "name=db1\nrole=master\n")
+    limit = 50 * 2**20
+    child = subprocess.run(
+        [sys.executable, "-c", _NOISY_MANAGER, str(cluster_home), str(limit)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert child.returncode == 0, child.stderr
+    outcome = json.loads(child.stdout)
+    report(f"1,000 commands printing 5 MB each: RSS grew {outcome['growth'] / 2**20:.1f} MB")
+    assert outcome["commands"] == 1000, f"RSS grew over {limit} bytes: {outcome}"
+    assert outcome["growth"] < limit
+    assert outcome["kept"] >= 1000 and outcome["tail"].endswith("end-of-output\n")
+
+
+# -- a command that exits but leaves a child holding its output (issue 11, item 12) ------------
+
+
+@pytest.mark.parametrize("status", [0, 3])
+def test_a_command_that_exits_leaving_a_child_reports_its_exit_code(status: int) -> None:
+    marker = f"{uuid.uuid4().int % 10**6}.{status}21"
+    result = LocalExecutor().run(
+        ["sh", "-c", f"sleep {marker} & echo started; exit {status}"], timeout=1, check=False
+    )
+    assert (result.exit_code, result.timed_out, result.stdout) == (status, False, "started\n")
+    assert result.ok == (status == 0)
+    deadline = time.monotonic() + 5
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert processes_with(marker) == [], "what the command left behind was not killed"
+
+
+def test_what_a_command_leaves_behind_is_killed_even_without_holding_its_output() -> None:
+    marker = f"{uuid.uuid4().int % 10**6}.654"
+    result = LocalExecutor().run(
+        ["sh", "-c", f"sleep {marker} >/dev/null 2>&1 &"], timeout=5, check=False
+    )
+    assert result.ok
+    deadline = time.monotonic() + 5
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert processes_with(marker) == []
+
+
+def test_an_exit_status_nobody_saw_is_not_reported_as_success() -> None:
+    """With SIGCHLD ignored the kernel discards exit statuses: say so, never claim success."""
+    script = (
+        "import signal; signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+        "from floatingip import LocalExecutor\n"
+        "result = LocalExecutor().run(['sh', '-c', 'echo hi; exit 3'], check=False)\n"
+        "print(result.exit_code, result.ok, repr(result.stdout))\n"
+        "result.check()\n"
+    )
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert child.stdout == "None False 'hi\\n'\n"
+    assert "CommandError: command exited with an unknown status: sh -c" in child.stderr
