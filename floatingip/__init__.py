@@ -22,6 +22,7 @@ from floatingip.engine import RuleFailure
 from floatingip.errors import (
     CommandError,
     CommandNotFoundError,
+    CommandStartError,
     CommandTimeout,
     ConfigError,
     DataSourceDefinitionError,
@@ -58,6 +59,7 @@ __all__ = [
     "CommandNotFoundError",
     "CommandOutcome",
     "CommandResult",
+    "CommandStartError",
     "CommandTimeout",
     "ConfigError",
     "DataSource",
