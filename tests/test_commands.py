@@ -223,7 +223,7 @@ def test_namespace_executor_reports_missing_program_before_running() -> None:
 @pytest.fixture
 def netns() -> object:
     require_root()
-    require_program("ip")
+    require_program("ip", package="iproute2")
     name = f"fiptest-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:

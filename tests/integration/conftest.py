@@ -32,7 +32,7 @@ FOLLOW_DEADLINE = 10.0
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     require_root()
-    require_program("ip")
+    require_program("ip", package="iproute2")
     with Sandbox(["db1", "db2", "client"]) as sandbox:
         yield sandbox
 
@@ -41,26 +41,28 @@ def sandbox() -> Iterator[Sandbox]:
 def unprivileged_user() -> Iterator[str]:
     """A fresh account with no sudo rights, removed afterwards."""
     require_root()
-    require_program("sudo")
-    useradd = require_program("useradd")
+    require_program("sudo", package="sudo")
+    useradd = require_program("useradd", package="passwd")
+    userdel = require_program("userdel", package="passwd")
     name = f"fip{uuid.uuid4().hex[:8]}"
     subprocess.run([useradd, "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
     try:
         yield name
     finally:
-        subprocess.run(["userdel", name], check=False)
+        subprocess.run([userdel, name], check=False)
 
 
 @pytest.fixture
 def sudoers(unprivileged_user: str) -> Iterator[Callable[[str], None]]:
     """grant(text): install sudoers text for the test's user (checked by visudo first)."""
     path = Path("/etc/sudoers.d") / f"floatingip-test-{unprivileged_user}"
+    visudo = require_program("visudo", package="sudo")
 
     def grant(text: str) -> None:
         staged = path.with_name(path.name + ".new")  # sudo skips names containing '.'
         staged.write_text(text.rstrip("\n") + "\n")
         staged.chmod(0o440)
-        subprocess.run(["visudo", "-c", "-q", "-f", str(staged)], check=True)
+        subprocess.run([visudo, "-c", "-q", "-f", str(staged)], check=True)
         staged.rename(path)
 
     yield grant

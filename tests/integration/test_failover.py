@@ -123,7 +123,7 @@ class Coordinator:
 def cluster(
     sandbox: Sandbox, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Coordinator]:
-    require_program("arping")
+    require_program("arping", package="iputils-arping")
     arp = getattr(request, "param", 3)
     home = write_cluster(tmp_path / "cluster-home", vip_service(arp))
     for host in ("db1", "db2"):
@@ -209,8 +209,8 @@ def test_without_gratuitous_arp_the_client_keeps_the_old_mac(
 
 
 def test_the_seed_procedure_with_its_ifconfig_commands(sandbox: Sandbox, tmp_path: Path) -> None:
-    require_program("sudo")
-    require_program("/sbin/ifconfig")
+    require_program("sudo", package="sudo")
+    require_program("/sbin/ifconfig", package="net-tools")
     seed = (
         "# master.properties\nname=master\n"
         f"command.start=sudo /sbin/ifconfig eth0:0 {VIP}\n"

@@ -31,8 +31,8 @@ VIP = "192.0.2.22"
 def postgres_bin() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
     require(bool(found), "needs the PostgreSQL server (Debian: apt-get install postgresql)")
-    require_program("psql")
-    require_program("runuser")
+    require_program("psql", package="postgresql-client")
+    require_program("runuser", package="util-linux")
     return Path(found[-1]).parent
 
 

@@ -42,8 +42,8 @@ def client_reaches(sandbox: Sandbox, timeout: float = 10) -> str | None:
 
 
 def test_shell_moves_the_vip_with_the_seed_commands(sandbox: Sandbox, tmp_path: Path) -> None:
-    require_program("sudo")
-    require_program("/sbin/ifconfig")
+    require_program("sudo", package="sudo")
+    require_program("/sbin/ifconfig", package="net-tools")
     for host in ("db1", "db2"):
         sandbox.start_server(host, PORT)
     out = io.StringIO()
@@ -73,8 +73,8 @@ def test_shell_moves_the_vip_with_the_seed_commands(sandbox: Sandbox, tmp_path: 
 def test_the_shell_command_runs_real_commands_in_namespaces(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    require_program("sudo")
-    require_program("/sbin/ifconfig")
+    require_program("sudo", package="sudo")
+    require_program("/sbin/ifconfig", package="net-tools")
     result = subprocess.run(
         [
             sys.executable, "-m", "floatingip", "shell",
@@ -97,8 +97,8 @@ def test_the_shell_command_runs_real_commands_in_namespaces(
 
 def test_make_demo_shows_the_three_steps_and_leaves_nothing_behind() -> None:
     require_root()
-    require_program("sudo")
-    require_program("/sbin/ifconfig")
+    require_program("sudo", package="sudo")
+    require_program("/sbin/ifconfig", package="net-tools")
     before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     result = subprocess.run(
         [sys.executable, str(REPO / "examples" / "demo.py")],

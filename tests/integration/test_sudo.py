@@ -78,7 +78,7 @@ def test_an_unprivileged_manager_moves_the_vip_with_exactly_the_printed_lines(
     sandbox: Sandbox, unprivileged_user: str, sudoers: Callable[[str], None]
 ) -> None:
     """The manager runs as an ordinary account on db1; sudo holds exactly `floatingip sudoers`."""
-    require_program("arping")
+    require_program("arping", package="iputils-arping")
     home = readable_cluster_home(
         "name=master\nvip.address=192.0.2.22/24\nvip.interface=eth0\nvip.label=eth0:0\n"
         "vip.arp.count=1\n"

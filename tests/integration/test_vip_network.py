@@ -27,7 +27,7 @@ def test_start_stop_are_idempotent_and_verified(
     sandbox: Sandbox, service_dir: Path, backend: str
 ) -> None:
     if backend == "ifconfig":
-        require_program("/sbin/ifconfig")
+        require_program("/sbin/ifconfig", package="net-tools")
     service = load_service(vip_service(service_dir, backend=backend, arp=0))
     db1 = sandbox.executor("db1")
     started = perform(service, "start", db1)
@@ -62,7 +62,7 @@ def test_a_missing_interface_is_a_clear_error(sandbox: Sandbox, service_dir: Pat
 def test_gratuitous_arp_is_sent_after_start(
     sandbox: Sandbox, demo_home: Path, service_dir: Path
 ) -> None:
-    require_program("arping")
+    require_program("arping", package="iputils-arping")
     vip_service(service_dir, arp=1)
     with Manager.from_cluster_home(
         demo_home, "demo", executors={"db1": sandbox.executor("db1")}
