@@ -92,7 +92,7 @@ def test_an_unprivileged_manager_moves_the_vip_with_exactly_the_printed_lines(
                 home, "demo", rules_dir=home / "rules", host="db1"
             ) as manager:
                 results = [manager.update_datasource("db1", state=state) for state in states]
-                manager.wait_for_announcements(timeout=10)
+                manager.wait_for_announcements(timeout=PATIENCE)
                 shown = LocalExecutor().run(["ip", "-o", "-4", "addr", "show", "dev", "eth0"])
                 outcome = {
                     "ok": [result.ok for result in results],
