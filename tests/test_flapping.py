@@ -1,5 +1,5 @@
 """Flapping and concurrency: a model-based property test of thousands of random events, and
-eight threads reporting changes at once.
+sixteen threads reporting changes at once.
 
 Two hosts, one manager each (as deployed), fed the same events by a coordinator: state and role
 changes, policy changes, injected command failures, crashes and restarts.  After every event at
@@ -164,7 +164,7 @@ def test_threads_reporting_at_once_lose_nothing_and_never_interleave_a_service(
         return CommandResult(argv, 0)
 
     recorder = RecordingExecutor(respond)
-    workers, per_thread = 8, 200
+    workers, per_thread = 16, 100
     with Manager.from_cluster_home(
         demo_home, "demo", host="db1", executor=recorder, monitor_interval=0
     ) as manager:
