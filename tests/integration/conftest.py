@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from floatingip.rules import install_rules
-from floatingip.sandbox import Sandbox
+from floatingip.sandbox import PREFIX, Sandbox
 from tests.conftest import require_program, require_root
 
 CLONE_NEWNET = 0x40000000
@@ -35,6 +35,14 @@ def sandbox() -> Iterator[Sandbox]:
     require_program("ip", package="iproute2")
     with Sandbox(["db1", "db2", "client"]) as sandbox:
         yield sandbox
+
+
+def sandbox_namespaces(pid: int) -> set[str]:
+    """The sandbox namespaces that process ``pid`` made (their names carry it): other runs on
+    the machine, such as another checkout's tests, come and go meanwhile."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    names = {line.split()[0] for line in listed.splitlines() if line.strip()}
+    return {name for name in names if name.startswith(f"{PREFIX}-{pid}-")}
 
 
 @pytest.fixture

@@ -11,14 +11,7 @@ import pytest
 
 from floatingip.sandbox import PREFIX, Sandbox, remove_stale_sandboxes
 from tests.conftest import PATIENCE, REPO, require_root
-
-
-def namespaces(pid: int) -> set[str]:
-    """The sandbox namespaces that process ``pid`` made (their names carry it): other runs on
-    the machine, such as another checkout's tests, come and go meanwhile."""
-    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    names = {line.split()[0] for line in listed.splitlines() if line.strip()}
-    return {name for name in names if name.startswith(f"{PREFIX}-{pid}-")}
+from tests.integration.conftest import sandbox_namespaces
 
 
 def test_hosts_share_a_layer_2_network(sandbox: Sandbox) -> None:
@@ -31,11 +24,11 @@ def test_hosts_share_a_layer_2_network(sandbox: Sandbox) -> None:
 
 def test_teardown_on_exit_and_on_error() -> None:
     require_root()
-    assert namespaces(os.getpid()) == set()
+    assert sandbox_namespaces(os.getpid()) == set()
     with pytest.raises(RuntimeError), Sandbox(["db1", "client"]) as sandbox:
-        assert set(sandbox.namespaces.values()) < namespaces(os.getpid())  # and the bridge
+        assert set(sandbox.namespaces.values()) < sandbox_namespaces(os.getpid())  # and the bridge
         raise RuntimeError("a failing test")
-    assert namespaces(os.getpid()) == set()
+    assert sandbox_namespaces(os.getpid()) == set()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -57,10 +50,10 @@ def test_teardown_on_ctrl_c_and_sigterm(signum: int) -> None:
         text=True,
     )
     assert process.stdout is not None and process.stdout.readline().strip() == "ready"
-    assert len(namespaces(process.pid)) == 3
+    assert len(sandbox_namespaces(process.pid)) == 3
     process.send_signal(signum)
     process.communicate(timeout=PATIENCE)
-    assert namespaces(process.pid) == set()
+    assert sandbox_namespaces(process.pid) == set()
 
 
 def test_namespaces_of_a_killed_run_are_removed_by_the_next() -> None:
@@ -72,8 +65,8 @@ def test_namespaces_of_a_killed_run_are_removed_by_the_next() -> None:
     )
     process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
     assert process.wait(timeout=PATIENCE) == 0
-    assert len(namespaces(process.pid)) == 2  # left behind
+    assert len(sandbox_namespaces(process.pid)) == 2  # left behind
     removed = remove_stale_sandboxes()
     # a sandbox starting elsewhere on the machine at this moment may have removed them first
-    assert namespaces(process.pid) == set()
+    assert sandbox_namespaces(process.pid) == set()
     assert all(not name.startswith(f"{PREFIX}-{os.getpid()}-") for name in removed)

@@ -11,6 +11,7 @@ from floatingip import Manager
 from floatingip.sandbox import Sandbox
 from floatingip.shell import Shell
 from tests.conftest import EXAMPLE_CLUSTER_HOME, REPO, require_program, require_root
+from tests.integration.conftest import sandbox_namespaces
 
 VIP = "192.0.2.22"
 PORT = 3306
@@ -99,15 +100,14 @@ def test_make_demo_shows_the_three_steps_and_leaves_nothing_behind() -> None:
     require_root()
     require_program("sudo", package="sudo")
     require_program("/sbin/ifconfig", package="net-tools")
-    before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    result = subprocess.run(
+    demo = subprocess.Popen(
         [sys.executable, str(REPO / "examples" / "demo.py")],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
+    out, err = demo.communicate(timeout=120)
+    assert demo.returncode == 0, out + err
     assert f"inet {VIP}" in out
     order = [
         "DataSource 'db1' is now ONLINE",
@@ -120,5 +120,4 @@ def test_make_demo_shows_the_three_steps_and_leaves_nothing_behind() -> None:
     ]
     positions = [out.find(text) for text in order]
     assert all(p >= 0 for p in positions) and positions == sorted(positions), out
-    after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert after == before
+    assert sandbox_namespaces(demo.pid) == set()
