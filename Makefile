@@ -58,6 +58,12 @@ test-pythons:
 	@$(MAKE) --no-print-directory check-build-deps
 	.ci/test-other-pythons $(PYTHON)
 
+# The edit-test loop: unit tests only, without tests/integration (network namespaces, sudo,
+# java, postgres) and without the tests marked slow; well under a minute.  `make test` runs all.
+.PHONY: quick
+quick: $(BIN)/.installed
+	$(BIN)/python -m pytest -m 'not integration and not slow' $(PYTEST_ARGS)
+
 # Full benchmark runs (minutes); CI runs them in --short mode through the tests.
 BENCHMARKS := engine_throughput dispatch_latency memory scale vip_move
 bench: $(BIN)/.installed

@@ -63,7 +63,7 @@ def in_child(kind: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    checkpoints = (10_000, 50_000) if short_mode() else (10_000, 1_000_000)
+    checkpoints = (5_000, 20_000) if short_mode() else (10_000, 1_000_000)
     if "--child" in sys.argv:
         kind = sys.argv[sys.argv.index("--child") + 1]
         if kind == "raw":

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+INTEGRATION = REPO / "tests" / "integration"
 EXAMPLE_CLUSTER_HOME = REPO / "examples" / "cluster-home"
 
 SEED_MASTER_PROPERTIES = """\
@@ -34,11 +37,45 @@ def require_root() -> None:
     require(os.geteuid() == 0, "needs root")
 
 
-def require_program(name: str) -> str:
-    found = shutil.which(name)
-    require(found is not None, f"needs {name!r} on PATH")
+# sudo, visudo, useradd and ifconfig live in sbin directories, which are not on an ordinary
+# user's PATH: look there too, so that a skip never claims an installed program is missing.
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def find_program(name: str) -> str | None:
+    """The absolute path of ``name``: on PATH, else in the system's bin and sbin directories."""
+    return shutil.which(name) or shutil.which(name, path=SYSTEM_PATH)
+
+
+def require_program(name: str, package: str | None = None) -> str:
+    found = find_program(name)
+    needs = f"needs {name}" + (f" (package {package})" if package else "")
+    require(found is not None, f"{needs}: not found on PATH or in {SYSTEM_PATH}")
     assert found is not None
     return found
+
+
+# How long a test waits for a condition before it fails: generous, so that a loaded 2-core
+# machine passes; a passing test never waits this long.  Speed is measured in benchmarks/.
+PATIENCE = 30.0
+
+
+def wait_until(condition: Callable[[], object], timeout: float = PATIENCE) -> bool:
+    """Poll ``condition`` until it is true (True) or ``timeout`` seconds have passed (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration is marked ``integration`` (real namespaces, sudo,
+    java, postgres): `make quick` leaves it out."""
+    for item in items:
+        if INTEGRATION in item.path.parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture

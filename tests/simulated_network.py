@@ -3,7 +3,7 @@
 Each host keeps its set of addresses and answers the commands of a built-in VIP service the way
 the real tools do (``ip addr add`` of a present address fails, duplicate address detection sees
 the other hosts).  Failures can be injected.  The real thing is tested on network namespaces
-(tests/integration); this one lets a property test run ten thousand events in seconds.
+(tests/integration); this one lets a property test run thousands of events in seconds.
 """
 
 from __future__ import annotations

@@ -12,7 +12,14 @@ import pytest
 
 from tests.conftest import REPO, report, require_root
 
-SCRIPTS = ["engine_throughput", "dispatch_latency", "memory", "scale", "vip_move"]
+SLOW = pytest.mark.slow  # several seconds even in --short mode
+SCRIPTS = [
+    "engine_throughput",
+    "dispatch_latency",
+    pytest.param("memory", marks=SLOW),
+    "scale",
+    pytest.param("vip_move", marks=SLOW),
+]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -27,7 +27,14 @@ from floatingip import (
 )
 from floatingip.commands import OUTPUT_TAIL, shell_syntax
 from floatingip.errors import CommandStartError
-from tests.conftest import report, require_program, require_root, write_service
+from tests.conftest import (
+    PATIENCE,
+    report,
+    require_program,
+    require_root,
+    wait_until,
+    write_service,
+)
 
 
 def process_alive(pid: int) -> bool:
@@ -37,6 +44,12 @@ def process_alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def sleep_marker() -> str:
+    """A unique argument for `sleep`, to find its processes by: over 1000 s, far longer than
+    any deadline here, so a command that was not killed cannot pass for one that was."""
+    return f"{1000 + uuid.uuid4().int % 10**6}.{uuid.uuid4().int % 1000:03d}"
 
 
 def processes_with(marker: str) -> list[int]:
@@ -108,34 +121,30 @@ def test_stdin_is_empty_not_inherited() -> None:
 
 
 def test_timeout_kills_the_command_and_its_children(tmp_path: Path) -> None:
-    marker = f"{uuid.uuid4().int % 10**6}.123"
+    marker = sleep_marker()
     pidfile = tmp_path / "child.pid"
     script = f"sleep {marker} & echo $! > {pidfile}; sleep {marker}"
     started = time.monotonic()
     with pytest.raises(CommandTimeout) as caught:
         LocalExecutor().run(["sh", "-c", script], timeout=0.5)
-    elapsed = time.monotonic() - started
     result = caught.value.result
     assert result is not None and result.timed_out
     assert "timed out" in str(caught.value)
-    assert elapsed < 3
+    assert time.monotonic() - started < PATIENCE  # returned at the timeout, not at the end
     child = int(pidfile.read_text())
-    deadline = time.monotonic() + 2
-    while process_alive(child) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not process_alive(child), "the forked child survived the timeout"
-    assert processes_with(marker) == []
+    assert wait_until(lambda: not process_alive(child)), "the forked child survived the timeout"
+    assert wait_until(lambda: processes_with(marker) == [])
 
 
 def test_a_command_that_ignores_sigterm_is_killed_after_the_grace() -> None:
-    marker = f"{uuid.uuid4().int % 10**6}.456"
+    marker = sleep_marker()
     started = time.monotonic()
     result = LocalExecutor(kill_grace=0.3).run(
         ["sh", "-c", f"trap '' TERM; sleep {marker}"], timeout=0.3, check=False
     )
     assert result.timed_out and result.exit_code == -9
-    assert time.monotonic() - started < 3
-    assert processes_with(marker) == []
+    assert time.monotonic() - started < PATIENCE
+    assert wait_until(lambda: processes_with(marker) == [])
 
 
 @pytest.mark.parametrize(
@@ -225,7 +234,7 @@ def test_namespace_executor_reports_missing_program_before_running() -> None:
 @pytest.fixture
 def netns() -> object:
     require_root()
-    require_program("ip")
+    require_program("ip", package="iproute2")
     name = f"fiptest-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:

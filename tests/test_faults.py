@@ -10,18 +10,9 @@ from pathlib import Path
 from floatingip import CommandResult, Event, Manager, RecordingExecutor
 from floatingip.shell import Shell
 from floatingip.supervisor import RetryPolicy
-from tests.conftest import write_service
+from tests.conftest import PATIENCE, wait_until, write_service
 
 START = ("sudo", "-n", "ip", "addr", "add", "192.0.2.22/24", "dev", "eth0", "label", "eth0:0")
-
-
-def wait_for(condition: object, timeout: float = 5) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_a_failed_start_is_retried_with_backoff_until_it_works(demo_home: Path) -> None:
@@ -40,14 +31,16 @@ def test_a_failed_start_is_retried_with_backoff_until_it_works(demo_home: Path) 
         host="db1",
         executor=RecordingExecutor(respond),
         monitor_interval=0,
-        retry=RetryPolicy(initial=0.05, maximum=0.2, attempts=5),
+        # half a second before the first retry: ample time to look at the state it leaves,
+        # even on a loaded machine
+        retry=RetryPolicy(initial=0.5, maximum=0.5, attempts=5),
     ) as manager:
         manager.add_listener(events.append)
         result = manager.update_datasource("db1", state="ONLINE")
         assert not result.ok and manager.held == {}
         assert "Operation not permitted" in manager.problems["master"]
         assert "retry 1/5" in manager.problems["master"]
-        assert wait_for(lambda: manager.held == {"master": "db1"}), manager.history
+        assert wait_until(lambda: manager.held == {"master": "db1"}), manager.history
         assert "master" not in manager.problems
     kinds = [event.kind for event in events]
     assert kinds.count("retry") == 2
@@ -70,7 +63,7 @@ def test_retries_are_bounded_and_a_later_change_still_applies(demo_home: Path) -
         retry=RetryPolicy(initial=0.02, maximum=0.05, attempts=3),
     ) as manager:
         manager.update_datasource("db1", state="ONLINE")
-        assert wait_for(lambda: "gave up after 3 retries" in manager.problems.get("master", ""))
+        assert wait_until(lambda: "gave up after 3 retries" in manager.problems.get("master", ""))
         starts = recorder.calls.count(START)
         time.sleep(0.2)
         assert recorder.calls.count(START) == starts == 4  # the first try and three retries
@@ -83,7 +76,7 @@ def test_a_hanging_command_times_out_and_shows_in_ls(cluster_home: Path, service
     write_service(
         service_dir,
         "master.properties",
-        "name=master\ncommand.start=sleep 30\ncommand.stop=true\ncommand.timeout=0.3\n",
+        "name=master\ncommand.start=sleep 600\ncommand.stop=true\ncommand.timeout=0.3\n",
     )
     with Manager.from_cluster_home(
         cluster_home, "demo", host="db1", monitor_interval=0, retry=RetryPolicy(attempts=0)
@@ -91,7 +84,7 @@ def test_a_hanging_command_times_out_and_shows_in_ls(cluster_home: Path, service
         manager.add_datasource("db1", role="master")
         started = time.monotonic()
         result = manager.update_datasource("db1", state="ONLINE")
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < PATIENCE  # killed at its timeout, not after 600 s
         (outcome,) = result.commands
         assert outcome.result is not None and outcome.result.timed_out
         assert "timed out" in result.errors[0]

@@ -1,4 +1,4 @@
-"""Flapping and concurrency: a model-based property test of ten thousand random events, and
+"""Flapping and concurrency: a model-based property test of thousands of random events, and
 sixteen threads reporting changes at once.
 
 Two hosts, one manager each (as deployed), fed the same events by a coordinator: state and role
@@ -27,7 +27,7 @@ from tests.simulated_network import SimulatedNetwork
 HOSTS = ("db1", "db2")
 VIP = "192.0.2.22/24"
 SERVICE = f"name=master\nvip.address={VIP}\nvip.interface=eth0\nvip.arp.count=0\nvip.sudo=false\n"
-MIN_EVENTS = 10_000
+MIN_EVENTS = 4_500  # about 1-2 ms each; raise max_examples below for a longer hunt
 events_run = itertools.count()
 
 
@@ -131,12 +131,13 @@ class Cluster(RuleBasedStateMachine):
             assert len(self._holders()) <= 1
 
 
-def test_ten_thousand_random_events_keep_the_vip_where_the_model_says(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_thousands_of_random_events_keep_the_vip_where_the_model_says(tmp_path: Path) -> None:
     Cluster.home = make_home(tmp_path)
     start = next(events_run)
     run = Cluster.TestCase
     run.settings = settings(
-        max_examples=250,
+        max_examples=100,
         stateful_step_count=60,
         deadline=None,
         suppress_health_check=list(HealthCheck),
@@ -147,7 +148,9 @@ def test_ten_thousand_random_events_keep_the_vip_where_the_model_says(tmp_path: 
     assert total >= MIN_EVENTS
 
 
-def test_sixteen_threads_lose_nothing_and_never_interleave_a_service(demo_home: Path) -> None:
+def test_threads_reporting_at_once_lose_nothing_and_never_interleave_a_service(
+    demo_home: Path,
+) -> None:
     active = {"count": 0, "most": 0}
     guard = threading.Lock()
 
@@ -161,37 +164,44 @@ def test_sixteen_threads_lose_nothing_and_never_interleave_a_service(demo_home: 
         return CommandResult(argv, 0)
 
     recorder = RecordingExecutor(respond)
-    per_thread = 200
+    workers, per_thread = 16, 100
     with Manager.from_cluster_home(
         demo_home, "demo", host="db1", executor=recorder, monitor_interval=0
     ) as manager:
-        names = [f"t{n}" for n in range(16)]
+        names = [f"t{n}" for n in range(workers)]
         for name in names:
             manager.add_datasource(name, role="slave", host="elsewhere")
-        states = ["ONLINE", "OFFLINE", "FAILED"]
+        states = ["ONLINE", "OFFLINE", "FAILED", "SHUNNED"]
+        applied = [0] * workers
 
         def work(worker: int) -> None:
             for i in range(per_thread):
-                manager.update_datasource(names[worker], state=states[i % 3])
+                manager.update_datasource(names[worker], state=states[i % 4])
                 manager.update_datasource("db1", state="ONLINE" if (i + worker) % 2 else "OFFLINE")
+                applied[worker] += 1
 
-        threads = [threading.Thread(target=work, args=(n,)) for n in range(16)]
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        assert applied == [per_thread] * workers  # no thread died on an error
         for name in names:  # every thread's last change is there: none lost
-            assert manager.datasources[name].state.value == states[(per_thread - 1) % 3]
+            assert manager.datasources[name].state.value == states[(per_thread - 1) % 4]
         assert active["most"] == 1, "two commands ran at once"
         changes = [c for c in recorder.calls if c[2:4] == ("ip", "addr")]
         kinds = [c[4] for c in changes]
+        assert kinds[0] == "add", "the first VIP change was not a start"
         assert all(a != b for a, b in itertools.pairwise(kinds)), "start/stop out of order"
         online = manager.datasources["db1"].state.value == "ONLINE"
         assert (manager.held == {"master": "db1"}) == online
         assert (kinds[-1] == "add") == online
-    report(f"16 threads x {2 * per_thread} changes: {len(changes)} VIP changes, never two at once")
+    report(
+        f"{workers} threads x {2 * per_thread} changes: {len(changes)} VIP changes, "
+        "never two at once"
+    )
 
 
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("CRITICAL")  # ten thousand events log a lot; the assertions say enough
+    caplog.set_level("CRITICAL")  # thousands of events log a lot; the assertions say enough

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -299,38 +297,6 @@ def test_datasources_can_be_declared_through_the_api(
         manager.add_datasource("db3", role="slave")
     manager.update_datasource("db3", role="master", state="ONLINE")
     assert manager.held == {"master": "db3"}
-
-
-def test_eight_threads_lose_no_change(demo_home: Path, recorder: RecordingExecutor) -> None:
-    changes_per_thread = 1000
-    with Manager.from_cluster_home(demo_home, "demo", host="db1", executor=recorder) as manager:
-        names = [f"x{n}" for n in range(8)]
-        for name in names:
-            manager.add_datasource(name, role="slave", host="elsewhere")
-        states = ["ONLINE", "OFFLINE", "FAILED", "SHUNNED"]
-        applied = [0] * 8
-
-        def work(worker: int) -> None:
-            for i in range(changes_per_thread):
-                manager.update_datasource(names[worker], state=states[i % 4])
-                manager.update_datasource("db1", state="ONLINE" if i % 2 == 0 else "OFFLINE")
-                applied[worker] += 1
-
-        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert applied == [changes_per_thread] * 8
-        for name in names:
-            assert manager.datasources[name].state.value == states[(changes_per_thread - 1) % 4]
-        # the VIP is held exactly when db1 is ONLINE, and starts and stops alternate
-        calls = actions(recorder)
-        assert all(a != b for a, b in itertools.pairwise(calls))
-        assert calls[0] == "start"
-        assert (manager.held == {"master": "db1"}) == (
-            manager.datasources["db1"].state is State.ONLINE
-        )
 
 
 def test_a_datasource_whose_fact_id_collides_is_refused(manager: Manager) -> None:

@@ -142,6 +142,7 @@ def test_install_rules_command(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "already exists" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_shipped_rule_file_is_installed_with_the_package(tmp_path: Path) -> None:
     """A non-editable install carries rules/FloatingIP.py (package floatingip.shipped_rules)."""
     repo = Path(__file__).resolve().parent.parent

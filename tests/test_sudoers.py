@@ -12,7 +12,7 @@ from floatingip import load_services
 from floatingip.cli import main
 from floatingip.commands import split_sudo
 from floatingip.sudoers import sudo_commands, sudoers_lines
-from tests.conftest import SEED_MASTER_PROPERTIES, write_service
+from tests.conftest import SEED_MASTER_PROPERTIES, SYSTEM_PATH, require_program, write_service
 
 
 def test_split_sudo() -> None:
@@ -42,7 +42,7 @@ def test_commands_without_sudo_and_runas_users(cluster_home: Path, service_dir: 
         "command.status=sudo ip -o addr show\n",
     )
     lines = sudoers_lines(sudo_commands(load_services(cluster_home, "demo")), user="tungsten")
-    ip = shutil.which("ip", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    ip = shutil.which("ip", path=SYSTEM_PATH)
     assert 'tungsten ALL=(postgres) NOPASSWD: /usr/bin/true ""' in lines
     assert f"tungsten ALL=(root) NOPASSWD: {ip} -o addr show" in lines
     assert not any("echo" in line for line in lines)
@@ -51,11 +51,7 @@ def test_commands_without_sudo_and_runas_users(cluster_home: Path, service_dir: 
 def test_output_is_accepted_by_visudo(
     cluster_home: Path, service_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    visudo = shutil.which("visudo")
-    if visudo is None:
-        from tests.conftest import require
-
-        require(False, "needs visudo (package sudo)")
+    visudo = require_program("visudo", package="sudo")
     write_service(service_dir, "master.properties", SEED_MASTER_PROPERTIES)
     write_service(
         service_dir,

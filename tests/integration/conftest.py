@@ -17,44 +17,60 @@ from typing import Any
 import pytest
 
 from floatingip.rules import install_rules
-from floatingip.sandbox import Sandbox
+from floatingip.sandbox import PREFIX, Sandbox
 from tests.conftest import require_program, require_root
 
 CLONE_NEWNET = 0x40000000
+
+# Without gratuitous ARP a client keeps sending to the old MAC until its kernel's ARP entry goes
+# stale and is resolved again: 49 s measured here, and at least 23 s by Linux's defaults (15 s
+# reachable, 5 s delay, 3 unicast probes).  With it, the client follows in about 0.1 s
+# (benchmarks/vip_move.py).  This deadline separates the two, with room for a loaded machine.
+FOLLOW_DEADLINE = 10.0
 
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     require_root()
-    require_program("ip")
+    require_program("ip", package="iproute2")
     with Sandbox(["db1", "db2", "client"]) as sandbox:
         yield sandbox
+
+
+def sandbox_namespaces(pid: int) -> set[str]:
+    """The sandbox namespaces that process ``pid`` made (their names carry it): other runs on
+    the machine, such as another checkout's tests, come and go meanwhile."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    names = {line.split()[0] for line in listed.splitlines() if line.strip()}
+    return {name for name in names if name.startswith(f"{PREFIX}-{pid}-")}
 
 
 @pytest.fixture
 def unprivileged_user() -> Iterator[str]:
     """A fresh account with no sudo rights, removed afterwards."""
     require_root()
-    require_program("sudo")
-    useradd = require_program("useradd")
+    require_program("sudo", package="sudo")
+    useradd = require_program("useradd", package="passwd")
+    userdel = require_program("userdel", package="passwd")
     name = f"fip{uuid.uuid4().hex[:8]}"
     subprocess.run([useradd, "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
     try:
         yield name
     finally:
-        subprocess.run(["userdel", name], check=False)
+        subprocess.run([userdel, name], check=False)
 
 
 @pytest.fixture
 def sudoers(unprivileged_user: str) -> Iterator[Callable[[str], None]]:
     """grant(text): install sudoers text for the test's user (checked by visudo first)."""
     path = Path("/etc/sudoers.d") / f"floatingip-test-{unprivileged_user}"
+    visudo = require_program("visudo", package="sudo")
 
     def grant(text: str) -> None:
         staged = path.with_name(path.name + ".new")  # sudo skips names containing '.'
         staged.write_text(text.rstrip("\n") + "\n")
         staged.chmod(0o440)
-        subprocess.run(["visudo", "-c", "-q", "-f", str(staged)], check=True)
+        subprocess.run([visudo, "-c", "-q", "-f", str(staged)], check=True)
         staged.rename(path)
 
     yield grant

@@ -1,6 +1,6 @@
 """One manager per host, each in its own namespace and process, fed the same events by a
 coordinator (this test), as Tungsten's coordinator feeds every manager: the VIP follows the
-master, is never on two hosts, and clients follow it within a second thanks to gratuitous ARP."""
+master, is never on two hosts, and clients follow it at once thanks to gratuitous ARP."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from floatingip.sandbox import Sandbox
-from tests.conftest import report, require_program, write_service
+from tests.conftest import PATIENCE, report, require_program, wait_until, write_service
+from tests.integration.conftest import FOLLOW_DEADLINE
 
 VIP = "192.0.2.22"
 PORT = 3306
@@ -58,7 +59,7 @@ class ManagerProcess:
         self.process.stdin.write(line + "\n")
         self.process.stdin.flush()
 
-    def expect(self, text: str, timeout: float = 20) -> None:
+    def expect(self, text: str, timeout: float = PATIENCE) -> None:
         deadline = time.monotonic() + timeout
         while True:
             line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
@@ -122,7 +123,7 @@ class Coordinator:
 def cluster(
     sandbox: Sandbox, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Coordinator]:
-    require_program("arping")
+    require_program("arping", package="iputils-arping")
     arp = getattr(request, "param", 3)
     home = write_cluster(tmp_path / "cluster-home", vip_service(arp))
     for host in ("db1", "db2"):
@@ -155,38 +156,44 @@ def test_the_vip_moves_with_the_master_and_is_never_on_two_hosts(
             on_db2 = VIP in sandbox.addresses_on("db2")
             on_db1 = VIP in sandbox.addresses_on("db1")
             seen.append([host for host, on in (("db1", on_db1), ("db2", on_db2)) if on])
-            sampling.set()
 
-    sampling = threading.Event()
     poller = threading.Thread(target=poll)
     poller.start()
     try:
-        assert sampling.wait(timeout=10)
+        assert wait_until(lambda: len(seen) >= 1)
         cluster.switch_to_db2()
-        time.sleep(0.2)
+        switched = len(seen)
+        assert wait_until(lambda: len(seen) >= switched + 3)  # the state the switch left
     finally:
         stop.set()
         poller.join()
     report(f"polled both hosts {len(seen)} times during the switch")
-    assert len(seen) >= 3
     assert all(len(found) <= 1 for found in seen), [found for found in seen if len(found) > 1]
-    assert ["db1"] in seen and ["db2"] in seen
+    assert seen[0] == ["db1"] and seen[-1] == ["db2"]
     assert holders(sandbox) == ["db2"]
 
 
+def asks_through_the_vip(sandbox: Sandbox) -> list[str | None]:
+    """The client's answers through the VIP, until db2 answers or FOLLOW_DEADLINE passes."""
+    answers: list[str | None] = []
+    deadline = time.monotonic() + FOLLOW_DEADLINE
+    while "db2" not in answers and time.monotonic() < deadline:
+        answers.append(sandbox.ask("client", VIP, PORT, timeout=0.25))
+    return answers
+
+
 @pytest.mark.parametrize("cluster", [3], indirect=True)
-def test_a_client_follows_within_a_second_thanks_to_gratuitous_arp(
+def test_a_client_follows_at_once_thanks_to_gratuitous_arp(
     cluster: Coordinator, sandbox: Sandbox
 ) -> None:
     assert sandbox.ask("client", VIP, PORT) == "db1"  # the client's ARP cache now holds db1's MAC
-    started = time.monotonic()
     cluster.switch_to_db2()
-    answer = None
-    while answer != "db2" and time.monotonic() - started < 5:
-        answer = sandbox.ask("client", VIP, PORT, timeout=0.25)
-    elapsed = time.monotonic() - started
-    report(f"client reached db2 through the VIP {elapsed * 1000:.0f} ms after the switch began")
-    assert answer == "db2" and elapsed < 1.0
+    switched = time.monotonic()
+    answers = asks_through_the_vip(sandbox)
+    report(
+        f"client reached db2 through the VIP {time.monotonic() - switched:.2f} s after the switch"
+    )
+    assert answers[-1] == "db2", f"not within {FOLLOW_DEADLINE} s of the switch: {answers}"
 
 
 @pytest.mark.parametrize("cluster", [0], indirect=True)
@@ -194,18 +201,16 @@ def test_without_gratuitous_arp_the_client_keeps_the_old_mac(
     cluster: Coordinator, sandbox: Sandbox
 ) -> None:
     assert sandbox.ask("client", VIP, PORT) == "db1"
-    started = time.monotonic()
     cluster.switch_to_db2()
-    answers = []
-    while time.monotonic() - started < 1.0:
-        answers.append(sandbox.ask("client", VIP, PORT, timeout=0.25))
-    assert "db2" not in answers  # still sending to db1's MAC: why gratuitous ARP matters
+    answers = asks_through_the_vip(sandbox)
+    # still sending to db1's MAC for as long as the client with gratuitous ARP is given
+    assert answers and "db2" not in answers, answers
     assert holders(sandbox) == ["db2"]
 
 
 def test_the_seed_procedure_with_its_ifconfig_commands(sandbox: Sandbox, tmp_path: Path) -> None:
-    require_program("sudo")
-    require_program("/sbin/ifconfig")
+    require_program("sudo", package="sudo")
+    require_program("/sbin/ifconfig", package="net-tools")
     seed = (
         "# master.properties\nname=master\n"
         f"command.start=sudo /sbin/ifconfig eth0:0 {VIP}\n"

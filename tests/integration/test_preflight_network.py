@@ -91,7 +91,7 @@ def test_database_listening_on_all_addresses_or_only_localhost(
 def test_sudo_without_rights_fails_and_with_the_printed_lines_passes(
     unprivileged_user: str, sudoers: Callable[[str], None]
 ) -> None:
-    require_program("/sbin/ifconfig")
+    require_program("/sbin/ifconfig", package="net-tools")
     cluster_home = readable_cluster_home(SEED_MASTER_PROPERTIES)
     rules_dir = cluster_home / "rules"
 

@@ -151,7 +151,7 @@ def floatingip_reading(path: Path) -> str:
 
 class JavaOracle:
     def __init__(self, classes: Path) -> None:
-        java = require_program("java")
+        java = require_program("java", package="openjdk-17-jdk-headless")
         self._process = subprocess.Popen(
             [java, "-cp", str(classes), "PropertiesOracle"],
             stdin=subprocess.PIPE,
@@ -184,7 +184,7 @@ class JavaOracle:
 
 @pytest.fixture(scope="module")
 def oracle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JavaOracle]:
-    javac = require_program("javac")
+    javac = require_program("javac", package="openjdk-17-jdk-headless")
     classes = tmp_path_factory.mktemp("oracle")
     subprocess.run([javac, "-d", str(classes), str(ORACLE_SOURCE)], check=True)
     oracle = JavaOracle(classes)

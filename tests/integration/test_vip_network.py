@@ -9,7 +9,7 @@ import pytest
 from floatingip import Manager, load_service
 from floatingip.actions import perform
 from floatingip.sandbox import Sandbox
-from tests.conftest import require_program, write_service
+from tests.conftest import PATIENCE, require_program, write_service
 
 
 def vip_service(service_dir: Path, *, backend: str = "ip", address: str = "192.0.2.22/24",
@@ -27,7 +27,7 @@ def test_start_stop_are_idempotent_and_verified(
     sandbox: Sandbox, service_dir: Path, backend: str
 ) -> None:
     if backend == "ifconfig":
-        require_program("/sbin/ifconfig")
+        require_program("/sbin/ifconfig", package="net-tools")
     service = load_service(vip_service(service_dir, backend=backend, arp=0))
     db1 = sandbox.executor("db1")
     started = perform(service, "start", db1)
@@ -62,14 +62,14 @@ def test_a_missing_interface_is_a_clear_error(sandbox: Sandbox, service_dir: Pat
 def test_gratuitous_arp_is_sent_after_start(
     sandbox: Sandbox, demo_home: Path, service_dir: Path
 ) -> None:
-    require_program("arping")
+    require_program("arping", package="iputils-arping")
     vip_service(service_dir, arp=1)
     with Manager.from_cluster_home(
         demo_home, "demo", executors={"db1": sandbox.executor("db1")}
     ) as manager:
         result = manager.update_datasource("db1", state="ONLINE")
         assert result.ok, result.errors
-        assert manager.wait_for_announcements(timeout=10)
+        assert manager.wait_for_announcements(timeout=PATIENCE)
         announced = [event for event in manager.history if event.kind == "announce"]
         assert len(announced) == 1
         assert "arping -U -c 1 -I eth0 192.0.2.22" in announced[0].message
@@ -85,7 +85,7 @@ def test_missing_arping_is_a_warning_not_a_failure(
     ) as manager:
         result = manager.update_datasource("db1", state="ONLINE")
         assert result.ok and manager.held == {"master": "db1"}
-        assert manager.wait_for_announcements(timeout=10)
+        assert manager.wait_for_announcements(timeout=PATIENCE)
         (warning,) = [event for event in manager.history if event.kind == "warning"]
         assert "gratuitous ARP not sent: command not found: 'arping'" in warning.message
     assert sandbox.addresses_on("db1") == ["192.0.2.11"]
