@@ -338,7 +338,7 @@ def test_a_datasource_whose_fact_id_collides_is_refused(manager: Manager) -> Non
 
     first, second = COLLIDING_NAMES
     manager.add_datasource(first, role="slave")
-    with pytest.raises(EngineError, match="collides"):
+    with pytest.raises(EngineError, match="same 32-bit identity"):
         manager.add_datasource(second, role="slave")
     assert first in manager.datasources and second not in manager.datasources
 
