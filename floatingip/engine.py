@@ -25,7 +25,15 @@ from durable import engine as durable_engine
 from floatingip.errors import EngineError
 from floatingip.rules import Intent, Rule, RuleContext, RuleSet
 
-__all__ = ["Engine", "Firing", "RuleFailure", "fact_identity", "identity_collisions"]
+__all__ = [
+    "Engine",
+    "Firing",
+    "RuleFailure",
+    "collision_message",
+    "describe_fact",
+    "fact_identity",
+    "identity_collisions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,26 +74,28 @@ def _identities(fact_id: str) -> set[int]:
     return {fact_identity(fact_id), fact_identity(fact_id, signed_char=False)}
 
 
-def _describe(fact_id: str) -> str:
+def describe_fact(fact_id: str) -> str:
+    """A fact id as messages show it (durable_rules' own ids by what they are)."""
     return _RESERVED.get(fact_id, repr(fact_id))
 
 
 def identity_collisions(fact_ids: Iterable[str]) -> list[tuple[str, str]]:
-    """Each id whose identity an earlier id (or durable_rules itself) already has, with a
-    description of that one; an id given twice is the same fact, not a collision."""
+    """Each id whose identity an earlier id (or durable_rules itself) already has, with that
+    id; an id given twice is the same fact, not a collision."""
     taken = {identity: held for held in _RESERVED for identity in _identities(held)}
     found = []
     for fact_id in fact_ids:
         clashes = {taken[i] for i in _identities(fact_id) if taken.get(i, fact_id) != fact_id}
         if clashes:
-            found.append((fact_id, _describe(min(clashes))))
+            found.append((fact_id, min(clashes)))
             continue
         taken.update(dict.fromkeys(_identities(fact_id), fact_id))
     return found
 
 
-def _collision_error(fact_id: str, other: str) -> EngineError:
-    return EngineError(
+def collision_message(fact_id: str, other: str) -> str:
+    """Why a fact is refused: ``other`` (as describe_fact shows it) has its identity."""
+    return (
         f"fact {fact_id!r} has the same 32-bit identity as {other} in durable_rules, which would "
         "take the one for the other; nothing was changed: rename the datasource or service"
     )
@@ -195,7 +205,7 @@ class Engine:
                 raise EngineError("the engine is closed")
             old = self._facts.get(fact_id)
             if old is None and (other := self._conflict(fact_id)) is not None:
-                raise _collision_error(fact_id, other)
+                raise EngineError(collision_message(fact_id, other))
             firing = Firing()
             self._firing = firing
             try:
@@ -215,7 +225,7 @@ class Engine:
         for identity in _identities(fact_id):
             held = self._identities.get(identity, fact_id)
             if held != fact_id:
-                return _describe(held)
+                return describe_fact(held)
         return None
 
     def _assert_or_restore(self, fact: Fact, old: Fact | None) -> None:
