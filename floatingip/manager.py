@@ -483,7 +483,8 @@ class Manager:
         DataSourceError for an unknown datasource, role or state, changing nothing; a command
         that fails is reported in the result and the history, never raised.
         """
-        name = check_name(name, "datasource")
+        if not isinstance(name, str):  # the hot path: a known name is checked by the lookup
+            check_name(name, "datasource")
         new_role = parse_role(role) if role is not None else None
         new_state = parse_state(state) if state is not None else None
         if new_role is None and new_state is None:
