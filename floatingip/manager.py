@@ -244,11 +244,21 @@ class Manager:
         try:
             self._start_up(declared, initial_roles, initial_states, reconcile_at_start)
         except BaseException:
+            self._abandon()
+            raise
+        self._supervisor.start()
+
+    def _abandon(self) -> None:
+        """Construction failed: close (the failsafe releases what start-up may have taken: no
+        caller will ever close this manager) and leave nothing running."""
+        try:
+            self.close()
+        except BaseException:
+            logger.exception("closing manager of cluster %s after a failed start", self.cluster)
+        finally:
             self._closed = True
             self._supervisor.stop(timeout=0)
             self._engine.close()
-            raise
-        self._supervisor.start()
 
     def _start_up(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -507,4 +508,33 @@ def test_a_failed_construction_leaves_no_supervisor_running(demo_home: Path) -> 
     deadline = time.monotonic() + 30
     while supervisor_threads() - before and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert supervisor_threads() - before == set()
+
+
+def test_a_construction_that_fails_after_taking_the_vip_releases_it(
+    demo_home: Path, recorder: RecordingExecutor
+) -> None:
+    """Ctrl-C at the last step of construction: the VIP taken at start must not stay behind
+    with no manager (and no failsafe) left to release it."""
+
+    class Interrupt(logging.Handler):
+        def handle(self, record: logging.LogRecord) -> bool:
+            if record.getMessage().startswith("manager for cluster"):
+                raise KeyboardInterrupt
+            return True
+
+    before = supervisor_threads()
+    handler, log = Interrupt(), logging.getLogger("floatingip.manager")
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Manager.from_cluster_home(
+                demo_home, "demo", host="db1", executor=recorder, states={"db1": "ONLINE"}
+            )
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    assert actions(recorder) == ["start", "stop"]
     assert supervisor_threads() - before == set()
