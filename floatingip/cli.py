@@ -17,6 +17,7 @@ from floatingip.rules import install_rules, load_rules
 from floatingip.service import ACTIONS, load_services
 from floatingip.shell import Shell, dry_run_responder, is_terminal
 from floatingip.sudoers import sudo_commands, sudoers_lines
+from floatingip.validation import check_interval
 
 __all__ = ["main"]
 
@@ -84,6 +85,7 @@ def _assignments(specs: Sequence[str], option: str) -> dict[str, str]:
 
 def _shell(args: argparse.Namespace) -> int:
     out = sys.stdout
+    monitor = check_interval(args.monitor, "--monitor")  # refused even where --dry-run ignores it
     base: Executor = RecordingExecutor(dry_run_responder(out)) if args.dry_run else LocalExecutor()
     manager = Manager.from_cluster_home(
         args.cluster_home,
@@ -95,7 +97,7 @@ def _shell(args: argparse.Namespace) -> int:
         roles=_assignments(args.role, "--role"),
         states=_assignments(args.state, "--state"),
         reconcile_at_start=not args.dry_run,
-        monitor_interval=0 if args.dry_run else args.monitor,
+        monitor_interval=0 if args.dry_run else monitor,
     )
     shell = Shell(manager, stdout=out)
     try:

@@ -12,6 +12,7 @@ always run in the order of the changes that caused them.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shlex
 import socket
@@ -26,7 +27,6 @@ from typing import Any
 
 from floatingip.actions import ActionResult, perform, probe
 from floatingip.commands import CommandResult, Executor, LocalExecutor
-from floatingip.config import name_problem
 from floatingip.datasource import (
     DataSource,
     PolicyMode,
@@ -49,6 +49,17 @@ from floatingip.errors import (
 from floatingip.rules import Intent, RuleSet, load_rules, shipped_rules_dir
 from floatingip.service import ServiceDefinition, load_services
 from floatingip.supervisor import DEFAULT_MONITOR_INTERVAL, RetryPolicy, Supervisor
+from floatingip.validation import (
+    check_callable,
+    check_fact_identities,
+    check_instance,
+    check_items,
+    check_mapping,
+    check_name,
+    check_optional_name,
+    check_path,
+    check_seconds,
+)
 
 __all__ = ["ChangeResult", "CommandOutcome", "Event", "Manager", "SwitchResult"]
 
@@ -169,23 +180,39 @@ class Manager:
         monitor_interval: float = DEFAULT_MONITOR_INTERVAL,
         retry: RetryPolicy | None = None,
     ) -> None:
-        why = name_problem(cluster, "cluster")
-        if why is not None:
-            raise DataSourceError(why)
-        self.cluster = cluster
-        self.host = host if host is not None else socket.gethostname()
+        # Every argument is checked before anything is built, started or run.
+        self.cluster = check_name(cluster, "cluster")
+        host = check_optional_name(host, "host", UsageError)
+        self.host = host if host is not None else check_name(socket.gethostname(), "this host")
+        if executor is not None:
+            check_instance(executor, Executor, "executor", "an Executor (with a run method)")
         self.executor: Executor = executor if executor is not None else LocalExecutor()
         # Other hosts this manager may act for, each through its own executor (a namespace, ssh).
-        self._executors: dict[str, Executor] = dict(executors or {})
+        self._executors: dict[str, Executor] = {
+            check_name(other, "host", UsageError): check_instance(
+                runner, Executor, f"the executor of host {other!r}", "an Executor"
+            )
+            for other, runner in check_mapping(executors, "executors", optional=True).items()
+        }
         self._executors.setdefault(self.host, self.executor)
         self.hosts = frozenset(self._executors)
-        self._services = dict(services)
-        self._rulesets = list(rulesets)
+        self._services = {
+            check_name(name, "service", UsageError): check_instance(
+                service, ServiceDefinition, f"service {name!r}", "a ServiceDefinition"
+            )
+            for name, service in check_mapping(services, "services").items()
+        }
+        self._rulesets = check_items(rulesets, RuleSet, "rulesets", "RuleSet")
         self._check_rules_have_their_services()
+        declared = check_items(datasources, DataSource, "datasources", "DataSource")
+        initial_roles, initial_states = self._check_initial_names(declared, roles, states)
         self._lock = threading.RLock()
         self._datasources: dict[str, DataSource] = {}
         self._policy = parse_policy(policy)
         self._holders: dict[str, str] = {}  # service -> the datasource it was started for
+        history_size = check_instance(history_size, int, "history_size", "a whole number")
+        if history_size < 0:
+            raise UsageError(f"history_size must be 0 or more, not {history_size}")
         self._history: deque[Event] = deque(maxlen=history_size)
         self._events_lock = threading.RLock()
         self._announcers: list[threading.Thread] = []
@@ -193,8 +220,20 @@ class Manager:
         self._closed = False
         self._problems: dict[str, str] = {}  # service -> its last failure, until it succeeds
         self._attempts: dict[str, int] = {}  # service -> retries so far
+        if retry is not None:
+            check_instance(retry, RetryPolicy, "retry", "a RetryPolicy")
         self._retry = retry if retry is not None else RetryPolicy()
+        check_instance(reconcile_at_start, bool, "reconcile_at_start", "True or False")
         self.repairs = 0  # drift found and corrected by reconcile
+        check_fact_identities(
+            [
+                (self._manager_fact("STARTING")["id"], None),
+                (self._policy_fact()["id"], None),
+                *((self._service_fact(n)["id"], s.path) for n, s in self._services.items()),
+                *((self._datasource_fact(ds, None)["id"], ds.path) for ds in declared),
+            ]
+        )
+        # Started only once the manager is built: its monitor and retries call into all of it.
         self._supervisor = Supervisor(
             interval=monitor_interval,
             on_retry=self._retry_service,
@@ -202,19 +241,43 @@ class Manager:
             name=f"floatingip-supervisor-{cluster}",
         )
         self._engine = Engine(self._rulesets)
+        try:
+            self._start_up(declared, initial_roles, initial_states, reconcile_at_start)
+        except BaseException:
+            self._abandon()
+            raise
+        self._supervisor.start()
+
+    def _abandon(self) -> None:
+        """Construction failed: close (the failsafe releases what start-up may have taken: no
+        caller will ever close this manager) and leave nothing running."""
+        try:
+            self.close()
+        except BaseException:
+            logger.exception("closing manager of cluster %s after a failed start", self.cluster)
+        finally:
+            self._closed = True
+            self._supervisor.stop(timeout=0)
+            self._engine.close()
+
+    def _start_up(
+        self,
+        declared: list[DataSource],
+        roles: Mapping[str, Role],
+        states: Mapping[str, State],
+        reconcile_at_start: bool,
+    ) -> None:
         # STARTING: rules that take a VIP wait until what is really held here is known
         self._engine.replace(self._manager_fact("STARTING"))
         self._engine.replace(self._policy_fact())
         for name in self._services:
             self._engine.replace(self._service_fact(name))
-        declared = list(datasources)
-        self._check_initial_names(declared, roles, states)
         for datasource in declared:
             self.add_datasource(
                 datasource.name,
-                role=(roles or {}).get(datasource.name, datasource.role),
+                role=roles.get(datasource.name, datasource.role),
                 host=datasource.host,
-                state=(states or {}).get(datasource.name, State.OFFLINE),
+                state=states.get(datasource.name, State.OFFLINE),
             )
         self._unprobeable = self._warn_unprobeable()
         if reconcile_at_start:
@@ -222,7 +285,7 @@ class Manager:
         self._settle("manager running", self._engine.replace(self._manager_fact("RUNNING")))
         logger.info(
             "manager for cluster %s on host %s: services %s, rulesets %s",
-            cluster,
+            self.cluster,
             self.host,
             ", ".join(self._services) or "none",
             ", ".join(self._engine.ruleset_names),
@@ -241,6 +304,15 @@ class Manager:
         **options: Any,
     ) -> Manager:
         """Load a cluster's services, datasources and rule files (default: the shipped ones)."""
+        cluster_home = check_path(cluster_home, "cluster_home")
+        cluster = check_name(cluster, "cluster")
+        rules_dir = check_path(rules_dir, "rules_dir") if rules_dir is not None else None
+        unknown = sorted(set(options) - _OPTIONS)
+        if unknown:
+            raise UsageError(
+                f"unknown option(s) {', '.join(map(repr, unknown))}; "
+                f"known: {', '.join(sorted(_OPTIONS))}"
+            )
         return cls(
             cluster=cluster,
             services=load_services(cluster_home, cluster),
@@ -257,15 +329,23 @@ class Manager:
         declared: list[DataSource],
         roles: Mapping[str, Role | str] | None,
         states: Mapping[str, State | str] | None,
-    ) -> None:
+    ) -> tuple[dict[str, Role], dict[str, State]]:
+        """The roles and states known at start, parsed; DataSourceError for an unknown name."""
         known = {datasource.name for datasource in declared}
-        for what, given in (("roles", roles), ("states", states)):
-            unknown = sorted(set(given or {}) - known)
+        parsed: list[dict[str, Any]] = []
+        for what, given, parse in (("roles", roles, parse_role), ("states", states, parse_state)):
+            values = {
+                check_name(name, "datasource"): parse(value)
+                for name, value in check_mapping(given, what, optional=True).items()
+            }
+            unknown = sorted(set(values) - known)
             if unknown:
                 raise DataSourceError(
                     f"{what} given for unknown datasource(s) {', '.join(unknown)} "
                     f"(known: {', '.join(sorted(known)) or 'none'})"
                 )
+            parsed.append(values)
+        return parsed[0], parsed[1]
 
     def _warn_unprobeable(self) -> frozenset[str]:
         """Services whose state cannot be read: reconcile and monitor leave them alone."""
@@ -339,6 +419,7 @@ class Manager:
 
     def datasource(self, name: str) -> DataSource:
         """One datasource; DataSourceError naming the known ones if there is none of that name."""
+        name = check_name(name, "datasource")
         with self._lock:
             return self._known(name)
 
@@ -367,11 +448,14 @@ class Manager:
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(event)`` for every event; its exceptions are logged, never raised."""
+        check_callable(listener, "listener")
         with self._events_lock:
             self._listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
         with self._events_lock:
+            if listener not in self._listeners:
+                raise UsageError(f"listener {listener!r:.60} is not registered")
             self._listeners.remove(listener)
 
     # -- changes ----------------------------------------------------------------------------
@@ -385,6 +469,8 @@ class Manager:
         state: State | str = State.OFFLINE,
     ) -> ChangeResult:
         """Declare a datasource (host defaults to its name); rules see it at once."""
+        name = check_name(name, "datasource")
+        host = check_optional_name(host, "host")
         datasource = DataSource(
             cluster=self.cluster,
             name=name,
@@ -407,6 +493,8 @@ class Manager:
         DataSourceError for an unknown datasource, role or state, changing nothing; a command
         that fails is reported in the result and the history, never raised.
         """
+        if not isinstance(name, str):  # the hot path: a known name is checked by the lookup
+            check_name(name, "datasource")
         new_role = parse_role(role) if role is not None else None
         new_state = parse_state(state) if state is not None else None
         if new_role is None and new_state is None:
@@ -442,6 +530,7 @@ class Manager:
         whose commands fail stops the switch there.  Raises UsageError, changing nothing, when
         there is no suitable target.
         """
+        to = check_optional_name(to, "datasource")
         with self._lock:
             self._check_open()
             old = self._single_master()
@@ -471,6 +560,7 @@ class Manager:
 
     def switch_target(self, to: str | None = None) -> str:
         """The datasource a switch would promote; UsageError if it cannot (see :meth:`switch`)."""
+        to = check_optional_name(to, "datasource")
         with self._lock:
             old = self._single_master()
             return self._switch_target(to, old)
@@ -497,6 +587,9 @@ class Manager:
 
         It does not change what the rules think is held; the outcome is recorded as usual.
         """
+        name = check_name(name, "service", UsageError)
+        check_instance(action, str, "action", "start, stop, restart or status")
+        host = check_optional_name(host, "host", UsageError)
         with self._lock:
             self._check_open()
             service = self._services.get(name)
@@ -841,6 +934,8 @@ class Manager:
 
     def wait_for_announcements(self, timeout: float | None = None) -> bool:
         """Wait for gratuitous ARP still being sent; False if some is still running at timeout."""
+        if timeout is not None:
+            timeout = check_seconds(timeout, "timeout")
         with self._events_lock:
             threads = list(self._announcers)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -898,3 +993,15 @@ class Manager:
                 listener(event)
             except Exception:
                 logger.exception("listener %r failed on %s", listener, event.message)
+
+
+# What from_cluster_home passes on to the constructor (it loads or takes the others itself).
+_OPTIONS = frozenset(inspect.signature(Manager).parameters) - {
+    "cluster",
+    "services",
+    "datasources",
+    "rulesets",
+    "host",
+    "executor",
+    "executors",
+}

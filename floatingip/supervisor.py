@@ -2,6 +2,8 @@
 
 One thread per manager, sleeping until the next retry or monitor check is due.  It only calls
 back into the manager, which takes its own lock, so a retry never runs in the middle of a change.
+The manager starts it once it is fully built (retries scheduled before then wait for it) and
+stops it if building fails.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from floatingip.errors import UsageError
+from floatingip.validation import MAX_INTERVAL, check_instance, check_interval, check_seconds
 
 __all__ = ["DEFAULT_MONITOR_INTERVAL", "RetryPolicy", "Supervisor"]
 
@@ -29,17 +34,25 @@ class RetryPolicy:
     attempts: int = 5
 
     def __post_init__(self) -> None:
-        if self.initial <= 0 or self.maximum < self.initial or self.attempts < 0:
-            raise ValueError(f"invalid retry policy: {self}")
+        initial = check_seconds(self.initial, "retry initial delay", minimum=0.001, zero=False)
+        maximum = check_seconds(self.maximum, "retry maximum delay", minimum=0.001, zero=False)
+        check_instance(self.attempts, int, "retry attempts", "a whole number")
+        if maximum < initial or self.attempts < 0:
+            raise UsageError(
+                f"invalid retry policy {self}: the maximum delay must be at least the initial "
+                "one, and attempts 0 (no retries) or more"
+            )
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
-        return float(min(self.maximum, self.initial * 2 ** (attempt - 1)))
+        doublings = min(max(attempt - 1, 0), 64)  # the maximum is reached long before
+        return float(min(self.maximum, self.initial * 2**doublings))
 
 
 class Supervisor:
     """Calls ``on_retry(key)`` when a scheduled retry is due and ``on_monitor()`` every
-    ``interval`` seconds (0: never); exceptions are logged, never raised into the thread."""
+    ``interval`` seconds (0: never); exceptions are logged, never raised into the thread.
+    Nothing is called before :meth:`start` (nor after :meth:`stop`)."""
 
     def __init__(
         self,
@@ -49,28 +62,37 @@ class Supervisor:
         on_monitor: Callable[[], None],
         name: str,
     ) -> None:
-        if interval < 0:
-            raise ValueError(f"monitor interval must be 0 (off) or positive, not {interval!r}")
+        interval = check_interval(interval)
         self.interval = interval
         self._on_retry = on_retry
         self._on_monitor = on_monitor
         self._name = name
         self._due: dict[str, float] = {}
-        self._next_monitor = time.monotonic() + interval if interval else None
+        self._next_monitor: float | None = None
         self._condition = threading.Condition()
+        self._started = False
         self._stopped = False
         self._thread: threading.Thread | None = None
-        if interval:
-            self._start()
+
+    def start(self) -> None:
+        """From now on, run what is due (a thread only once there is something to do)."""
+        with self._condition:
+            if self._started:
+                return
+            self._started = True
+            if self.interval:
+                self._next_monitor = time.monotonic() + self.interval
+            if self.interval or self._due:
+                self._start()
 
     def _start(self) -> None:
-        if self._thread is None and not self._stopped:
+        if self._thread is None and self._started and not self._stopped:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
 
     def schedule(self, key: str, delay: float) -> None:
         with self._condition:
-            self._due[key] = time.monotonic() + delay
+            self._due[key] = time.monotonic() + min(delay, MAX_INTERVAL)
             self._start()
             self._condition.notify()
 
@@ -106,7 +128,10 @@ class Supervisor:
                     now = time.monotonic()
                     if deadline is not None and deadline <= now:
                         break
-                    self._condition.wait(None if deadline is None else deadline - now)
+                    # bounded: a wait past threading.TIMEOUT_MAX raises OverflowError
+                    self._condition.wait(
+                        None if deadline is None else min(deadline - now, MAX_INTERVAL)
+                    )
                 if self._stopped:
                     return
                 now = time.monotonic()

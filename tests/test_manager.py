@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +13,8 @@ import pytest
 from floatingip import (
     CommandResult,
     ConfigError,
+    DataSource,
+    DataSourceDefinitionError,
     DataSourceError,
     EngineError,
     Event,
@@ -18,11 +23,12 @@ from floatingip import (
     PolicyMode,
     RecordingExecutor,
     State,
+    load_datasources,
     load_services,
 )
 from floatingip.dad import PROBE_SCRIPT
 from floatingip.rules import load_rules, shipped_rules_dir
-from tests.conftest import write_service
+from tests.conftest import vip_service_text, write_service
 
 START = ("sudo", "-n", "ip", "addr", "add", "192.0.2.22/24", "dev", "eth0", "label", "eth0:0")
 STOP = ("sudo", "-n", "ip", "addr", "del", "192.0.2.22/24", "dev", "eth0")
@@ -304,7 +310,7 @@ def test_a_datasource_whose_fact_id_collides_is_refused(manager: Manager) -> Non
 
     first, second = COLLIDING_NAMES
     manager.add_datasource(first, role="slave")
-    with pytest.raises(EngineError, match="collides"):
+    with pytest.raises(EngineError, match="same 32-bit identity"):
         manager.add_datasource(second, role="slave")
     assert first in manager.datasources and second not in manager.datasources
 
@@ -324,3 +330,178 @@ def test_vip_services_can_be_tested_with_the_recording_executor(
         assert recorder.addresses["eth0"] == {"192.0.2.22/24": "eth0"}
         assert manager.update_datasource("db1", state="OFFLINE").ok
         assert recorder.addresses["eth0"] == {}
+
+
+# -- names whose fact identity collides with another fact's (issue 11, item 1) ---------------
+
+
+def stored_ids(manager: Manager) -> dict[str, list[str]]:
+    """The ids durable_rules really holds, per ruleset (what the rules can still match)."""
+    engine = manager._engine
+    return {
+        name: sorted(fact["id"] for fact in engine._host.get_facts(name))
+        for name in engine.ruleset_names
+    }
+
+
+@pytest.mark.parametrize(
+    "target", ["service:master", "manager", "policy", "datasource:db1", "datasource:db2"]
+)
+def test_a_name_colliding_with_any_fact_is_refused_and_the_vip_still_follows(
+    demo_home: Path, recorder: RecordingExecutor, target: str
+) -> None:
+    """A refused name deleted the fact it collided with: with service:master gone, db1 going
+    OFFLINE fired nothing and close() released nothing; with the manager fact gone, the master
+    never took the VIP."""
+    from tests.test_engine import colliding_name
+
+    name = colliding_name(target)
+    with Manager.from_cluster_home(demo_home, "demo", host="db1", executor=recorder) as manager:
+        manager.update_datasource("db1", state="ONLINE")
+        before = (stored_ids(manager), manager._engine.facts, dict(manager.datasources))
+        history = manager.history
+        with pytest.raises(EngineError, match=rf"datasource:{name}.*same 32-bit identity as"):
+            manager.add_datasource(name, role="master", host="db1", state="ONLINE")
+        after = (stored_ids(manager), manager._engine.facts, dict(manager.datasources))
+        assert after == before and manager.history == history
+        with pytest.raises(DataSourceError, match="unknown datasource"):
+            manager.update_datasource(name, state="OFFLINE")
+        manager.update_datasource("db1", state="OFFLINE")
+        manager.update_datasource("db1", state="ONLINE")
+        assert stored_ids(manager) == before[0]
+    assert actions(recorder) == ["start", "stop", "start", "stop"]  # the last one: failsafe
+
+
+@pytest.mark.parametrize(
+    "target", ["service:master", "manager", "policy", "datasource:db1", "sid-0"]
+)
+def test_a_declared_datasource_colliding_with_any_fact_refuses_the_manager_before_it_acts(
+    demo_home: Path, recorder: RecordingExecutor, target: str
+) -> None:
+    from tests.test_engine import colliding_name
+
+    name = colliding_name(target)
+    declared = list(load_datasources(demo_home, "demo").values())
+    declared.append(DataSource(cluster="demo", name=name, host="db1", role="slave"))
+    with pytest.raises(EngineError, match=rf"datasource:{name}.*same 32-bit identity as"):
+        Manager(
+            cluster="demo",
+            services=load_services(demo_home, "demo"),
+            rulesets=load_rules(shipped_rules_dir()),
+            datasources=declared,
+            host="db1",
+            executor=recorder,
+            states={"db1": "ONLINE", name: "ONLINE"},
+            roles={name: "master"},
+        )
+    assert recorder.calls == []
+
+
+@pytest.mark.parametrize(
+    "target", ["service:master", "manager", "policy", "datasource:db2", "sid-0"]
+)
+def test_a_datasource_file_colliding_with_any_fact_is_refused_naming_the_file(
+    demo_home: Path, recorder: RecordingExecutor, target: str
+) -> None:
+    from tests.test_engine import colliding_name
+
+    name = colliding_name(target)
+    path = write_service(
+        demo_home / "conf" / "cluster" / "demo" / "datasource",
+        f"{name}.properties",
+        f"name={name}\nhost=db1\nrole=master\n",
+    )
+    with pytest.raises(DataSourceDefinitionError, match="same 32-bit identity") as raised:
+        Manager.from_cluster_home(demo_home, "demo", host="db1", executor=recorder)
+    assert str(path) in str(raised.value) and f"'datasource:{name}'" in str(raised.value)
+    assert recorder.calls == []
+
+
+@pytest.mark.parametrize("target", ["manager", "policy", "datasource:db1", "sid-0"])
+def test_a_service_file_colliding_with_any_fact_is_refused_naming_the_file(
+    demo_home: Path, service_dir: Path, recorder: RecordingExecutor, target: str
+) -> None:
+    from tests.test_engine import colliding_name
+
+    name = colliding_name(target, "service:")
+    text = vip_service_text(name=name, vip="192.0.2.23", label=1)
+    path = write_service(service_dir, f"{name}.properties", text)
+    with pytest.raises(ConfigError, match="same 32-bit identity") as raised:
+        Manager.from_cluster_home(demo_home, "demo", host="db1", executor=recorder)
+    assert str(path) in str(raised.value) and f"'service:{name}'" in str(raised.value)
+    assert recorder.calls == []
+
+
+# -- the supervisor thread (issue 11, item 9) ------------------------------------------------
+
+
+def supervisor_threads(cluster: str = "demo") -> set[threading.Thread]:
+    name = f"floatingip-supervisor-{cluster}"
+    return {thread for thread in threading.enumerate() if thread.name == name}
+
+
+def test_the_supervisor_starts_only_once_the_manager_is_built(demo_home: Path) -> None:
+    """It started first: with a short interval its monitor ran on a half-built manager
+    (AttributeError: no attribute '_unprobeable')."""
+    before = supervisor_threads()
+    seen_running: list[tuple[str, ...]] = []
+
+    def respond(argv: tuple[str, ...]) -> CommandResult:
+        if supervisor_threads() - before:
+            seen_running.append(argv)
+        return CommandResult(argv, 0)
+
+    manager = Manager.from_cluster_home(
+        demo_home, "demo", host="db1", executor=RecordingExecutor(respond), monitor_interval=0.05
+    )
+    assert manager.history and seen_running == []  # the reconcile at start ran without it
+    assert supervisor_threads() - before  # and it runs now
+    manager.close()
+
+
+def test_a_failed_construction_leaves_no_supervisor_running(demo_home: Path) -> None:
+    """10 failed constructions left 10 threads calling into the dead managers (here: Ctrl-C
+    during the reconcile at start, which nothing in floatingip catches)."""
+    before = supervisor_threads()
+
+    def respond(argv: tuple[str, ...]) -> CommandResult:
+        raise KeyboardInterrupt  # Ctrl-C while the manager starts
+
+    for _ in range(10):
+        with pytest.raises(KeyboardInterrupt):
+            Manager.from_cluster_home(
+                demo_home, "demo", host="db1", executor=RecordingExecutor(respond)
+            )
+    deadline = time.monotonic() + 30
+    while supervisor_threads() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert supervisor_threads() - before == set()
+
+
+def test_a_construction_that_fails_after_taking_the_vip_releases_it(
+    demo_home: Path, recorder: RecordingExecutor
+) -> None:
+    """Ctrl-C at the last step of construction: the VIP taken at start must not stay behind
+    with no manager (and no failsafe) left to release it."""
+
+    class Interrupt(logging.Handler):
+        def handle(self, record: logging.LogRecord) -> bool:
+            if record.getMessage().startswith("manager for cluster"):
+                raise KeyboardInterrupt
+            return True
+
+    before = supervisor_threads()
+    handler, log = Interrupt(), logging.getLogger("floatingip.manager")
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Manager.from_cluster_home(
+                demo_home, "demo", host="db1", executor=recorder, states={"db1": "ONLINE"}
+            )
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    assert actions(recorder) == ["start", "stop"]
+    assert supervisor_threads() - before == set()
