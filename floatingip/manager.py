@@ -155,7 +155,7 @@ class Manager:
     bounds the retries of failed commands; ``history_size`` bounds the history.
     """
 
-    _busy: tuple[str, float] | None  # the change in progress, since when (for close())
+    _busy: str | None  # the change in progress (for close() to say what is wedged)
     _running: tuple[str, float] | None  # the command in progress, since when
 
     def __init__(
@@ -598,7 +598,7 @@ class Manager:
             return self._reevaluate(sorted(self._services), "reconcile")
 
     def _reevaluate(self, names: Iterable[str], description: str) -> ChangeResult:
-        previous, self._busy = self._busy, (description, time.monotonic())
+        previous, self._busy = self._busy, description
         try:
             return self._reevaluate_now(names, description)
         finally:
@@ -733,9 +733,7 @@ class Manager:
         self._supervisor.stop(timeout=0)
         now = time.monotonic()
         busy, running = self._busy, self._running
-        what = f"the change {busy[0]!r}" if busy is not None else "a change"
-        if busy is not None:
-            what += f" (for {now - busy[1]:.1f} s)"
+        what = f"the change {busy!r}" if busy is not None else "a change"
         if running is not None:
             what += f", running {running[0]} (for {now - running[1]:.1f} s)"
         policy = self._policy
@@ -808,7 +806,7 @@ class Manager:
     def _apply_datasource(
         self, new: DataSource, old: DataSource | None, description: str
     ) -> ChangeResult:
-        previous, self._busy = self._busy, (description, time.monotonic())
+        previous, self._busy = self._busy, description
         try:
             firing = self._engine.replace(self._datasource_fact(new, old))
             with self._state_lock:
@@ -831,7 +829,7 @@ class Manager:
         self._state_lock = threading.Lock()
         # One per service: its commands never overlap, even when close() runs the failsafe
         # while a wedged change holds the manager's lock.
-        self._service_locks = {name: threading.Lock() for name in services}
+        self._service_locks = {name: threading.RLock() for name in services}
         self._busy = None
         self._running = None
 
@@ -852,7 +850,7 @@ class Manager:
 
     def _change(self, description: str, fact: dict[str, Any]) -> ChangeResult:
         """Assert ``fact`` and run what the rules ask for."""
-        previous, self._busy = self._busy, (description, time.monotonic())
+        previous, self._busy = self._busy, description
         try:
             return self._settle(description, self._engine.replace(fact))
         finally:
