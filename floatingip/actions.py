@@ -18,7 +18,7 @@ from floatingip.errors import CommandError, DuplicateAddressError, FloatingIPErr
 from floatingip.service import ServiceDefinition
 from floatingip.vip import DEFAULT_DAD_WAIT, VipSpec
 
-__all__ = ["ActionResult", "perform", "probe"]
+__all__ = ["ActionResult", "duplicate_probe_argv", "perform", "probe"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def perform(
     try:
         if service.vip is None:
             return _perform_classic(service, action, run, check_duplicates)
-        return _perform_vip(service.vip, action, run, check_duplicates)
+        return _perform_vip(service, service.vip, action, run, check_duplicates)
     except KeyError as exc:
         return run.done((), None, FloatingIPError(str(exc.args[0])))
     except FloatingIPError as exc:  # a program that does not exist
@@ -133,17 +133,34 @@ def probe(service: ServiceDefinition, executor: Executor) -> bool | None:
     return result.held if result.ok else None
 
 
+def duplicate_probe_argv(
+    service: ServiceDefinition, *, sudo: bool | None = None
+) -> tuple[str, ...] | None:
+    """The duplicate address probe that starting ``service`` runs when the previous holder is
+    not confirmed gone; None if it has none (vip.dad.wait=0, or no known VIP and interface).
+    ``sudo``: as a non-root account would run it (None: as this process will)."""
+    if service.vip is not None:
+        return service.vip.dad_argv(sudo) if service.vip.dad_wait > 0 else None
+    target = service.target
+    if service.commands["status"] is None or target.address is None or target.interface is None:
+        return None
+    use_sudo = os.geteuid() != 0 if sudo is None else sudo
+    return probe_argv(target.interface, str(target.address), DEFAULT_DAD_WAIT, sudo=use_sudo)
+
+
 def _duplicate_check(
-    argv: tuple[str, ...], address: str, interface: str, run: _Run
+    service: ServiceDefinition, argv: tuple[str, ...], run: _Run
 ) -> FloatingIPError | None:
-    """Run the probe ``argv``; refuse (an error) if another host answers for ``address``.  A
-    probe that cannot run is only a note: refusing then would block every failover on a missing
-    tool."""
+    """Run the probe ``argv``; refuse (an error) if another host answers for the VIP, and also
+    if the probe cannot tell (fail closed): the old holder may still have it."""
+    target = service.target
+    address, interface = str(target.address), str(target.interface)
     try:
         result = run.run(argv)
-    except FloatingIPError as exc:
-        run.notes.append(f"duplicate address check not run: {exc}")
-        return None
+    except FloatingIPError as exc:  # its program is missing, say
+        if isinstance(exc, CommandError):
+            return _unprobed(service, address, str(exc), exc.argv or argv, exc.result)
+        return _unprobed(service, address, str(exc), argv, None)
     if result.exit_code == IN_USE and "in use" in result.stdout:
         answer = result.stdout.strip() or f"{address} answers on {interface}"
         return DuplicateAddressError(
@@ -151,9 +168,31 @@ def _duplicate_check(
             "it must be released there first"
         )
     if result.exit_code != FREE:
-        detail = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()
-        run.notes.append(f"duplicate address check failed ({detail[-1]}); taking the VIP anyway")
+        detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        reason = detail[-1] if detail else f"exit status {result.exit_code}"
+        return _unprobed(service, address, reason, argv, result)
     return None
+
+
+def _unprobed(
+    service: ServiceDefinition,
+    address: str,
+    reason: str,
+    argv: tuple[str, ...],
+    result: CommandResult | None,
+) -> CommandError:
+    fixes = []
+    if argv[:1] == ("sudo",):
+        fixes.append("allow it with the lines that `floatingip sudoers` prints")
+    fixes.append("`floatingip check` tests it")
+    if service.vip is not None:
+        fixes.append("vip.dad.wait=0 takes the VIP without checking")
+    return CommandError(
+        f"not taking {address}: the duplicate address check could not run ({reason}), so "
+        f"another host may still hold it; the check runs `{shlex.join(argv)}`: " + "; ".join(fixes),
+        argv=argv,
+        result=result,
+    )
 
 
 def _perform_classic(
@@ -161,16 +200,9 @@ def _perform_classic(
 ) -> ActionResult:
     target = service.target if service.commands["status"] is not None else None
     argv = service.argv(action)
-    if (
-        action == "start"
-        and check_duplicates
-        and target is not None
-        and target.address is not None
-        and target.interface is not None
-    ):
-        address = str(target.address)
-        probe = probe_argv(target.interface, address, DEFAULT_DAD_WAIT, sudo=os.geteuid() != 0)
-        refused = _duplicate_check(probe, address, target.interface, run)
+    probe = duplicate_probe_argv(service) if action == "start" and check_duplicates else None
+    if probe is not None:
+        refused = _duplicate_check(service, probe, run)
         if refused is not None:
             return run.done(argv, None, refused)
     result = run.run(argv)
@@ -193,7 +225,11 @@ def _perform_classic(
 
 
 def _perform_vip(
-    vip: VipSpec, action: str, run: _Run, check_duplicates: bool = False
+    service: ServiceDefinition,
+    vip: VipSpec,
+    action: str,
+    run: _Run,
+    check_duplicates: bool = False,
 ) -> ActionResult:
     """``check_duplicates``: make sure no other host answers for the VIP before taking it."""
     address = vip.address.with_prefixlen
@@ -204,10 +240,10 @@ def _perform_vip(
         run.notes.append(f"{address} is {'' if held else 'not '}held on {vip.interface}")
         return run.done(result.argv, result, held=held)
     if action == "restart":
-        stopped = _perform_vip(vip, "stop", run)
+        stopped = _perform_vip(service, vip, "stop", run)
         if not stopped.ok:
             return stopped
-        return _perform_vip(vip, "start", run, check_duplicates)
+        return _perform_vip(service, vip, "start", run, check_duplicates)
     if action not in ("start", "stop"):
         raise KeyError(f"unknown action {action!r}")
     starting = action == "start"
@@ -218,7 +254,7 @@ def _perform_vip(
     if held is None:
         return run.done(result.argv, result, _no_interface(vip, result))
     if starting and not held and check_duplicates and vip.dad_wait > 0:
-        refused = _duplicate_check(vip.dad_argv(), str(vip.address.ip), vip.interface, run)
+        refused = _duplicate_check(service, vip.dad_argv(), run)
         if refused is not None:
             return run.done(change, None, refused, held=False)
     if held == starting:

@@ -68,6 +68,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_HISTORY = 1000
 # A change whose consequences keep asking for commands is a rule loop, not a cluster event.
 MAX_COMMANDS_PER_CHANGE = 64
+# close() waits this long for the rules (and a change in progress) before running the failsafe
+# itself; and a command this long past its own timeout is taken as wedged.
+DEFAULT_CLOSE_TIMEOUT = 30.0
+CLOSE_GRACE = 10.0
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,9 @@ class Manager:
     bounds the retries of failed commands; ``history_size`` bounds the history.
     """
 
+    _busy: str | None  # the change in progress (for close() to say what is wedged)
+    _running: tuple[str, float] | None  # the command in progress, since when
+
     def __init__(
         self,
         *,
@@ -207,6 +214,7 @@ class Manager:
         declared = check_items(datasources, DataSource, "datasources", "DataSource")
         initial_roles, initial_states = self._check_initial_names(declared, roles, states)
         self._lock = threading.RLock()
+        self._init_dispatch(services)
         self._datasources: dict[str, DataSource] = {}
         self._policy = parse_policy(policy)
         self._holders: dict[str, str] = {}  # service -> the datasource it was started for
@@ -282,7 +290,7 @@ class Manager:
         self._unprobeable = self._warn_unprobeable()
         if reconcile_at_start:
             self.reconcile()
-        self._settle("manager running", self._engine.replace(self._manager_fact("RUNNING")))
+        self._enter_running()
         logger.info(
             "manager for cluster %s on host %s: services %s, rulesets %s",
             self.cluster,
@@ -414,13 +422,13 @@ class Manager:
 
     @property
     def datasources(self) -> Mapping[str, DataSource]:
-        with self._lock:
+        with self._state_lock:
             return MappingProxyType(dict(self._datasources))
 
     def datasource(self, name: str) -> DataSource:
         """One datasource; DataSourceError naming the known ones if there is none of that name."""
         name = check_name(name, "datasource")
-        with self._lock:
+        with self._state_lock:
             return self._known(name)
 
     @property
@@ -434,7 +442,7 @@ class Manager:
     @property
     def held(self) -> Mapping[str, str]:
         """The services held on this host, each with the datasource it was started for."""
-        with self._lock:
+        with self._state_lock:
             return MappingProxyType(dict(self._holders))
 
     @property
@@ -519,7 +527,7 @@ class Manager:
             description = f"policy {self._policy} -> {new}"
             self._policy = new
             self._record(Event("policy", description))
-            return self._settle(description, self._engine.replace(self._policy_fact()))
+            return self._change(description, self._policy_fact())
 
     def switch(self, to: str | None = None) -> SwitchResult:
         """Move the master role to ``to`` (default: the first ONLINE slave), as Tungsten's switch.
@@ -605,7 +613,10 @@ class Manager:
                 raise UsageError(
                     f"unknown host {host!r}: this manager acts for {', '.join(sorted(self.hosts))}"
                 )
-            return self._execute(service, Intent(name, action, "manual"), host)
+            outcome = self._execute(service, Intent(name, action, "manual"), host)
+            if outcome is None:
+                raise FloatingIPError(f"the manager of cluster {self.cluster!r} is closed")
+            return outcome
 
     # -- reconcile, monitor, retries ------------------------------------------------------
 
@@ -617,7 +628,7 @@ class Manager:
     @property
     def problems(self) -> Mapping[str, str]:
         """Each service's last failure (with its retry state), until it next succeeds."""
-        with self._lock:
+        with self._state_lock:
             pending = self._supervisor.pending()
             shown = {}
             for service, message in self._problems.items():
@@ -636,11 +647,13 @@ class Manager:
             return
         service = outcome.service
         if outcome.ok:
-            self._problems.pop(service, None)
-            self._attempts.pop(service, None)
+            with self._state_lock:
+                self._problems.pop(service, None)
+                self._attempts.pop(service, None)
             self._supervisor.cancel(service)
             return
-        self._problems[service] = f"{outcome.action} on {outcome.host} failed: {outcome.error}"
+        with self._state_lock:
+            self._problems[service] = f"{outcome.action} on {outcome.host} failed: {outcome.error}"
         attempt = self._attempts.get(service, 0) + 1
         if attempt > self._retry.attempts:
             self._record(
@@ -652,7 +665,8 @@ class Manager:
                 )
             )
             return
-        self._attempts[service] = attempt
+        with self._state_lock:
+            self._attempts[service] = attempt
         self._supervisor.schedule(service, self._retry.delay(attempt))
 
     def _retry_service(self, service: str) -> None:
@@ -677,6 +691,13 @@ class Manager:
             return self._reevaluate(sorted(self._services), "reconcile")
 
     def _reevaluate(self, names: Iterable[str], description: str) -> ChangeResult:
+        previous, self._busy = self._busy, description
+        try:
+            return self._reevaluate_now(names, description)
+        finally:
+            self._busy = previous
+
+    def _reevaluate_now(self, names: Iterable[str], description: str) -> ChangeResult:
         everything = Firing()
         commands: list[CommandOutcome] = []
         engine_errors: list[FloatingIPError] = []
@@ -716,20 +737,20 @@ class Manager:
         message = f"{name}: drift: expected on {', '.join(expected) or 'no host'}, found on {found}"
         logger.warning("%s; repairing", message)
         self._record(Event("drift", message, ok=False, service=name))
-        if not holding:
-            self._holders.pop(name, None)
-            return []
-        keep = believed_host if believed_host in holding else holding[0]
-        keeper = self._local_datasource_on(keep)
-        if keeper is None:
-            self._holders.pop(name, None)
-        else:
-            self._holders[name] = keeper
+        keep = believed_host if believed_host in holding else holding[0] if holding else None
+        keeper = self._local_datasource_on(keep) if keep is not None else None
+        with self._state_lock:
+            if keeper is None:
+                self._holders.pop(name, None)
+            else:
+                self._holders[name] = keeper
         outcomes = []
         for host in holding:
             stray = host != keep or keeper is None  # held where no datasource should hold it
             if stray and self._policy is not PolicyMode.MAINTENANCE:
-                outcomes.append(self._execute(service, Intent(name, "stop", "reconcile"), host))
+                outcome = self._execute(service, Intent(name, "stop", "reconcile"), host)
+                if outcome is not None:
+                    outcomes.append(outcome)
         return outcomes
 
     def _host_of(self, datasource: str) -> str:
@@ -745,23 +766,111 @@ class Manager:
         )
         return on_host[0][1] if on_host else None
 
-    def close(self) -> ChangeResult:
-        """Stop: the failsafe rules release what this host holds (unless in MAINTENANCE)."""
+    def close(self, timeout: float | None = None) -> ChangeResult:
+        """Stop: the failsafe rules release what this host holds (unless in MAINTENANCE).
+
+        ``timeout`` (default 30 s) bounds the wait for the rules and for a change in progress.
+        Past it (a consequence or a command that does not return), the manager says so (log and
+        event) and runs the failsafe itself: it stops every service it holds, without the rules.
+        """
+        wait = DEFAULT_CLOSE_TIMEOUT if timeout is None else timeout
+        if self._closed:
+            return ChangeResult("manager closed")
+        done: list[ChangeResult | BaseException] = []
+
+        def close_with_rules() -> None:
+            try:
+                done.append(self._close_with_rules())
+            except BaseException as exc:  # re-raised in the caller's thread
+                done.append(exc)
+
+        # A worker, so that a wedged engine call or lock holder cannot wedge the failsafe too.
+        worker = threading.Thread(
+            target=close_with_rules, name=f"floatingip-close-{self.cluster}", daemon=True
+        )
+        worker.start()
+        worker.join(wait)
+        result = None if done else self._close_without_rules(wait)
+        if result is None:  # the rules finished after all
+            worker.join()
+            outcome = done[0]
+            if isinstance(outcome, BaseException):
+                raise outcome
+            result = outcome
+        self.wait_for_announcements(timeout=30)
+        with self._state_lock:
+            still_held = ", ".join(self._holders) or "nothing"
+        self._record(Event("manager", f"manager closed; holding {still_held}"))
+        return result
+
+    def _close_with_rules(self) -> ChangeResult:
         with self._lock:
-            if self._closed:
+            if self._closed:  # closed without the rules while this waited: free the engine
+                self._engine.close()
                 return ChangeResult("manager closed")
             self._supervisor.stop(timeout=0)
             try:
-                result = self._settle(
-                    "manager stopping", self._engine.replace(self._manager_fact("STOPPING"))
-                )
+                return self._change("manager stopping", self._manager_fact("STOPPING"))
             finally:
-                self._closed = True
+                with self._state_lock:
+                    self._closed = True
                 self._engine.close()
-            self.wait_for_announcements(timeout=30)
-            still_held = ", ".join(self._holders) or "nothing"
-            self._record(Event("manager", f"manager closed; holding {still_held}"))
-            return result
+
+    def _close_without_rules(self, waited: float) -> ChangeResult | None:
+        """The failsafe when the rules cannot run: stop what is held, each service after the
+        command it may be running.  None if the manager closed normally meanwhile."""
+        with self._state_lock:
+            if self._closed:
+                return None
+            self._closed = True  # from now on nothing is started or stopped but by the failsafe
+        self._supervisor.stop(timeout=0)
+        now = time.monotonic()
+        busy, running = self._busy, self._running
+        what = f"the change {busy!r}" if busy is not None else "a change"
+        if running is not None:
+            what += f", running {running[0]} (for {now - running[1]:.1f} s)"
+        policy = self._policy
+        release = "nothing (policy MAINTENANCE)" if policy is PolicyMode.MAINTENANCE else (
+            "what this host holds, without the rules"
+        )  # fmt: skip
+        message = (
+            f"closing: {what} has not returned after {waited:g} s (a rule's consequence or a "
+            f"command is wedged); the manager releases {release}"
+        )
+        logger.error("%s", message)
+        self._record(Event("manager", message, ok=False))
+        commands = []
+        if policy is not PolicyMode.MAINTENANCE:
+            for name in sorted(self._services):
+                outcome = self._failsafe_stop(name)
+                if outcome is not None:
+                    commands.append(outcome)
+        # close_with_rules, still waiting, frees the engine if the wedged call ever returns
+        return ChangeResult("manager stopping", tuple(commands), (), (), (EngineError(message),))
+
+    def _failsafe_stop(self, name: str) -> CommandOutcome | None:
+        service = self._services[name]
+        lock = self._service_locks[name]
+        # after a command of this service that is running, which has its own timeout
+        acquired = lock.acquire(timeout=service.timeout + CLOSE_GRACE)
+        if not acquired:
+            message = (
+                f"{name}: a command has not returned {service.timeout + CLOSE_GRACE:g} s past "
+                "its timeout; running the failsafe stop anyway"
+            )
+            logger.error("%s", message)
+            self._record(Event("warning", message, ok=False, service=name))
+        try:
+            with self._state_lock:
+                holder = self._holders.get(name)
+            if holder is None:
+                return None
+            host = self._host_of(holder) if holder else self.host
+            intent = Intent(name, "stop", "failsafe (without the rules)", holder or None)
+            return self._perform(service, intent, host, track=True)
+        finally:
+            if acquired:
+                lock.release()
 
     def __enter__(self) -> Manager:
         return self
@@ -790,12 +899,55 @@ class Manager:
     def _apply_datasource(
         self, new: DataSource, old: DataSource | None, description: str
     ) -> ChangeResult:
-        firing = self._engine.replace(self._datasource_fact(new, old))
-        self._datasources[new.name] = new
-        self._record(Event("datasource", description, datasource=new.name))
-        return self._settle(description, firing)
+        previous, self._busy = self._busy, description
+        try:
+            firing = self._engine.replace(self._datasource_fact(new, old))
+            with self._state_lock:
+                self._datasources[new.name] = new
+            self._record(Event("datasource", description, datasource=new.name))
+            return self._settle(description, firing)
+        finally:
+            self._busy = previous
 
     # -- running what the rules ask for -----------------------------------------------------
+
+    def _init_dispatch(self, services: Mapping[str, ServiceDefinition]) -> None:
+        """What dispatching needs, set before the first fact reaches the engine."""
+        # STARTING until reconcile has learned what is held: no start runs before, whatever the
+        # rules say; the rules are asked again once RUNNING (_enter_running).
+        self._phase = "STARTING"
+        self._deferred: set[str] = set()  # services whose start waited for RUNNING
+        # Reads (held, datasources, problems) take this short lock, never the manager's, so that
+        # they do not wait behind a command; it is held only to change or copy the state.
+        self._state_lock = threading.Lock()
+        # One per service: its commands never overlap, even when close() runs the failsafe
+        # while a wedged change holds the manager's lock.
+        self._service_locks = {name: threading.RLock() for name in services}
+        self._busy = None
+        self._running = None
+
+    def _enter_running(self) -> None:
+        with self._lock:
+            self._phase = "RUNNING"
+            self._change("manager running", self._manager_fact("RUNNING"))
+            if not self._deferred:
+                return
+            # A rule that does not wait for RUNNING asked to start something while the manager
+            # was starting: ask the rules again, now that what is held is known.
+            services, self._deferred = sorted(self._deferred), set()
+            facts = self._engine.facts
+            again = [f for f in facts.values() if f.get("kind") == "datasource"]
+            again += [self._service_fact(name) for name in services]
+            for fact in again:
+                self._change(f"manager running: {fact['id']} again", fact)
+
+    def _change(self, description: str, fact: dict[str, Any]) -> ChangeResult:
+        """Assert ``fact`` and run what the rules ask for."""
+        previous, self._busy = self._busy, description
+        try:
+            return self._settle(description, self._engine.replace(fact))
+        finally:
+            self._busy = previous
 
     def _settle(self, description: str, firing: Firing) -> ChangeResult:
         """Run the intents of ``firing`` and of the service-fact changes they cause, in order."""
@@ -823,11 +975,7 @@ class Manager:
                 continue
             commands.append(outcome)
             self._note_outcome(outcome)
-            if outcome.ok and intent.action in ("start", "stop"):
-                if intent.action == "start":
-                    self._holders[intent.service] = intent.datasource or ""
-                else:
-                    self._holders.pop(intent.service, None)
+            if outcome.ok and intent.action in ("start", "stop"):  # held changed (_perform)
                 follow_up = self._engine.replace(self._service_fact(intent.service))
                 everything.extend(follow_up)
                 for rule_error in follow_up.errors:
@@ -852,6 +1000,14 @@ class Manager:
         if self._policy is PolicyMode.MAINTENANCE:
             self._skip(intent, "the policy is MAINTENANCE")
             return None
+        if intent.action in ("start", "restart") and self._phase == "STARTING":
+            self._deferred.add(intent.service)
+            self._skip(
+                intent,
+                "the manager is starting: nothing is taken before reconcile has learned what "
+                "is held; the rules are asked again once it runs",
+            )
+            return None
         held = intent.service in self._holders
         if intent.action == "start" and held:
             self._skip(intent, f"already held (for {self._holders[intent.service] or '-'})")
@@ -860,9 +1016,24 @@ class Manager:
             self._skip(intent, "not held here")
             return None
         datasource = self._datasources.get(intent.datasource or "")
-        return self._execute(service, intent, datasource.host if datasource else self.host)
+        host = datasource.host if datasource else self.host
+        return self._execute(service, intent, host, track=True)
 
-    def _execute(self, service: ServiceDefinition, intent: Intent, host: str) -> CommandOutcome:
+    def _execute(
+        self, service: ServiceDefinition, intent: Intent, host: str, *, track: bool = False
+    ) -> CommandOutcome | None:
+        """Run ``intent`` unless the manager closed meanwhile (None); ``track``: a start or stop
+        that succeeds changes what is held."""
+        with self._service_locks[service.name]:
+            if self._closed:  # close() ran the failsafe while this change was wedged
+                self._skip(intent, "the manager is closed")
+                return None
+            return self._perform(service, intent, host, track=track)
+
+    def _perform(
+        self, service: ServiceDefinition, intent: Intent, host: str, *, track: bool
+    ) -> CommandOutcome:
+        """Run ``intent`` (the caller holds the service's lock)."""
         executor = self._executors.get(host)
         if executor is None:
             acts_for = ", ".join(sorted(self.hosts))
@@ -870,12 +1041,23 @@ class Manager:
                 f"no executor for host {host!r}: this manager acts for {acts_for}"
             )
             return self._finish(intent, ActionResult((), None, error), host)
-        action = perform(
-            service,
-            intent.action,
-            executor,
-            check_duplicates=intent.action in ("start", "restart") and self._others_unknown(),
-        )
+        self._running = (f"{service.name} {intent.action} on {host}", time.monotonic())
+        try:
+            action = perform(
+                service,
+                intent.action,
+                executor,
+                check_duplicates=intent.action in ("start", "restart") and self._others_unknown(),
+            )
+        finally:
+            self._running = None
+        if track and action.ok and intent.action in ("start", "stop"):
+            # under the service's lock: the failsafe sees what this command did
+            with self._state_lock:
+                if intent.action == "start":
+                    self._holders[intent.service] = intent.datasource or ""
+                else:
+                    self._holders.pop(intent.service, None)
         outcome = self._finish(intent, action, host)
         if action.ok and action.announce is not None:
             self._announce(service, action.announce, executor, host)

@@ -13,12 +13,15 @@ import ipaddress
 import os
 import pwd
 import shlex
+import stat
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from floatingip.actions import duplicate_probe_argv
 from floatingip.commands import split_sudo
+from floatingip.dad import PROBE_SCRIPT
 from floatingip.datasource import load_datasources
 from floatingip.errors import FloatingIPError
 from floatingip.rules import load_rules, shipped_rules_dir
@@ -177,6 +180,81 @@ def _check_sudo(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
             )
 
 
+def _changeable_by_others(path: Path) -> Path | None:
+    """The first of ``path`` (as written and resolved) and their directories that an account
+    other than root could change, or None."""
+    for candidate in dict.fromkeys((path, path.resolve())):
+        for item in (candidate, *candidate.parents):
+            try:
+                info = item.lstat()
+            except OSError:
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                continue  # replacing a link takes writing its directory, checked too
+            sticky = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+            if info.st_uid != 0 or (info.st_mode & 0o022 and not sticky):
+                return item
+    return None
+
+
+def _check_duplicate_probe(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
+    """The duplicate address probe (floatingip/dad.py) must run as root when a datasource is on
+    another host: if it cannot, the VIP is not taken (fail closed)."""
+    user = _current_user()
+    for name, service in sorted(services.items()):
+        argv = duplicate_probe_argv(service)
+        if argv is None:
+            continue
+        what = f"{name}: the duplicate address probe can run as root"
+        off = "; or set vip.dad.wait=0 to take the VIP unchecked" if service.vip else ""
+        split = split_sudo(argv)
+        if split is None:
+            if os.geteuid() == 0:
+                yield Check(PASS, f"{what} (this account is root)")
+            else:
+                yield Check(
+                    FAIL,
+                    f"{what}: it runs as {user} without sudo (vip.sudo=false)",
+                    f"it needs a raw ARP socket (root): set vip.sudo=auto{off}",
+                )
+            continue
+        runas, command = split
+        shown = shlex.join(command)
+        try:
+            listed = subprocess.run(
+                ["sudo", "-n", "-l", "-u", runas, *command],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            yield Check(FAIL, f"{what}: sudo -n -l answers for {shown}", f"sudo: {exc}")
+            continue
+        if listed.returncode != 0:
+            reason = (listed.stderr.strip() or listed.stdout.strip()).splitlines()
+            yield Check(
+                FAIL,
+                f"{what}: sudo lets {user} run {shown}",
+                f"{reason[-1] if reason else 'refused'}: without it the VIP is not taken while "
+                f"an old master on another host is not confirmed gone; add the lines that "
+                f"`floatingip sudoers --user {user}` prints{off}",
+            )
+            continue
+        files = (Path(command[0]), Path(PROBE_SCRIPT))
+        loose = [found for path in files if (found := _changeable_by_others(path)) is not None]
+        if loose:
+            yield Check(
+                FAIL,
+                f"{what} from files only root can change",
+                f"{loose[0]} can be changed by an account other than root, which could then run "
+                "anything as root through this sudoers line: install floatingip where only root "
+                "can write",
+            )
+            continue
+        yield Check(PASS, f"{what}: sudo lets {user} run {shown}")
+
+
 def _check_network(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
     for name, service in sorted(services.items()):
         target = service.target
@@ -237,6 +315,7 @@ def run_checks(
     )
     checks += list(_check_programs(services))
     checks += list(_check_sudo(services))
+    checks += list(_check_duplicate_probe(services))
     checks += list(_check_network(services))
     if db_port is not None:
         checks.append(_check_database(db_port))

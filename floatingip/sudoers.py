@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from floatingip.actions import duplicate_probe_argv
 from floatingip.commands import split_sudo
 from floatingip.service import ServiceDefinition
 
@@ -43,11 +44,16 @@ def resolve_program(program: str) -> str | None:
 
 
 def sudo_commands(services: Mapping[str, ServiceDefinition]) -> list[SudoCommand]:
-    """Every configured command that runs through sudo, in service and action order."""
+    """Every configured command that runs through sudo, in service and action order, and the
+    duplicate address probe that starting a classic service may run (a VIP service plans it)."""
     found = []
     for name in sorted(services):
         # as the unprivileged account will run them (vip.sudo=auto means sudo for non-root)
-        for action, argv in services[name].planned_argvs(sudo=True):
+        planned = services[name].planned_argvs(sudo=True)
+        probe = duplicate_probe_argv(services[name], sudo=True)
+        if probe is not None and ("start", probe) not in planned:
+            planned.append(("start", probe))
+        for action, argv in planned:
             split = split_sudo(argv)
             if split is None or not split[1]:
                 continue

@@ -120,7 +120,7 @@ def test_a_failing_command_is_shown_and_counted(tmp_path: Path) -> None:
     def respond(argv: tuple[str, ...]) -> object:
         from floatingip import CommandResult
 
-        if argv[-1] != "10.10.12.22":  # only the start fails; checks and probes pass
+        if argv[-1] != "10.10.12.22" or PROBE_SCRIPT in argv:  # only the start fails
             return CommandResult(argv, 0)
         return CommandResult(argv, 1, stderr="sudo: a password is required\n")
 
