@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any
@@ -486,6 +486,7 @@ class Manager:
             role=parse_role(role),
             state=parse_state(state),
         )
+        self._check_open()  # before the lock, which a wedged change may hold after close()
         with self._lock:
             self._check_open()
             if name in self._datasources:
@@ -507,6 +508,7 @@ class Manager:
         new_state = parse_state(state) if state is not None else None
         if new_role is None and new_state is None:
             raise DataSourceError("update_datasource needs a role or a state")
+        self._check_open()  # before the lock, which a wedged change may hold after close()
         with self._lock:
             self._check_open()
             old = self._known(name)
@@ -522,6 +524,7 @@ class Manager:
     def set_policy(self, mode: PolicyMode | str) -> ChangeResult:
         """Set the policy mode; leaving MAINTENANCE brings the services in line with the facts."""
         new = parse_policy(mode)
+        self._check_open()  # before the lock, which a wedged change may hold after close()
         with self._lock:
             self._check_open()
             description = f"policy {self._policy} -> {new}"
@@ -539,6 +542,7 @@ class Manager:
         there is no suitable target.
         """
         to = check_optional_name(to, "datasource")
+        self._check_open()  # before the lock, which a wedged change may hold after close()
         with self._lock:
             self._check_open()
             old = self._single_master()
@@ -598,6 +602,7 @@ class Manager:
         name = check_name(name, "service", UsageError)
         check_instance(action, str, "action", "start, stop, restart or status")
         host = check_optional_name(host, "host", UsageError)
+        self._check_open()  # before the lock, which a wedged change may hold after close()
         with self._lock:
             self._check_open()
             service = self._services.get(name)
@@ -686,6 +691,7 @@ class Manager:
         """Compare each service's actual state with what the manager believes, correct the
         belief where it drifted (counted in ``repairs``), and let the rules act on the result:
         a VIP deleted by someone else is restored, a stray one released."""
+        self._check_open()  # before the lock, which a wedged change may hold after close()
         with self._lock:
             self._check_open()
             return self._reevaluate(sorted(self._services), "reconcile")
@@ -773,7 +779,7 @@ class Manager:
         Past it (a consequence or a command that does not return), the manager says so (log and
         event) and runs the failsafe itself: it stops every service it holds, without the rules.
         """
-        wait = DEFAULT_CLOSE_TIMEOUT if timeout is None else timeout
+        wait = DEFAULT_CLOSE_TIMEOUT if timeout is None else check_seconds(timeout, "timeout")
         if self._closed:
             return ChangeResult("manager closed")
         done: list[ChangeResult | BaseException] = []
@@ -810,11 +816,29 @@ class Manager:
                 return ChangeResult("manager closed")
             self._supervisor.stop(timeout=0)
             try:
-                return self._change("manager stopping", self._manager_fact("STOPPING"))
+                result = self._change("manager stopping", self._manager_fact("STOPPING"))
+                return self._release_what_the_rules_kept(result)
             finally:
                 with self._state_lock:
                     self._closed = True
                 self._engine.close()
+
+    def _release_what_the_rules_kept(self, result: ChangeResult) -> ChangeResult:
+        """Failsafe on close is the Manager's promise, not a rule author's: stop whatever the
+        rules left held (a rule file without a failsafe rule, or one that failed)."""
+        if self._policy is PolicyMode.MAINTENANCE:
+            return result
+        with self._state_lock:
+            kept = sorted(self._holders)
+        commands = list(result.commands)
+        for name in kept:
+            message = f"closing: the rules did not release {name}; the manager's failsafe stops it"
+            logger.warning("%s", message)
+            self._record(Event("warning", message, ok=False, service=name))
+            outcome = self._failsafe_stop(name)
+            if outcome is not None:
+                commands.append(outcome)
+        return replace(result, commands=tuple(commands)) if kept else result
 
     def _close_without_rules(self, waited: float) -> ChangeResult | None:
         """The failsafe when the rules cannot run: stop what is held, each service after the

@@ -19,6 +19,7 @@ import pytest
 
 from floatingip import (
     CommandResult,
+    FloatingIPError,
     Manager,
     RecordingExecutor,
     load_services,
@@ -328,6 +329,20 @@ def test_a_wedged_consequence_does_not_stop_the_failsafe(tmp_path: Path) -> None
         wedge_events = [e for e in manager.history if "has not returned" in e.message]
         assert wedge_events and not wedge_events[0].ok
         assert "datasource db2" in wedge_events[0].message
+        # the wedged change still holds the manager's lock: a call now is refused, not stuck
+        refused: list[BaseException] = []
+
+        def change_after_close() -> None:
+            try:
+                manager.update_datasource("db1", state="OFFLINE")
+            except FloatingIPError as exc:
+                refused.append(exc)
+
+        caller = threading.Thread(target=change_after_close, daemon=True)
+        caller.start()
+        caller.join(20)
+        assert not caller.is_alive(), "a call after close waited behind the wedged change"
+        assert refused and "closed" in str(refused[0])
     finally:
         release.set()
         wedged.join(20)
@@ -362,3 +377,57 @@ def test_state_reads_do_not_wait_behind_a_running_command(tmp_path: Path) -> Non
         assert states == {"db1": "ONLINE", "db2": "OFFLINE"} and one.state.value == "ONLINE"
         changing.join(60)
         assert manager.held == {"master": "db1"}
+
+
+# -- failsafe on close is the Manager's, not the rule file's ---------------------------------
+
+
+@pytest.fixture
+def rules_without_failsafe(tmp_path: Path) -> Path:
+    """The shipped rule file without its failsafe rule: a rule author who forgot it."""
+    shipped = (shipped_rules_dir() / "FloatingIP.py").read_text()
+    start = shipped.index('@rules.rule(\n    "FloatingIP: failsafe')
+    assert "def failsafe" in shipped[start:]
+    directory = tmp_path / "rules"
+    directory.mkdir(mode=0o755)
+    write_service(directory, "NoFailsafe.py", shipped[:start])
+    return directory
+
+
+def test_close_releases_what_is_held_even_without_a_failsafe_rule(
+    tmp_path: Path, rules_without_failsafe: Path
+) -> None:
+    network = SimulatedNetwork(["db1"])
+    manager = Manager.from_cluster_home(
+        make_home(tmp_path),
+        "demo",
+        rules_dir=rules_without_failsafe,
+        host="db1",
+        executor=network.executor("db1"),
+        monitor_interval=0,
+    )
+    manager.update_datasource("db1", state="ONLINE")
+    assert VIP in network.addresses["db1"]
+    result = manager.close()
+    assert VIP not in network.addresses["db1"]
+    assert [(o.service, o.action) for o in result.commands] == [("master", "stop")]
+    assert manager.held == {}
+    assert any("failsafe" in event.message for event in manager.history)
+
+
+def test_close_in_maintenance_keeps_the_vip_even_without_a_failsafe_rule(
+    tmp_path: Path, rules_without_failsafe: Path
+) -> None:
+    network = SimulatedNetwork(["db1"])
+    manager = Manager.from_cluster_home(
+        make_home(tmp_path),
+        "demo",
+        rules_dir=rules_without_failsafe,
+        host="db1",
+        executor=network.executor("db1"),
+        monitor_interval=0,
+    )
+    manager.update_datasource("db1", state="ONLINE")
+    manager.set_policy("MAINTENANCE")
+    manager.close()
+    assert VIP in network.addresses["db1"]
