@@ -313,8 +313,19 @@ def load_rules(directory: str | Path) -> list[RuleSet]:
 
 
 def shipped_rules_dir() -> Path:
-    """The directory of the rule files that ship with floatingip (``FloatingIP.py``)."""
-    return Path(str(importlib.resources.files("floatingip.shipped_rules")))
+    """The directory of the rule files that ship with floatingip (``FloatingIP.py``).
+
+    Installed, that is the package ``floatingip.shipped_rules``.  Imported from a source tree
+    (Python started in the repository root shadows any install with the ``floatingip`` folder,
+    which has no ``shipped_rules``), it is the tree's top-level ``rules/``.
+    """
+    try:
+        return Path(str(importlib.resources.files("floatingip.shipped_rules")))
+    except ModuleNotFoundError:
+        source_tree_rules = Path(__file__).resolve().parent.parent / "rules"
+        if (source_tree_rules / "FloatingIP.py").is_file():
+            return source_tree_rules
+        raise
 
 
 def install_rules(directory: str | Path, *, overwrite: bool = False) -> list[Path]:
