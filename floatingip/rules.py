@@ -57,6 +57,7 @@ __all__ = [
     "Rule",
     "RuleContext",
     "RuleSet",
+    "RulesInstalledError",
     "active_policy",
     "c",
     "datasource",
@@ -285,6 +286,16 @@ def load_rules(directory: str | Path) -> list[RuleSet]:
     define a ruleset of the same name.
     """
     directory = Path(directory).absolute()
+    if directory.is_file():
+        raise RuleFileError(
+            [
+                Problem(
+                    directory,
+                    None,
+                    "is a file, not a rules directory (which holds *.py rule files)",
+                )
+            ]
+        )
     if not directory.is_dir():
         raise RuleFileError([Problem(directory, None, "rules directory does not exist")])
     problems = permission_problems(directory, "rules directory")
@@ -328,22 +339,34 @@ def shipped_rules_dir() -> Path:
         raise
 
 
+class RulesInstalledError(RuleFileError):
+    """install_rules found the rule files already there; ``existing`` lists them."""
+
+    summary = "rule files already installed"
+
+    def __init__(self, existing: Iterable[Path]) -> None:
+        self.existing = tuple(existing)
+        super().__init__(
+            Problem(path, None, "already exists; pass overwrite=True to replace it")
+            for path in self.existing
+        )
+
+
 def install_rules(directory: str | Path, *, overwrite: bool = False) -> list[Path]:
     """Copy the shipped rule files into ``directory`` (the seed's step 3); return the copies.
 
-    An existing file is left alone unless ``overwrite``; the copies are made mode 0644.
+    Unless ``overwrite``, an existing copy raises RulesInstalledError before anything is copied;
+    the copies are made mode 0644.
     """
     directory = Path(directory)
+    sources = [path for path in sorted(shipped_rules_dir().glob("*.py")) if _is_rule_file(path)]
+    existing = [directory / source.name for source in sources if (directory / source.name).exists()]
+    if existing and not overwrite:
+        raise RulesInstalledError(existing)
     directory.mkdir(parents=True, exist_ok=True)
     installed = []
-    for source in sorted(shipped_rules_dir().glob("*.py")):
-        if not _is_rule_file(source):
-            continue
+    for source in sources:
         target = directory / source.name
-        if target.exists() and not overwrite:
-            raise RuleFileError(
-                [Problem(target, None, "already exists; pass overwrite=True (--force) to replace")]
-            )
         shutil.copyfile(source, target)
         target.chmod(0o644)
         installed.append(target)
