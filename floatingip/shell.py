@@ -50,11 +50,15 @@ def interrupts_for_this_thread_only() -> Iterator[None]:
         _block_interrupts(False)
 
 
-def dry_run_responder(out: IO[str]) -> Callable[[tuple[str, ...]], CommandResult]:
-    """For RecordingExecutor: print each argv instead of running it, and report success."""
+def dry_run_responder(
+    out: IO[str], *, host: str | None = None
+) -> Callable[[tuple[str, ...]], CommandResult]:
+    """For RecordingExecutor: print each argv (and the host it is for) instead of running it,
+    and report success."""
+    tag = f"[dry-run on {host}]" if host is not None else "[dry-run]"
 
     def respond(argv: tuple[str, ...]) -> CommandResult:
-        out.write(f"[dry-run] {shlex.join(argv)}\n")
+        out.write(f"{tag} {shlex.join(argv)}\n")
         return CommandResult(argv, 0)
 
     return respond
