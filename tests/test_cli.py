@@ -117,3 +117,26 @@ def test_install_rules_twice_says_already_installed(
     assert "invalid rule file" not in err and "overwrite=True" not in err
     assert (target / "FloatingIP.py").stat().st_mtime_ns == before.st_mtime_ns
     assert main(["install-rules", "--force", str(target)]) == 0
+
+
+def test_building_the_package_gives_no_deprecation_warning(tmp_path: Path) -> None:
+    """setuptools >= 77 warns about a license classifier next to an SPDX ``license``."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--wheel-dir",
+            str(tmp_path),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    for warning in ("BuildBackendWarning", "DeprecationWarning", "deprecated"):
+        assert warning not in output, output
