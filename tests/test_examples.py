@@ -151,3 +151,22 @@ def test_harness_execute_moves_the_vip_to_db2_inside_a_sandbox() -> None:
     switched = lines.index("SWITCH TO 'db2' WAS SUCCESSFUL")
     assert "db1 eth0: 192.0.2.11" in lines[switched:]
     assert "db2 eth0: 192.0.2.12 192.0.2.22" in lines[switched:]
+
+
+def test_make_demo_installs_only_what_the_demo_needs() -> None:
+    script = REPO / ".ci" / "install-system-packages"
+
+    def needed(*args: str) -> list[str]:
+        result = subprocess.run(
+            [str(script), *args, "--list"], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
+    assert needed("demo") == ["sudo", "net-tools", "iproute2", "iputils-arping"]
+    everything = needed()
+    assert needed("test") == everything
+    assert {"openjdk-17-jdk-headless", "postgresql", "gcc"} <= set(everything)
+    assert set(needed("demo")) <= set(everything)
+    recipe = (REPO / "Makefile").read_text().split("\ndemo:")[1].split("\n\n")[0]
+    assert "@.ci/install-system-packages demo\n" in recipe
