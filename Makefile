@@ -40,8 +40,9 @@ check-build-deps:
 		exit 1; }
 
 demo: $(BIN)/.installed
-	@# As root: install the demo's system packages (sudo, net-tools, iproute2) if missing.
-	@.ci/install-system-packages
+	@# As root: install the demo's system packages (sudo, net-tools, iproute2, iputils-arping)
+	@# if missing, and say so; `make test` installs the rest (gcc, a JDK, PostgreSQL...).
+	@.ci/install-system-packages demo
 	$(BIN)/python examples/demo.py
 
 lint: $(BIN)/.installed

@@ -4,18 +4,20 @@ Two database hosts (db1 master, db2 slave), each running a small server that lis
 addresses and answers with its host name, and a client, all in network namespaces on TEST-NET-1.
 The cctrl-like shell turns db1 online (the VIP comes up on db1 and the client reaches db1 through
 it), offline (the VIP is gone, the client gets no answer), then switches to db2 (the VIP is on db2
-and the client reaches db2).  Without root it runs the same session with --dry-run and says why.
+and the client reaches db2).  After each shell command it shows what the manager ran, and on which
+host.  Without root it runs the same session with --dry-run and says why.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from floatingip import Manager, RecordingExecutor
+from floatingip import CommandOutcome, Event, Manager, RecordingExecutor
 from floatingip.sandbox import Sandbox, SandboxError
 from floatingip.shell import Shell, dry_run_responder
 
@@ -23,6 +25,9 @@ EXAMPLE_HOME = Path(__file__).resolve().parent / "cluster-home"
 SEED_VIP = "10.10.12.22"  # the seed's address: documentation only, never used on a network
 DEMO_VIP = "192.0.2.22"  # TEST-NET-1, inside the sandbox
 PORT = 3306
+# Which addresses eth0 holds.  (`ifconfig eth0:0` is no proof that the VIP is gone: for a removed
+# alias it still prints a line with eth0's flags, UP among them.)
+ADDRESSES = ("ip", "-4", "address", "show", "dev", "eth0")
 SESSION = ["datasource db2 online", "datasource db1 online"]
 
 
@@ -42,25 +47,39 @@ def missing_programs() -> list[str]:
     return [package for program, package in wanted.items() if shutil.which(program) is None]
 
 
+def ran(outcome: CommandOutcome) -> str:
+    status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
+    return f"#   the manager ran on {outcome.host}: {shlex.join(outcome.argv)}  ({status})"
+
+
 class Demo:
     def __init__(self, sandbox: Sandbox, shell: Shell) -> None:
         self.sandbox = sandbox
         self.shell = shell
+        self.commands: list[CommandOutcome] = []
+        shell.manager.add_listener(self.collect)
+
+    def collect(self, event: Event) -> None:
+        if event.kind == "command" and event.outcome is not None:
+            self.commands.append(event.outcome)
 
     def say(self, text: str = "") -> None:
         print(text, flush=True)
 
     def cctrl(self, line: str) -> None:
         self.say(f"{self.shell.prompt}{line}")
+        self.commands.clear()
         self.shell.onecmd(line)
-        sys.stdout.flush()
+        for outcome in self.commands:
+            self.say(ran(outcome))
 
-    def on(self, host: str, *argv: str) -> None:
-        self.say(f"{host}$ {' '.join(argv)}")
+    def on(self, host: str, *argv: str, grep: str | None = None) -> None:
+        shown = f"{shlex.join(argv)} | grep {grep}" if grep is not None else shlex.join(argv)
+        self.say(f"{host}$ {shown}")
         result = self.sandbox.run(host, argv, check=False)
-        output = (result.stdout + result.stderr).rstrip()
-        for line in output.splitlines():
-            self.say(f"    {line}")
+        for line in (result.stdout + result.stderr).splitlines():
+            if grep is None or grep in line:
+                self.say(f"    {line.strip()}")
 
     def client(self) -> None:
         # The seed's ifconfig commands send no gratuitous ARP: the client forgets the VIP's old
@@ -74,18 +93,21 @@ class Demo:
         self.say(f"# Step 4 of the seed: the master datasource goes ONLINE (VIP {DEMO_VIP})")
         for line in SESSION:
             self.cctrl(line)
-        self.say("# Step 5: the VIP is assigned on db1, and a client reaches db1 through it")
-        self.on("db1", "/sbin/ifconfig", "eth0:0")
+        self.say(f"# Step 5: db1's eth0 holds the VIP {DEMO_VIP} as well as its own address")
+        self.on("db1", *ADDRESSES, grep="inet")
+        self.say("#   and a client reaches db1 through the VIP")
         self.client()
         self.say()
         self.cctrl("datasource db1 offline")
-        self.say("# The VIP is gone from db1; the client gets no answer on it")
-        self.on("db1", "/sbin/ifconfig", "eth0:0")
+        self.say(f"# The VIP is gone: db1's eth0 holds only its own address, not {DEMO_VIP}")
+        self.on("db1", *ADDRESSES, grep="inet")
+        self.say("#   and the client gets no answer on the VIP")
         self.client()
         self.say()
         self.cctrl("switch to db2")
-        self.say("# The VIP is on db2 now, and the client reaches db2 through it")
-        self.on("db2", "/sbin/ifconfig", "eth0:0")
+        self.say(f"# The VIP {DEMO_VIP} is on db2's eth0 now")
+        self.on("db2", *ADDRESSES, grep="inet")
+        self.say("#   and the client reaches db2 through it")
         self.client()
         self.say()
         self.cctrl("ls")
@@ -93,17 +115,29 @@ class Demo:
 
 def dry_run(reason: str) -> int:
     print(f"# {reason}")
-    print("# Running the same session with --dry-run: each command is printed, not run.\n")
+    print(
+        "# Running the same session with --dry-run: each command is printed with the host it\n"
+        "# would run on, not run.  After a stop, the manager runs the status command to confirm\n"
+        "# that the VIP is gone.  (As `floatingip shell --dry-run` does, it skips asking each\n"
+        "# host at start whether it already holds the VIP: a dry run has nothing real to ask.)\n"
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        executor = RecordingExecutor(dry_run_responder(sys.stdout))
+        executors = {
+            host: RecordingExecutor(dry_run_responder(sys.stdout, host=host))
+            for host in ("db1", "db2")
+        }
         with Manager.from_cluster_home(
             cluster_home(Path(tmp)),
             "demo",
-            executor=executor,
-            executors=dict.fromkeys(("db1", "db2"), executor),
+            host="db1",
+            executor=executors["db1"],
+            executors=executors,
+            reconcile_at_start=False,
+            monitor_interval=0,
         ) as manager:
             shell = Shell(manager, stdout=sys.stdout)
             shell.run_script([*SESSION, "datasource db1 offline", "switch to db2", "ls"])
+            print("# The manager stops (failsafe): it releases the VIP it holds on db2")
     return 0
 
 
@@ -122,7 +156,11 @@ def main() -> int:
             print(f"# db1 and db2 each run a server on 0.0.0.0:{PORT} that answers with its name\n")
             executors = {host: sandbox.executor(host) for host in ("db1", "db2")}
             with Manager.from_cluster_home(
-                cluster_home(Path(tmp)), "demo", executors=executors
+                cluster_home(Path(tmp)),
+                "demo",
+                host="db1",
+                executor=executors["db1"],
+                executors=executors,
             ) as manager:
                 shell = Shell(manager, stdout=sys.stdout)
                 Demo(sandbox, shell).run()

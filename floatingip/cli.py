@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import shlex
 import sys
@@ -10,19 +11,32 @@ from collections.abc import Sequence
 
 from floatingip import __version__
 from floatingip.commands import Executor, LocalExecutor, NamespaceExecutor, RecordingExecutor
+from floatingip.config import cluster_problem
 from floatingip.errors import FloatingIPError, UsageError
 from floatingip.manager import Manager
 from floatingip.preflight import format_checks, run_checks
-from floatingip.rules import install_rules, load_rules
+from floatingip.rules import RulesInstalledError, install_rules, load_rules
 from floatingip.service import ACTIONS, load_services
-from floatingip.shell import Shell, dry_run_responder, is_terminal
+from floatingip.shell import (
+    Shell,
+    dry_run_responder,
+    interrupts_for_this_thread_only,
+    is_terminal,
+)
 from floatingip.sudoers import sudo_commands, sudoers_lines
 from floatingip.validation import check_interval
 
 __all__ = ["main"]
 
 
+def _require_cluster(args: argparse.Namespace) -> None:
+    problem = cluster_problem(args.cluster_home, args.cluster)
+    if problem is not None:
+        raise UsageError(problem)
+
+
 def _services(args: argparse.Namespace) -> int:
+    _require_cluster(args)
     services = load_services(args.cluster_home, args.cluster)
     if not services:
         print(f"cluster {args.cluster!r}: no service definitions")
@@ -51,7 +65,17 @@ def _services(args: argparse.Namespace) -> int:
 
 
 def _install_rules(args: argparse.Namespace) -> int:
-    for path in install_rules(args.directory, overwrite=args.force):
+    try:
+        installed = install_rules(args.directory, overwrite=args.force)
+    except RulesInstalledError as exc:
+        for path in exc.existing:
+            print(
+                f"floatingip: {path}: already installed (the file already exists); "
+                "use --force to replace",
+                file=sys.stderr,
+            )
+        return 1
+    for path in installed:
         print(f"installed {path}")
     for ruleset in load_rules(args.directory):
         print(f"ruleset {ruleset.name!r} ({ruleset.path}): {len(ruleset.rules)} rules")
@@ -84,24 +108,27 @@ def _assignments(specs: Sequence[str], option: str) -> dict[str, str]:
 
 
 def _shell(args: argparse.Namespace) -> int:
+    _require_cluster(args)
     out = sys.stdout
     monitor = check_interval(args.monitor, "--monitor")  # refused even where --dry-run ignores it
     base: Executor = RecordingExecutor(dry_run_responder(out)) if args.dry_run else LocalExecutor()
-    manager = Manager.from_cluster_home(
-        args.cluster_home,
-        args.cluster,
-        rules_dir=args.rules_dir,
-        host=args.host,
-        executor=base,
-        executors=_host_namespaces(args.netns, base),
-        roles=_assignments(args.role, "--role"),
-        states=_assignments(args.state, "--state"),
-        reconcile_at_start=not args.dry_run,
-        monitor_interval=0 if args.dry_run else monitor,
-    )
+    interactive = is_terminal(sys.stdin)
+    with interrupts_for_this_thread_only() if interactive else contextlib.nullcontext():
+        manager = Manager.from_cluster_home(
+            args.cluster_home,
+            args.cluster,
+            rules_dir=args.rules_dir,
+            host=args.host,
+            executor=base,
+            executors=_host_namespaces(args.netns, base),
+            roles=_assignments(args.role, "--role"),
+            states=_assignments(args.state, "--state"),
+            reconcile_at_start=not args.dry_run,
+            monitor_interval=0 if args.dry_run else monitor,
+        )
     shell = Shell(manager, stdout=out)
     try:
-        if is_terminal(sys.stdin):
+        if interactive:
             shell.run_interactive()
         else:
             shell.run_script(sys.stdin)
@@ -123,12 +150,27 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _sudoers(args: argparse.Namespace) -> int:
+    _require_cluster(args)
     services = load_services(args.cluster_home, args.cluster)
     lines = sudoers_lines(
         sudo_commands(services), user=args.user, host=args.host, cluster=args.cluster
     )
     print("\n".join(lines))
     return 0
+
+
+def _verbosity() -> argparse.ArgumentParser:
+    # -v before or after the subcommand (`floatingip shell ... -v`): the counts add up
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        dest="verbose_after",
+        help="log to stderr (-v info, -vv debug)",
+    )
+    return parent
 
 
 def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
@@ -145,14 +187,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log to stderr (-v info, -vv debug)"
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    services = commands.add_parser(
-        "services", help="load a cluster's service definitions and show the argv each action runs"
+    subparsers = parser.add_subparsers(dest="command", required=True)
+
+    def add_command(name: str, description: str) -> argparse.ArgumentParser:
+        return subparsers.add_parser(name, help=description, parents=[_verbosity()])
+
+    services = add_command(
+        "services", "load a cluster's service definitions and show the argv each action runs"
     )
     _add_cluster_options(services)
     services.set_defaults(handler=_services)
-    shell = commands.add_parser(
-        "shell", help="the cctrl-like shell: report datasource changes, watch the VIP follow"
+    shell = add_command(
+        "shell", "the cctrl-like shell: report datasource changes, watch the VIP follow"
     )
     _add_cluster_options(shell)
     shell.add_argument("--rules-dir", help="the rules directory (default: the shipped rules)")
@@ -185,8 +231,8 @@ def _parser() -> argparse.ArgumentParser:
         help="compare the VIPs with the facts every SECONDS and repair drift (0: off; default 10)",
     )
     shell.set_defaults(handler=_shell)
-    check = commands.add_parser(
-        "check", help="preflight: files, programs, sudo, interface, subnet, database listening"
+    check = add_command(
+        "check", "preflight: files, programs, sudo, interface, subnet, database listening"
     )
     _add_cluster_options(check)
     check.add_argument("--rules-dir", help="the rules directory (default: the shipped rules)")
@@ -194,16 +240,16 @@ def _parser() -> argparse.ArgumentParser:
         "--db-port", type=int, help="check that the database on this port listens on all addresses"
     )
     check.set_defaults(handler=_check)
-    sudoers = commands.add_parser(
-        "sudoers", help="print least-privilege sudoers lines for the configured sudo commands"
+    sudoers = add_command(
+        "sudoers", "print least-privilege sudoers lines for the configured sudo commands"
     )
     _add_cluster_options(sudoers)
     sudoers.add_argument("--user", required=True, help="the account that runs the manager")
     sudoers.add_argument("--host", default="ALL", help="the host these lines apply to (ALL)")
     sudoers.set_defaults(handler=_sudoers)
-    install = commands.add_parser(
+    install = add_command(
         "install-rules",
-        help="copy the shipped rule files (FloatingIP.py) into a manager's rules directory",
+        "copy the shipped rule files (FloatingIP.py) into a manager's rules directory",
     )
     install.add_argument("directory", help="the rules directory (created if missing)")
     install.add_argument("--force", action="store_true", help="replace existing files")
@@ -219,12 +265,15 @@ def _configure_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _configure_logging(args.verbose)
+    _configure_logging(args.verbose + args.verbose_after)
     try:
         return int(args.handler(args))
     except FloatingIPError as exc:
         print(f"floatingip: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # before the shell's prompt, or a scripted session
+        print("floatingip: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ __all__ = [
     "NAME_PATTERN",
     "ConfigFile",
     "cluster_directory",
+    "cluster_problem",
     "name_problem",
     "quoted",
     "read_config_file",
@@ -48,6 +49,44 @@ def cluster_directory(cluster_home: str | Path, cluster: str) -> Path:
     if why is not None:
         raise ConfigError([Problem(Path(cluster_home), None, why)])
     return Path(cluster_home) / "conf" / "cluster" / cluster
+
+
+def cluster_problem(cluster_home: str | Path, cluster: str) -> str | None:
+    """What is wrong with ``cluster_home`` as the home of ``cluster``, or None if nothing.
+
+    Each answer says what the path is (missing, a file, a directory inside a cluster home, no
+    cluster home at all) and, where it can, which clusters do exist.
+    """
+    home = Path(cluster_home)
+    if not home.exists():
+        return f"cluster home {home} does not exist"
+    if not home.is_dir():
+        return f"cluster home {home} is a file, not a directory"
+    clusters = home / "conf" / "cluster"
+    if not clusters.is_dir():
+        resolved = home.resolve()
+        for parent in list(resolved.parents)[:3]:  # conf, conf/cluster, conf/cluster/<name>
+            if (parent / "conf" / "cluster").is_dir():
+                inside = resolved.relative_to(parent)
+                return (
+                    f"{home} is the {inside} directory of cluster home {parent}, not a cluster "
+                    f"home itself: pass {parent}; {_clusters_in(parent / 'conf' / 'cluster')}"
+                )
+        return f"{home} is not a cluster home: it has no conf/cluster directory"
+    why = name_problem(cluster, "cluster")
+    if why is not None:
+        return why
+    if not (clusters / cluster).is_dir():
+        return (
+            f"cluster {cluster!r} does not exist in cluster home {home} "
+            f"(no directory {clusters / cluster}); {_clusters_in(clusters)}"
+        )
+    return None
+
+
+def _clusters_in(directory: Path) -> str:
+    names = sorted(path.name for path in directory.iterdir() if path.is_dir())
+    return f"clusters there: {', '.join(names)}" if names else "it holds no cluster yet"
 
 
 def quoted(text: str, limit: int = 60) -> str:

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from floatingip.actions import duplicate_probe_argv
 from floatingip.commands import split_sudo
+from floatingip.config import cluster_directory, cluster_problem
 from floatingip.dad import PROBE_SCRIPT
-from floatingip.datasource import load_datasources
+from floatingip.datasource import DataSource, Role, load_datasources
 from floatingip.errors import FloatingIPError
 from floatingip.rules import load_rules, shipped_rules_dir
 from floatingip.service import ServiceDefinition, load_services
@@ -33,6 +34,7 @@ __all__ = [
     "format_checks",
     "listening_addresses",
     "run_checks",
+    "sudoers_hint",
 ]
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
@@ -104,9 +106,10 @@ def _check_files(
         checks.append(Check(FAIL, "service files load", str(exc)))
     try:
         datasources = load_datasources(cluster_home, cluster)
-        checks.append(Check(PASS, f"datasource files load: {', '.join(datasources) or 'none'}"))
     except FloatingIPError as exc:
         checks.append(Check(FAIL, "datasource files load", str(exc)))
+    else:
+        checks += _check_datasources(cluster_home, cluster, datasources)
     directory = rules_dir if rules_dir is not None else shipped_rules_dir()
     try:
         rulesets = load_rules(directory)
@@ -119,12 +122,43 @@ def _check_files(
                         Check(
                             FAIL,
                             f"ruleset {ruleset.name} needs service {needed!r}",
-                            f"create conf/cluster/{cluster}/service/{needed}.properties",
+                            f"create {cluster_directory(cluster_home, cluster)}/service/"
+                            f"{needed}.properties",
                         )
                     )
     except FloatingIPError as exc:
         checks.append(Check(FAIL, f"rule files load from {directory}", str(exc)))
     return checks, services
+
+
+def _check_datasources(
+    cluster_home: Path, cluster: str, datasources: dict[str, DataSource]
+) -> list[Check]:
+    """The rules act only for datasources the manager knows, and the VIP follows the master."""
+    directory = cluster_directory(cluster_home, cluster) / "datasource"
+    if not datasources:
+        return [
+            Check(
+                FAIL,
+                f"datasource files: none in {directory}",
+                f"create {directory}/<name>.properties for each database host, with name=<name>, "
+                "host=<its host name> and role=master (one) or role=slave",
+            )
+        ]
+    checks = [Check(PASS, f"datasource files load: {', '.join(datasources)}")]
+    masters = [name for name, ds in datasources.items() if ds.role is Role.MASTER]
+    if masters:
+        checks.append(Check(PASS, f"one datasource is the master: {', '.join(masters)}"))
+    else:
+        roles = ", ".join(f"{name} {ds.role.value}" for name, ds in datasources.items())
+        checks.append(
+            Check(
+                FAIL,
+                f"one datasource is the master: none ({roles})",
+                f"set role=master in the datasource file of the current master, in {directory}",
+            )
+        )
+    return checks
 
 
 def _check_programs(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
@@ -151,11 +185,29 @@ def _current_user() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
-def _check_sudo(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
+def sudoers_hint(cluster_home: str | Path, cluster: str, user: str) -> str:
+    """The ``floatingip sudoers`` command line that prints this cluster's lines for ``user``."""
+    return shlex.join(
+        [
+            "floatingip",
+            "sudoers",
+            "--cluster-home",
+            str(cluster_home),
+            "--cluster",
+            cluster,
+            "--user",
+            user,
+        ]
+    )
+
+
+def _check_sudo(
+    cluster_home: Path, cluster: str, services: dict[str, ServiceDefinition]
+) -> Iterator[Check]:
     user = _current_user()
     for command in sudo_commands(services):
-        if command.resolved is None:
-            continue
+        if command.resolved is None or str(PROBE_SCRIPT) in command.args:
+            continue  # the probe has its own check (_check_duplicate_probe)
         argv = ["sudo", "-n", "-l", "-u", command.runas, command.resolved, *command.args]
         shown = shlex.join([command.resolved, *command.args])
         try:
@@ -175,8 +227,9 @@ def _check_sudo(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
             yield Check(
                 FAIL,
                 f"sudo lets {user} run {shown} as {command.runas} without a password",
-                f"{reason[-1] if reason else 'refused'}; add the lines that "
-                f"`floatingip sudoers --user {user}` prints to /etc/sudoers.d/floatingip (visudo)",
+                f"{reason[-1] if reason else 'refused'}; add the lines that this prints to "
+                f"/etc/sudoers.d/floatingip (with visudo -f):\n"
+                f"{sudoers_hint(cluster_home, cluster, user)}",
             )
 
 
@@ -276,14 +329,21 @@ def _check_network(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
             )
             continue
         subnets = [net.network for net in networks if net.ip != target.address]
-        if any(target.address in subnet for subnet in subnets):
-            yield Check(PASS, f"{name}: VIP {target.address} is in a subnet of {target.interface}")
+        listed = ", ".join(str(subnet) for subnet in subnets) or "it has no IPv4 address"
+        where = f"{target.interface} ({listed})"
+        matching = [subnet for subnet in subnets if target.address in subnet]
+        if matching:
+            yield Check(
+                PASS,
+                f"{name}: VIP {target.address} is in the subnet of an address on "
+                f"{target.interface} ({', '.join(map(str, matching))})",
+            )
         else:
-            listed = ", ".join(str(subnet) for subnet in subnets) or "no IPv4 address"
             yield Check(
                 FAIL,
-                f"{name}: VIP {target.address} is in a subnet of {target.interface} ({listed})",
-                "the VIP must be on the same subnet as every host that may become master",
+                f"{name}: VIP {target.address} is not in the subnet of any address on {where}",
+                "clients would not reach it: choose a VIP in the subnet shared by every host "
+                "that may become master",
             )
 
 
@@ -310,11 +370,14 @@ def run_checks(
     db_port: int | None = None,
 ) -> list[Check]:
     """Run every check; never raises for what it checks."""
+    problem = cluster_problem(cluster_home, cluster)
+    if problem is not None:  # nothing else can be checked
+        return [Check(FAIL, f"cluster {cluster} exists in cluster home {cluster_home}", problem)]
     checks, services = _check_files(
         Path(cluster_home), cluster, Path(rules_dir) if rules_dir is not None else None
     )
     checks += list(_check_programs(services))
-    checks += list(_check_sudo(services))
+    checks += list(_check_sudo(Path(cluster_home), cluster, services))
     checks += list(_check_duplicate_probe(services))
     checks += list(_check_network(services))
     if db_port is not None:

@@ -58,6 +58,7 @@ __all__ = [
     "Rule",
     "RuleContext",
     "RuleSet",
+    "RulesInstalledError",
     "active_policy",
     "c",
     "datasource",
@@ -311,6 +312,16 @@ def load_rules(directory: str | Path) -> list[RuleSet]:
     define a ruleset of the same name.
     """
     directory = Path(directory).absolute()
+    if directory.is_file():
+        raise RuleFileError(
+            [
+                Problem(
+                    directory,
+                    None,
+                    "is a file, not a rules directory (which holds *.py rule files)",
+                )
+            ]
+        )
     if not directory.is_dir():
         raise RuleFileError([Problem(directory, None, "rules directory does not exist")])
     problems: list[Problem] = []
@@ -343,26 +354,53 @@ def load_rules(directory: str | Path) -> list[RuleSet]:
 
 
 def shipped_rules_dir() -> Path:
-    """The directory of the rule files that ship with floatingip (``FloatingIP.py``)."""
-    return Path(str(importlib.resources.files("floatingip.shipped_rules")))
+    """The directory of the rule files that ship with floatingip (``FloatingIP.py``).
+
+    Installed, that is the package ``floatingip.shipped_rules``.  Imported from a source tree
+    (Python started in the repository root shadows any install with the ``floatingip`` folder,
+    which has no ``shipped_rules``), it is the tree's top-level ``rules/``.
+    """
+    try:
+        return Path(str(importlib.resources.files("floatingip.shipped_rules")))
+    except ModuleNotFoundError:
+        source_tree_rules = Path(__file__).resolve().parent.parent / "rules"
+        if (source_tree_rules / "FloatingIP.py").is_file():
+            return source_tree_rules
+        raise
+
+
+class RulesInstalledError(RuleFileError):
+    """install_rules found the rule files already there; ``existing`` lists them."""
+
+    summary = "rule files already installed"
+
+    def __init__(self, existing: Iterable[Path]) -> None:
+        self.existing = tuple(existing)
+        super().__init__(
+            Problem(path, None, "already exists; pass overwrite=True to replace it")
+            for path in self.existing
+        )
 
 
 def install_rules(directory: str | Path, *, overwrite: bool = False) -> list[Path]:
     """Copy the shipped rule files into ``directory`` (the seed's step 3); return the copies.
 
-    An existing file is left alone unless ``overwrite``; the copies are made mode 0644.
+    Unless ``overwrite``, an existing copy raises RulesInstalledError before anything is copied;
+    the copies are made mode 0644.
     """
     directory = Path(directory)
+    sources = [
+        path
+        for path in sorted(shipped_rules_dir().glob("*.py"))
+        if path.is_file() and _is_rule_file(path.name)
+    ]
+    existing = [directory / source.name for source in sources if (directory / source.name).exists()]
+    if existing and not overwrite:
+        raise RulesInstalledError(existing)
     directory.mkdir(parents=True, exist_ok=True)
     installed = []
-    for source in sorted(shipped_rules_dir().glob("*.py")):
-        if not source.is_file() or not _is_rule_file(source.name):
-            continue
+    for source in sources:
         target = directory / source.name
-        if target.exists() and not overwrite:
-            raise RuleFileError(
-                [Problem(target, None, "already exists; pass overwrite=True (--force) to replace")]
-            )
         shutil.copyfile(source, target)
         target.chmod(0o644)
         installed.append(target)

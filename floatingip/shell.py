@@ -12,8 +12,10 @@ import contextlib
 import logging
 import os
 import shlex
-from collections.abc import Callable, Iterable
+import signal
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import IO
 
 from floatingip.commands import CommandResult
@@ -21,7 +23,7 @@ from floatingip.datasource import PolicyMode, Role, State
 from floatingip.errors import FloatingIPError
 from floatingip.manager import ChangeResult, CommandOutcome, Event, Manager
 
-__all__ = ["Shell", "dry_run_responder"]
+__all__ = ["Shell", "dry_run_responder", "interrupts_for_this_thread_only"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +32,33 @@ _VERBS = ("online", "offline", "fail", "shun", "recover", "welcome", "slave", "m
 _ACTIONS = ("status", "start", "stop", "restart")
 
 
-def dry_run_responder(out: IO[str]) -> Callable[[tuple[str, ...]], CommandResult]:
-    """For RecordingExecutor: print each argv instead of running it, and report success."""
+def _block_interrupts(block: bool) -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK if block else signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def interrupts_for_this_thread_only() -> Iterator[None]:
+    """Threads started inside (the manager's) never receive Ctrl-C.
+
+    The kernel hands SIGINT to any thread that does not block it; one that lands on a manager
+    thread while the main thread waits in readline is noticed only at the next key press.
+    """
+    _block_interrupts(True)
+    try:
+        yield
+    finally:
+        _block_interrupts(False)
+
+
+def dry_run_responder(
+    out: IO[str], *, host: str | None = None
+) -> Callable[[tuple[str, ...]], CommandResult]:
+    """For RecordingExecutor: print each argv (and the host it is for) instead of running it,
+    and report success."""
+    tag = f"[dry-run on {host}]" if host is not None else "[dry-run]"
 
     def respond(argv: tuple[str, ...]) -> CommandResult:
-        out.write(f"[dry-run] {shlex.join(argv)}\n")
+        out.write(f"{tag} {shlex.join(argv)}\n")
         return CommandResult(argv, 0)
 
     return respond
@@ -49,6 +73,14 @@ class Shell(cmd.Cmd):
         self.prompt = f"[LOGICAL] /cluster/{manager.cluster}/> "
         self.failures = 0
         self.doc_header = "Commands (type help <command>):"
+        self._readline: ModuleType | None = None
+
+    def banner(self) -> str:
+        return (
+            f"floatingip shell: cluster {self.manager.cluster}, host {self.manager.host}. "
+            "Type 'help' for the commands, 'help <command>' for one; "
+            "Ctrl-C cancels the line, Ctrl-D or 'exit' leaves."
+        )
 
     # -- output --------------------------------------------------------------------------
 
@@ -78,11 +110,68 @@ class Shell(cmd.Cmd):
         except FloatingIPError as exc:
             self._error(str(exc))
 
+    # -- a shell on a host where nothing of this cluster runs -------------------------------
+
+    def _hosts(self) -> str:
+        return " or ".join(repr(host) for host in sorted(self.manager.hosts))
+
+    def _nothing_runs_here(self) -> bool:
+        """True when no datasource is on a host this manager acts for (a wrong --host)."""
+        datasources = self.manager.datasources.values()
+        return bool(datasources) and all(ds.host not in self.manager.hosts for ds in datasources)
+
+    def warn_about_host(self) -> None:
+        """Say at start when no command of this cluster can run here: the host defaults to the
+        machine's name, and a shell on the wrong host would otherwise print nothing at all."""
+        if self._nothing_runs_here():
+            hosts = sorted({ds.host for ds in self.manager.datasources.values()})
+            self._say(
+                f"WARNING: no datasource of cluster {self.manager.cluster} is on host "
+                f"{self._hosts()}; commands for other hosts are not run here; "
+                f"use --host ({', '.join(hosts)})"
+            )
+
+    def _warn_if_ran_elsewhere(self, name: str, results: Iterable[ChangeResult]) -> None:
+        if self._nothing_runs_here() and not any(result.commands for result in results):
+            host = self.manager.datasources[name].host
+            self._say(
+                f"WARNING: datasource {name} is on host {host!r}, not on {self._hosts()}: "
+                f"commands for other hosts are not run here; use --host {host}"
+            )
+
     # -- cmd.Cmd plumbing ------------------------------------------------------------------
+
+    def get_names(self) -> list[str]:
+        # do_EOF is Ctrl-D: not a command to list in help or to complete
+        return [name for name in super().get_names() if name != "do_EOF"]
 
     def completenames(self, text: str, *ignored: object) -> list[str]:
         # a trailing space, so that the next tab completes the command's first argument
-        return [name + " " for name in super().completenames(text, *ignored) if name != "EOF"]
+        return [name + " " for name in super().completenames(text, *ignored)]
+
+    def precmd(self, line: str) -> str:
+        # Ctrl-C waits until the command is done (stopping a change halfway could leave a VIP on
+        # two hosts, or none), and threads started meanwhile (gratuitous ARP) never receive it.
+        _block_interrupts(True)
+        self._tidy_history(line)
+        return line
+
+    def postcmd(self, stop: bool, line: str) -> bool:
+        _block_interrupts(False)  # a Ctrl-C typed meanwhile now cancels the next line
+        return stop
+
+    def _tidy_history(self, line: str) -> None:
+        """Keep the line as meant, without the space that completion left at its end."""
+        readline = self._readline
+        if readline is None or line == line.strip():
+            return
+        last = readline.get_current_history_length()
+        if last == 0 or readline.get_history_item(last) != line:
+            return
+        if line.strip():
+            readline.replace_history_item(last - 1, line.strip())
+        else:
+            readline.remove_history_item(last - 1)
 
     def emptyline(self) -> bool:
         return False
@@ -93,6 +182,7 @@ class Shell(cmd.Cmd):
 
     def run_script(self, lines: Iterable[str]) -> None:
         """Run commands from a non-terminal, echoing each after the prompt as cctrl does."""
+        self.warn_about_host()
         for raw in lines:
             line = raw.rstrip("\r\n")
             self._say(f"{self.prompt}{line}")
@@ -106,13 +196,22 @@ class Shell(cmd.Cmd):
             import readline
         except ImportError:  # pragma: no cover - readline ships with CPython on Linux
             readline = None  # type: ignore[assignment]
+        self._readline = readline
         history = HISTORY_FILE.expanduser()
         if readline is not None:
             with contextlib.suppress(OSError):
                 readline.read_history_file(history)
+        self._say(self.banner())
+        self.warn_about_host()
         try:
-            self.cmdloop()
+            while True:
+                try:
+                    self.cmdloop()
+                    break
+                except KeyboardInterrupt:  # cancel the line being typed, as bash and cctrl do
+                    self._say("^C")
         finally:
+            _block_interrupts(False)
             if readline is not None:
                 try:
                     readline.set_history_length(1000)
@@ -166,6 +265,7 @@ class Shell(cmd.Cmd):
             note = " as a slave" if role is not None else ""
             self._say(f"DataSource '{name}' is now ONLINE{note}")
         self._report(result)
+        self._warn_if_ran_elsewhere(name, [result])
 
     def _state_of(self, name: str) -> State:
         return self.manager.datasource(name).state
@@ -204,6 +304,7 @@ class Shell(cmd.Cmd):
             self._say(f"SWITCH TO '{result.new_master}' WAS SUCCESSFUL")
         else:
             self._error(f"SWITCH TO '{result.new_master}' FAILED")
+        self._warn_if_ran_elsewhere(result.new_master, result.steps)
 
     def complete_switch(self, text: str, line: str, begin: int, end: int) -> list[str]:
         words = line[:begin].split()
@@ -287,9 +388,15 @@ class Shell(cmd.Cmd):
             self._report_command(outcome)
 
     def complete_service(self, text: str, line: str, begin: int, end: int) -> list[str]:
-        words = line[:begin].split()
-        choices = list(self.manager.services) if len(words) == 1 else list(_ACTIONS)
-        return _matches(text, choices)
+        # service <name> <action> on <host>
+        choices: list[list[str]] = [
+            list(self.manager.services),
+            list(_ACTIONS),
+            ["on"],
+            sorted(self.manager.hosts),
+        ]
+        words = len(line[:begin].split())
+        return _matches(text, choices[words - 1]) if 1 <= words <= len(choices) else []
 
     def do_exit(self, arg: str) -> bool:
         """exit: leave the shell"""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import shlex
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from floatingip.preflight import (
     format_checks,
     listening_addresses,
     run_checks,
+    sudoers_hint,
 )
 from tests.conftest import SEED_MASTER_PROPERTIES, write_service
 
@@ -103,3 +105,62 @@ def test_report_and_exit_status(demo_home: Path, capsys: pytest.CaptureFixture[s
         "PASS  y",
         "checks: 1 ok, 1 failed",
     ]
+
+
+def test_no_datasource_files_fails(demo_home: Path) -> None:
+    datasource_dir = demo_home / "conf/cluster/demo/datasource"
+    for path in datasource_dir.iterdir():
+        path.unlink()
+    checks = run_checks(demo_home, "demo")
+    (files,) = [check for check in checks if check.what.startswith("datasource files")]
+    assert files.failed
+    assert files.what == f"datasource files: none in {datasource_dir}"
+    assert "role=master" in files.fix
+    datasource_dir.rmdir()
+    checks = run_checks(demo_home, "demo")
+    (files,) = [check for check in checks if check.what.startswith("datasource files")]
+    assert files.failed and files.what == f"datasource files: none in {datasource_dir}"
+
+
+def test_no_master_fails(demo_home: Path) -> None:
+    write_service(
+        demo_home / "conf/cluster/demo/datasource", "db1.properties", "name=db1\nrole=slave\n"
+    )
+    checks = run_checks(demo_home, "demo")
+    (master,) = [check for check in checks if "master" in check.what and "datasource" in check.what]
+    assert master.failed
+    assert master.what == "one datasource is the master: none (db1 slave, db2 slave)"
+
+
+def test_the_master_is_named(demo_home: Path) -> None:
+    checks = run_checks(demo_home, "demo")
+    assert verdicts(checks)["one datasource is the master: db1"] == "PASS"
+
+
+def test_subnet_wording_on_loopback(cluster_home: Path, service_dir: Path) -> None:
+    """lo exists everywhere with 127.0.0.1/8; nothing is changed, its addresses are only read."""
+    inside = "name=inside\ncommand.start=sudo ip addr add 127.0.0.22/8 dev lo\ncommand.stop=true\n"
+    outside = (
+        "name=outside\ncommand.start=sudo ip addr add 192.0.2.22/24 dev lo\ncommand.stop=true\n"
+    )
+    write_service(service_dir, "inside.properties", inside)
+    write_service(service_dir, "outside.properties", outside)
+    found = verdicts(run_checks(cluster_home, "demo"))
+    assert found["inside: VIP 127.0.0.22 is in the subnet of an address on lo (127.0.0.0/8)"] == (
+        "PASS"
+    )
+    assert (
+        found["outside: VIP 192.0.2.22 is not in the subnet of any address on lo (127.0.0.0/8)"]
+        == "FAIL"
+    )
+
+
+def test_the_sudoers_hint_works_as_printed(
+    demo_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hint = sudoers_hint(demo_home, "demo", "newbie")
+    command = shlex.split(hint)
+    assert command[0] == "floatingip"
+    assert main(command[1:]) == 0
+    out = capsys.readouterr().out
+    assert "newbie ALL=(root) NOPASSWD:" in out

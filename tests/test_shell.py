@@ -53,7 +53,12 @@ def test_online_offline_transcript_with_dry_run() -> None:
         "datasource db1 online\ndatasource db1 offline\n", "--dry-run", "--host", "db1"
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    dad = f"[dry-run] {sys.executable} -I -S {PROBE_SCRIPT} --interface eth0 --wait 0.2 10.10.12.22"
+    # the duplicate-address probe opens a raw socket: through sudo unless already root
+    sudo = "sudo -n " if os.geteuid() != 0 else ""
+    dad = (
+        f"[dry-run] {sudo}{sys.executable} -I -S {PROBE_SCRIPT} "
+        "--interface eth0 --wait 0.2 10.10.12.22"
+    )
     assert result.stdout.splitlines() == [
         f"{PROMPT}datasource db1 online",
         dad,  # db2 runs on a host this shell cannot see: nobody else may answer for the VIP
@@ -194,47 +199,144 @@ def test_netns_option_is_validated() -> None:
     assert "--netns takes HOST=NAMESPACE" in result.stderr
 
 
-def test_interactive_completion_and_history(tmp_path: Path) -> None:
-    """On a terminal: tab completes commands and names, and the history is saved."""
-    import pty
-    import select
-    import time
+class Terminal:
+    """The shell on a pseudo-terminal, as an operator types at it."""
 
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the shell on a terminal
-        os.environ["HOME"] = str(tmp_path)
-        os.environ["TERM"] = "dumb"
-        os.execv(
-            sys.executable,
-            [sys.executable, "-m", "floatingip", "shell", "--cluster-home",
-             str(EXAMPLE_CLUSTER_HOME), "--cluster", "demo", "--host", "db1", "--dry-run"],
-        )  # fmt: skip
+    def __init__(self, home: Path, *args: str) -> None:
+        import pty
 
-    seen = b""
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: the shell on a terminal
+            os.environ["HOME"] = str(home)
+            os.environ["TERM"] = "dumb"
+            os.execv(
+                sys.executable,
+                [sys.executable, "-m", "floatingip", "shell", "--cluster-home",
+                 str(EXAMPLE_CLUSTER_HOME), "--cluster", "demo", "--dry-run", *args],
+            )  # fmt: skip
+        self.seen = b""
+        self.cursor = 0  # what read_until has consumed
+        self.closed = False
 
-    def read_until(text: bytes, timeout: float = 15) -> None:
-        nonlocal seen
+    def type(self, keys: bytes) -> None:
+        os.write(self.fd, keys)
+
+    def read_until(self, text: bytes, timeout: float = 30) -> bytes:
+        """Wait for ``text``; return what came up to its end, from where the last call ended."""
+        assert self.wait_for(text, timeout), f"waited for {text!r}, saw {self.seen!r}"
+        start = self.cursor
+        self.cursor = self.seen.index(text, start) + len(text)
+        return self.seen[start : self.cursor]
+
+    def wait_for(self, text: bytes, timeout: float) -> bool:
+        import select
+        import time
+
         deadline = time.monotonic() + timeout
-        while text not in seen:
-            assert time.monotonic() < deadline, f"waited for {text!r}, saw {seen!r}"
-            ready, _, _ = select.select([fd], [], [], 0.2)
+        while text not in self.seen[self.cursor :]:
+            if time.monotonic() > deadline:
+                return False
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
             if ready:
                 try:
-                    seen += os.read(fd, 4096)
-                except OSError:
-                    break
+                    self.seen += os.read(self.fd, 4096)
+                except OSError:  # the shell has exited
+                    return text in self.seen[self.cursor :]
+        return True
 
-    try:
-        read_until(PROMPT.encode())
-        os.write(fd, b"datas\t")
-        read_until(b"datasource ")
-        os.write(fd, b"d\t1 onl\t\r")  # d<tab> completes to db (db1, db2)
-        read_until(b"DataSource 'db1' is now ONLINE")
-        os.write(fd, b"exit\r")
-        read_until(b"manager stopped")
-    finally:
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0
+    def interrupt(self) -> None:
+        """Ctrl-C, repeated until it shows, as an operator would: a SIGINT that lands just
+        before CPython's readline waits for the next key is seen only at the next key."""
+        for _ in range(30):
+            self.type(b"\x03")
+            if self.wait_for(b"^C", timeout=2):
+                return
+        raise AssertionError(f"Ctrl-C never showed, saw {self.seen!r}")
+
+    def close(self, *, kill: bool = False, timeout: float = 60) -> int:
+        """Wait for the shell to exit and return its status; kill it when the test failed or
+        when it does not exit (then the status is -9, and the test fails)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not kill:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                break
+            kill = time.monotonic() > deadline
+            time.sleep(0.05)
+        if kill:
+            os.kill(self.pid, 9)
+            _, status = os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        self.closed = True
+        return os.waitstatus_to_exitcode(status)
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is not None and not self.closed:
+            self.close(kill=True)
+
+
+def test_interactive_completion_and_history(tmp_path: Path) -> None:
+    """On a terminal: tab completes commands and names, and the history is saved as typed."""
+    with Terminal(tmp_path, "--host", "db1") as terminal:
+        terminal.read_until(PROMPT.encode())
+        terminal.type(b"datas\t")
+        terminal.read_until(b"datasource ")
+        terminal.type(b"d\t1 onl\t\r")  # d<tab> completes to db (db1, db2)
+        terminal.read_until(b"DataSource 'db1' is now ONLINE")
+        terminal.type(b"serv\tm\tstat\t")
+        terminal.read_until(b"service master status ")
+        terminal.type(b"o\t")  # service ... on <host>
+        terminal.read_until(b"on ")
+        terminal.type(b"d\t\r")
+        terminal.read_until(b"service 'master' status on db1: OK")
+        terminal.read_until(PROMPT.encode())
+        terminal.type(b"exit\r")
+        terminal.read_until(b"manager stopped")
+        assert terminal.close() == 0
     history = (tmp_path / ".floatingip_history").read_text().splitlines()
-    assert [line.rstrip() for line in history[-2:]] == ["datasource db1 online", "exit"]
+    assert history[-3:] == ["datasource db1 online", "service master status on db1", "exit"]
+
+
+def test_interactive_banner_help_and_ctrl_c(tmp_path: Path) -> None:
+    """A banner says how to get help; help lists the commands only; Ctrl-C cancels the line."""
+    with Terminal(tmp_path, "--host", "db1") as terminal:
+        banner = terminal.read_until(PROMPT.encode())
+        assert b"Type 'help' for the commands" in banner
+        terminal.type(b"help\r")
+        shown = terminal.read_until(PROMPT.encode())
+        assert b"datasource" in shown and b"switch" in shown
+        assert b"EOF" not in shown and b"Undocumented" not in shown
+        terminal.type(b"datasource db1 onl")
+        terminal.read_until(b"onl")
+        terminal.interrupt()  # Ctrl-C: the line is dropped, the shell stays
+        cancelled = terminal.read_until(PROMPT.encode())
+        assert b"Traceback" not in cancelled and b"KeyboardInterrupt" not in cancelled
+        terminal.type(b"ls\r")
+        listed = terminal.read_until(PROMPT.encode())
+        assert b"db1   master  OFFLINE" in listed  # the cancelled line did not run
+        terminal.type(b"\x04")  # Ctrl-D leaves
+        assert terminal.close() == 0
+
+
+def test_a_shell_on_a_host_without_datasources_says_so() -> None:
+    """The host defaults to the machine's name: say at once that nothing will run here."""
+    result = run_shell("datasource db1 online\nls\n", "--dry-run", "--host", "vm")
+    warning = (
+        "WARNING: no datasource of cluster demo is on host 'vm'; commands for other hosts "
+        "are not run here; use --host (db1, db2)"
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == warning
+    assert lines[1:4] == [
+        f"{PROMPT}datasource db1 online",
+        "DataSource 'db1' is now ONLINE",
+        "WARNING: datasource db1 is on host 'db1', not on 'vm': commands for other hosts "
+        "are not run here; use --host db1",
+    ]
+    assert not any(line.startswith("[dry-run]") for line in lines)
+    assert result.returncode == 0
