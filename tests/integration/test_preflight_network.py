@@ -39,14 +39,19 @@ def test_vip_in_the_subnet_passes_outside_fails(
     sandbox: Sandbox, cluster_home: Path, service_dir: Path
 ) -> None:
     write_service(service_dir, "master.properties", ip_service("192.0.2.22"))
+    datasource_dir = service_dir.parent / "datasource"
+    datasource_dir.mkdir(mode=0o755)
+    write_service(datasource_dir, "db1.properties", "name=db1\nrole=master\n")
     result = check_on(sandbox, "db1", cluster_home)
     assert "PASS  master: interface eth0 exists" in result.stdout
-    assert "PASS  master: VIP 192.0.2.22 is in a subnet of eth0" in result.stdout
+    passed = "PASS  master: VIP 192.0.2.22 is in the subnet of an address on eth0 (192.0.2.0/24)"
+    assert passed in result.stdout
     assert result.returncode == 0, result.stdout
     write_service(service_dir, "master.properties", ip_service("198.51.100.22"))
     result = check_on(sandbox, "db1", cluster_home)
-    assert "FAIL  master: VIP 198.51.100.22 is in a subnet of eth0 (192.0.2.0/24)" in result.stdout
-    assert "fix: the VIP must be on the same subnet" in result.stdout
+    failed = "FAIL  master: VIP 198.51.100.22 is not in the subnet of any address on eth0"
+    assert f"{failed} (192.0.2.0/24)" in result.stdout
+    assert "fix: clients would not reach it: choose a VIP in the subnet shared" in result.stdout
     assert result.returncode == 1
 
 
@@ -104,7 +109,8 @@ def test_sudo_without_rights_fails_and_with_the_printed_lines_passes(
 
     refused = call_as(unprivileged_user, sudo_verdicts)
     assert len(refused) == 3 and all(verdict == "FAIL" for verdict, _, _ in refused)
-    assert f"floatingip sudoers --user {unprivileged_user}" in refused[0][2]
+    hint = f"floatingip sudoers --cluster-home {cluster_home} --cluster demo --user "
+    assert refused[0][2].endswith(hint + unprivileged_user)  # a command that works as printed
 
     sudoers(printed_sudoers(cluster_home, unprivileged_user))
     allowed = call_as(unprivileged_user, sudo_verdicts)
