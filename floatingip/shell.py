@@ -13,6 +13,7 @@ import logging
 import os
 import shlex
 import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -203,6 +204,11 @@ class Shell(cmd.Cmd):
                 readline.read_history_file(history)
         self._say(self.banner())
         self.warn_about_host()
+        # Ctrl-C cancels the line even if this process inherited SIGINT ignored (started as a
+        # background job, `cmd &`): the operator at this terminal pressed it.
+        restore_sigint = None
+        if threading.current_thread() is threading.main_thread():
+            restore_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             while True:
                 try:
@@ -212,6 +218,8 @@ class Shell(cmd.Cmd):
                     self._say("^C")
         finally:
             _block_interrupts(False)
+            if restore_sigint is not None:
+                signal.signal(signal.SIGINT, restore_sigint)
             if readline is not None:
                 try:
                     readline.set_history_length(1000)

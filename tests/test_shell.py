@@ -202,11 +202,14 @@ def test_netns_option_is_validated() -> None:
 class Terminal:
     """The shell on a pseudo-terminal, as an operator types at it."""
 
-    def __init__(self, home: Path, *args: str) -> None:
+    def __init__(self, home: Path, *args: str, sigint_ignored: bool = False) -> None:
         import pty
+        import signal
 
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: the shell on a terminal
+            if sigint_ignored:  # as a shell started in the background (`cmd &`) inherits it
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
             os.environ["HOME"] = str(home)
             os.environ["TERM"] = "dumb"
             os.execv(
@@ -302,9 +305,11 @@ def test_interactive_completion_and_history(tmp_path: Path) -> None:
     assert history[-3:] == ["datasource db1 online", "service master status on db1", "exit"]
 
 
-def test_interactive_banner_help_and_ctrl_c(tmp_path: Path) -> None:
-    """A banner says how to get help; help lists the commands only; Ctrl-C cancels the line."""
-    with Terminal(tmp_path, "--host", "db1") as terminal:
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["sigint-default", "sigint-ignored"])
+def test_interactive_banner_help_and_ctrl_c(tmp_path: Path, sigint_ignored: bool) -> None:
+    """A banner says how to get help; help lists the commands only; Ctrl-C cancels the line,
+    even when the shell was started with SIGINT ignored (as a background job inherits it)."""
+    with Terminal(tmp_path, "--host", "db1", sigint_ignored=sigint_ignored) as terminal:
         banner = terminal.read_until(PROMPT.encode())
         assert b"Type 'help' for the commands" in banner
         terminal.type(b"help\r")

@@ -35,7 +35,9 @@ def test_teardown_on_exit_and_on_error() -> None:
 def test_teardown_on_ctrl_c_and_sigterm(signum: int) -> None:
     require_root()
     script = (
-        "import time, sys\n"
+        "import signal, time, sys\n"
+        # a test run started in the background inherits SIGINT ignored: Ctrl-C is what is tested
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from floatingip.sandbox import Sandbox\n"
         "with Sandbox(['db1', 'client']) as sandbox:\n"
         "    sandbox.start_server('db1', 3306)\n"
@@ -49,10 +51,15 @@ def test_teardown_on_ctrl_c_and_sigterm(signum: int) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
-    assert len(sandbox_namespaces(process.pid)) == 3
-    process.send_signal(signum)
-    process.communicate(timeout=PATIENCE)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        assert len(sandbox_namespaces(process.pid)) == 3
+        process.send_signal(signum)
+        process.communicate(timeout=PATIENCE)
+    finally:
+        if process.poll() is None:  # the test failed: leave no process (nor its pipes) behind
+            process.kill()
+            process.communicate()
     assert sandbox_namespaces(process.pid) == set()
 
 
