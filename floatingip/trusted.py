@@ -14,7 +14,9 @@ on the descriptor before reading, and no more than the limit is ever read.
 from __future__ import annotations
 
 import errno
+import grp
 import os
+import pwd
 import stat
 from pathlib import Path
 from types import TracebackType
@@ -60,12 +62,33 @@ def _owner_problem(info: os.stat_result, path: Path, what: str) -> Problem | Non
     )
 
 
+def _writable_by_others(info: os.stat_result) -> bool:
+    """Writable by anyone but its owner: by others, or by a group other than the owner's user
+    private group (umask 002, Ubuntu's default, gives 0775/0664 with a group no one else is in;
+    Debian's sshd StrictModes accepts that too)."""
+    if info.st_mode & stat.S_IWOTH:
+        return True
+    return bool(info.st_mode & stat.S_IWGRP) and not _private_group(info.st_uid, info.st_gid)
+
+
+def _private_group(uid: int, gid: int) -> bool:
+    """Whether group ``gid`` is user ``uid``'s primary group and no other account is in it."""
+    try:
+        owner = pwd.getpwuid(uid)
+        members = set(grp.getgrgid(gid).gr_mem)
+    except KeyError:
+        return False
+    if owner.pw_gid != gid or members - {owner.pw_name}:
+        return False
+    return all(user.pw_uid == uid for user in pwd.getpwall() if user.pw_gid == gid)
+
+
 def _directory_problem(info: os.stat_result, path: Path, what: str) -> Problem | None:
     problem = _owner_problem(info, path, what)
     if problem is not None:
         return problem
     sticky_root = bool(info.st_mode & stat.S_ISVTX) and info.st_uid == 0
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky_root:
+    if _writable_by_others(info) and not sticky_root:
         return Problem(
             path,
             None,
@@ -81,7 +104,7 @@ def _file_problems(info: os.stat_result, path: Path, what: str) -> list[Problem]
     problem = _owner_problem(info, path, what)
     if problem is not None:
         problems.append(problem)
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+    if _writable_by_others(info):
         mode = stat.S_IMODE(info.st_mode)
         problems.append(
             Problem(

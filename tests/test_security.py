@@ -5,7 +5,9 @@ no other user can change (checked on the opened descriptors, so a swap cannot sl
 from __future__ import annotations
 
 import ctypes
+import grp
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -139,26 +141,42 @@ def full_home(demo_home: Path) -> Path:
 
 @pytest.mark.parametrize("loader", list(_loaders(Path())))
 @pytest.mark.parametrize(
-    ("mode", "owner", "why"),
+    ("mode", "owner", "group", "why"),
     [
-        (0o777, 0, "is writable by group or others (mode 0777)"),
-        (0o775, 0, "is writable by group or others (mode 0775)"),
-        (0o1777, NOBODY, "is owned by uid 65534, not by root or the current user"),
-        (0o755, NOBODY, "is owned by uid 65534, not by root or the current user"),
+        (0o777, 0, 0, "is writable by group or others (mode 0777)"),
+        # group-writable for a group that is not root's own: its members could swap directories
+        (0o775, 0, NOBODY, "is writable by group or others (mode 0775)"),
+        (0o1777, NOBODY, NOBODY, "is owned by uid 65534, not by root or the current user"),
+        (0o755, NOBODY, NOBODY, "is owned by uid 65534, not by root or the current user"),
     ],
 )
 def test_an_unsafe_ancestor_is_refused_naming_it(
-    full_home: Path, loader: str, mode: int, owner: int, why: str
+    full_home: Path, loader: str, mode: int, owner: int, group: int, why: str
 ) -> None:
     require_root()
     ancestor = full_home / "conf" / "cluster"
     ancestor.chmod(mode)
-    os.chown(ancestor, owner, owner)
+    os.chown(ancestor, owner, group)
     with pytest.raises(FloatingIPError) as caught:
         _loaders(full_home)[loader]()
     (problem,) = caught.value.problems  # type: ignore[attr-defined]
     assert problem.path == ancestor
     assert problem.message.startswith(f"parent directory {why}")
+
+
+@pytest.mark.parametrize("loader", list(_loaders(Path())))
+def test_group_write_for_the_owners_private_group_is_accepted(full_home: Path, loader: str) -> None:
+    """umask 002 (Ubuntu's default for users): directories 0775 and files 0664 whose group is the
+    owner's own user private group, which no one else is in (as Debian's sshd StrictModes)."""
+    me = pwd.getpwuid(os.geteuid())
+    group = grp.getgrgid(me.pw_gid)
+    others = [user.pw_name for user in pwd.getpwall() if user.pw_gid == me.pw_gid]
+    if set(group.gr_mem) - {me.pw_name} or set(others) - {me.pw_name}:
+        pytest.skip(f"group {group.gr_name} is not {me.pw_name}'s private group here")
+    for path in [full_home, *full_home.rglob("*")]:
+        os.chown(path, me.pw_uid, me.pw_gid)
+        path.chmod(0o775 if path.is_dir() else 0o664)
+    assert _loaders(full_home)[loader]()
 
 
 @pytest.mark.parametrize("loader", list(_loaders(Path())))
