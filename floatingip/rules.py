@@ -54,7 +54,6 @@ from floatingip.errors import ConfigError, Problem, RuleFileError
 from floatingip.trusted import TrustedDirectory
 
 __all__ = [
-    "Intent",
     "Rule",
     "RuleContext",
     "RuleSet",

@@ -17,13 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from floatingip import (
-    CommandResult,
-    FloatingIPError,
-    Manager,
-    RecordingExecutor,
-    load_services,
-)
+from floatingip import CommandResult, FloatingIPError, Manager, load_services
 from floatingip.commands import LocalExecutor
 from floatingip.dad import PROBE_SCRIPT
 from floatingip.errors import CommandNotFoundError
@@ -36,8 +30,8 @@ from floatingip.rules import (
     load_rules,
     shipped_rules_dir,
 )
+from floatingip.testing import FakeNetwork, RecordingExecutor
 from tests.conftest import require_program, write_service
-from tests.simulated_network import SimulatedNetwork
 from tests.test_commands import processes_with
 
 VIP = "192.0.2.22/24"
@@ -93,7 +87,7 @@ def test_a_rule_without_the_manager_condition_waits_for_reconcile_vip_held_elsew
 ) -> None:
     """db2 still holds the VIP from before the restart; db1 is now the ONLINE master.  Taking
     it at once would make two holders: reconcile must release it on db2 first."""
-    network = SimulatedNetwork(["db1", "db2"])
+    network = FakeNetwork(["db1", "db2"], strict=True)
     network.addresses["db2"].add(VIP)
     manager = Manager.from_cluster_home(
         make_home(tmp_path),
@@ -117,7 +111,7 @@ def test_a_rule_without_the_manager_condition_waits_for_reconcile_vip_held_elsew
 def test_a_rule_without_the_manager_condition_waits_for_a_slow_reconcile(
     tmp_path: Path, eager_rules: Path
 ) -> None:
-    network = SimulatedNetwork(["db1"])
+    network = FakeNetwork(["db1"], strict=True)
     inner = network.executor("db1")
     probing = threading.Event()
     release = threading.Event()
@@ -168,7 +162,7 @@ def test_a_rule_without_the_manager_condition_waits_for_a_slow_reconcile(
 def test_a_rule_without_the_manager_condition_keeps_a_vip_already_held_here(
     tmp_path: Path, eager_rules: Path
 ) -> None:
-    network = SimulatedNetwork(["db1"])
+    network = FakeNetwork(["db1"], strict=True)
     network.addresses["db1"].add(VIP)
     with Manager.from_cluster_home(
         make_home(tmp_path),
@@ -397,7 +391,7 @@ def rules_without_failsafe(tmp_path: Path) -> Path:
 def test_close_releases_what_is_held_even_without_a_failsafe_rule(
     tmp_path: Path, rules_without_failsafe: Path
 ) -> None:
-    network = SimulatedNetwork(["db1"])
+    network = FakeNetwork(["db1"], strict=True)
     manager = Manager.from_cluster_home(
         make_home(tmp_path),
         "demo",
@@ -418,7 +412,7 @@ def test_close_releases_what_is_held_even_without_a_failsafe_rule(
 def test_close_in_maintenance_keeps_the_vip_even_without_a_failsafe_rule(
     tmp_path: Path, rules_without_failsafe: Path
 ) -> None:
-    network = SimulatedNetwork(["db1"])
+    network = FakeNetwork(["db1"], strict=True)
     manager = Manager.from_cluster_home(
         make_home(tmp_path),
         "demo",

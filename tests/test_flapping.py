@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from floatingip import CommandResult, Manager, RecordingExecutor
+from floatingip import CommandResult, Manager
 from floatingip.supervisor import RetryPolicy
+from floatingip.testing import FakeNetwork, RecordingExecutor
 from tests.conftest import report
-from tests.simulated_network import SimulatedNetwork
 
 HOSTS = ("db1", "db2")
 VIP = "192.0.2.22/24"
@@ -48,7 +48,7 @@ class Cluster(RuleBasedStateMachine):
 
     @initialize()
     def start(self) -> None:
-        self.network = SimulatedNetwork(HOSTS)
+        self.network = FakeNetwork(HOSTS, strict=True)
         self.roles = {"db1": "master", "db2": "slave"}
         self.states = dict.fromkeys(HOSTS, "OFFLINE")
         self.policy = "AUTOMATIC"

@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from floatingip import RuleFileError, RuleSet, install_rules, load_rule_file, load_rules
 from floatingip.cli import main
-from floatingip.rules import MAX_RULE_FILE_SIZE, shipped_rules_dir
+from floatingip.errors import RuleFileError
+from floatingip.rules import (
+    MAX_RULE_FILE_SIZE,
+    RuleSet,
+    install_rules,
+    load_rule_file,
+    load_rules,
+    shipped_rules_dir,
+)
 
 RULE_HEADER = "from floatingip.rules import RuleSet, c, datasource\n"
 
