@@ -15,8 +15,8 @@ like them in microseconds, so a property test can run thousands of events.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-import os
 import shlex
 import threading
 from collections.abc import Callable, Iterable, Iterator, MutableSet, Sequence
@@ -67,8 +67,20 @@ def _ip_addr_verb(program: str, words: Sequence[str]) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
 def _prefix_of(netmask: str) -> int:
     return ipaddress.IPv4Network(f"0.0.0.0/{netmask}").prefixlen
+
+
+def _command_words(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """The command ``argv`` runs: without ``sudo -n`` (the common case, kept fast) or, through
+    split_sudo, any other sudo options."""
+    if argv[0] != "sudo":
+        return argv
+    if len(argv) > 2 and argv[1] == "-n" and not argv[2].startswith("-"):
+        return argv[2:]
+    split = split_sudo(argv)
+    return split[1] if split is not None else argv
 
 
 class _HostAddresses(MutableSet[str]):
@@ -127,7 +139,7 @@ class FakeNetwork:
             raise ValueError(f"no host {host!r} in this network: {sorted(self.interfaces)}")
         return FakeHost(self, host, respond)
 
-    def holders(self, address: str) -> list[str]:
+    def holders(self, address: str) -> Sequence[str]:
         """The hosts that hold ``address`` (``address/prefix``, as the commands give it)."""
         with self.lock:
             return sorted(host for host, held in self.addresses.items() if address in held)
@@ -144,9 +156,8 @@ class FakeNetwork:
 
     def answer(self, host: str, argv: tuple[str, ...]) -> CommandResult:
         """What ``host`` would answer to ``argv``, and the change it would make."""
-        split = split_sudo(argv)
-        words = list(split[1] if split is not None else argv)
-        program = os.path.basename(words[0]) if words else ""
+        words = _command_words(argv)
+        program = words[0].rpartition("/")[2] if words else ""
         verb = _ip_addr_verb(program, words)
         with self.lock:
             on = self.interfaces[host]
@@ -185,7 +196,7 @@ class FakeNetwork:
             for address, label in on[name].items()
         )
 
-    def _probe(self, host: str, argv: tuple[str, ...], words: list[str]) -> CommandResult:
+    def _probe(self, host: str, argv: tuple[str, ...], words: Sequence[str]) -> CommandResult:
         """The duplicate address probe (floatingip/dad.py): do other hosts hold the address?"""
         address, interface = words[-1], _after(words, "--interface", DEFAULT_INTERFACE)
         others = [
@@ -200,7 +211,7 @@ class FakeNetwork:
         return CommandResult(argv, FREE, stdout=f"{address} is free on {interface}\n")
 
     def _ip_addr_change(
-        self, host: str, argv: tuple[str, ...], verb: str, words: list[str]
+        self, host: str, argv: tuple[str, ...], verb: str, words: Sequence[str]
     ) -> CommandResult:
         address, interface = _after(words, verb), _after(words, "dev")
         if not address or not interface:
@@ -221,7 +232,7 @@ class FakeNetwork:
         shown = [f"        inet {a.split('/')[0]}" for a, owner in held.items() if owner == label]
         return "\n".join([f"{label}: flags=4163<UP>", *shown]) + "\n"
 
-    def _set_alias(self, host: str, words: list[str]) -> None:
+    def _set_alias(self, host: str, words: Sequence[str]) -> None:
         """``ifconfig ALIAS ADDRESS [netmask MASK] [up]`` or ``ifconfig ALIAS down``."""
         label = words[1]
         on = self.interfaces[host].setdefault(label.split(":", 1)[0], {})
@@ -261,10 +272,10 @@ class FakeHost:
         argv = as_argv(argv)
         with self.network.lock:
             self.calls.append(argv)
-        if self._respond is not None:
+            if self._respond is None:
+                result = self.network.answer(self.host, argv)
+        if self._respond is not None:  # outside the lock: it may block, or run other commands
             result = self._respond(argv)
-        else:
-            result = self.network.answer(self.host, argv)
         return result.check() if check else result
 
 
