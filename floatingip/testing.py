@@ -8,6 +8,7 @@
   probes see each other's addresses, with failures that can be injected and a log of changes.
 - :func:`dry_run_responder`: a ``respond`` that prints each command instead of running it
   (``floatingip shell --dry-run``).
+- :func:`write_cluster_home`: a cluster home with the service and datasource files given.
 
 The real commands are tested on network namespaces (:mod:`floatingip.sandbox`); these answer
 like them in microseconds, so a property test can run thousands of events.
@@ -19,7 +20,8 @@ import functools
 import ipaddress
 import shlex
 import threading
-from collections.abc import Callable, Iterable, Iterator, MutableSet, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSet, Sequence
+from pathlib import Path
 from typing import IO
 
 from floatingip.commands import DEFAULT_TIMEOUT, CommandResult, as_argv, split_sudo
@@ -31,6 +33,7 @@ __all__ = [
     "RecordingExecutor",
     "Responder",
     "dry_run_responder",
+    "write_cluster_home",
 ]
 
 Responder = Callable[[tuple[str, ...]], CommandResult]
@@ -48,6 +51,27 @@ def dry_run_responder(out: IO[str], *, host: str | None = None) -> Responder:
         return CommandResult(argv, 0)
 
     return respond
+
+
+def write_cluster_home(
+    root: Path,
+    *,
+    services: Mapping[str, str],
+    datasources: Mapping[str, str],
+    cluster: str = "demo",
+) -> Path:
+    """``root/cluster-home`` with cluster ``cluster``: ``service/NAME.properties`` and
+    ``datasource/NAME.properties`` with the texts given by name; directories 0755, files 0644,
+    as root's configuration must be."""
+    home = root / "cluster-home"
+    where = home / "conf" / "cluster" / cluster
+    for kind, files in (("service", services), ("datasource", datasources)):
+        (where / kind).mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (where / kind / f"{name}.properties").write_text(text, encoding="utf-8")
+    for path in [home, *home.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return home
 
 
 def _after(words: Sequence[str], key: str, default: str = "") -> str:

@@ -30,7 +30,7 @@ from floatingip.rules import (
     load_rules,
     shipped_rules_dir,
 )
-from floatingip.testing import FakeNetwork, RecordingExecutor
+from floatingip.testing import FakeNetwork, RecordingExecutor, write_cluster_home
 from tests.conftest import require_program, write_service
 from tests.test_commands import processes_with
 
@@ -56,15 +56,11 @@ def wait_for(condition: Callable[[], object], timeout: float = 20) -> bool:
 
 
 def make_home(root: Path, service: str = VIP_SERVICE) -> Path:
-    home = root / "cluster-home"
-    for directory in ("conf/cluster/demo/service", "conf/cluster/demo/datasource"):
-        (home / directory).mkdir(parents=True, exist_ok=True)
-    (home / "conf/cluster/demo/service/master.properties").write_text(service)
-    (home / "conf/cluster/demo/datasource/db1.properties").write_text("name=db1\nrole=master\n")
-    (home / "conf/cluster/demo/datasource/db2.properties").write_text("name=db2\nrole=slave\n")
-    for path in [home, *home.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return home
+    return write_cluster_home(
+        root,
+        services={"master": service},
+        datasources={"db1": "name=db1\nrole=master\n", "db2": "name=db2\nrole=slave\n"},
+    )
 
 
 @pytest.fixture

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
-from floatingip import CommandResult, Executor
+from floatingip import CommandResult, Executor, Manager
 from floatingip.commands import ipv4_addresses, ipv4_addresses_argv
 from floatingip.dad import FREE, IN_USE, probe_argv
 from floatingip.errors import CommandError
-from floatingip.testing import FakeNetwork, RecordingExecutor, dry_run_responder
+from floatingip.testing import (
+    FakeNetwork,
+    RecordingExecutor,
+    dry_run_responder,
+    write_cluster_home,
+)
 
 VIP = "192.0.2.22/24"
 
@@ -100,3 +106,17 @@ def test_dry_run_responder_prints_the_command_and_its_host() -> None:
     assert result == CommandResult(result.argv, 0)
     assert out.getvalue() == f"[dry-run on db2] sudo -n ip addr add {VIP} dev eth0\n"
     assert recorder.addresses == {}  # printed, not emulated
+
+
+def test_a_cluster_home_for_a_test_loads_and_runs_its_rules(tmp_path: Path) -> None:
+    service = f"name=master\nvip.address={VIP}\nvip.interface=eth0\nvip.arp.count=0\n"
+    home = write_cluster_home(
+        tmp_path, services={"master": service}, datasources={"db1": "name=db1\nrole=master\n"}
+    )
+    assert (home / "conf/cluster/demo/service/master.properties").stat().st_mode & 0o777 == 0o644
+    host = RecordingExecutor()
+    with Manager.from_cluster_home(home, "demo", host="db1", executor=host) as manager:
+        manager.update_datasource("db1", state="ONLINE")
+        assert manager.held == {"master": "db1"}
+        assert host.addresses == {"eth0": {VIP: "eth0"}}
+    assert host.addresses == {"eth0": {}}  # the failsafe released it
