@@ -13,8 +13,10 @@ from collections.abc import Sequence
 
 from _common import cluster_home, emit, percentile, short_mode, vip_service
 
-from floatingip import DEFAULT_TIMEOUT, CommandResult, Manager, RecordingExecutor
+from floatingip import CommandResult, Manager
+from floatingip.commands import DEFAULT_TIMEOUT
 from floatingip.supervisor import RetryPolicy
+from floatingip.testing import RecordingExecutor
 
 SEED_SERVICE = (
     "name=master\ncommand.start=sudo /sbin/ifconfig eth0:0 10.10.12.22\n"

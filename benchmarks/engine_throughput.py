@@ -13,7 +13,9 @@ import time
 from _common import cluster_home, emit, short_mode
 from durable import engine as durable_engine
 
-from floatingip import Manager, RecordingExecutor, load_rules, shipped_rules_dir
+from floatingip import Manager
+from floatingip.rules import load_rules, shipped_rules_dir
+from floatingip.testing import RecordingExecutor
 
 SEED_SERVICE = (
     "name=master\ncommand.start=sudo /sbin/ifconfig eth0:0 10.10.12.22\n"

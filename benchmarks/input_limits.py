@@ -17,8 +17,8 @@ from pathlib import Path
 from _common import cluster_home, emit, short_mode
 from engine_throughput import SEED_SERVICE
 
-from floatingip import FloatingIPError, load_service, load_services, read_properties
-from floatingip.properties import MAX_FILE_SIZE
+from floatingip import FloatingIPError, load_service, load_services
+from floatingip.properties import MAX_FILE_SIZE, read_properties
 from floatingip.service import MAX_COMMAND_LENGTH
 
 

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from _common import cluster_home, emit, rss_mb, short_mode
 from engine_throughput import SEED_SERVICE, raw_change, raw_floatingip_host
 
-from floatingip import Manager, RecordingExecutor
+from floatingip import Manager
+from floatingip.testing import RecordingExecutor
 
 
 def growth(change: Callable[[int], None], checkpoints: tuple[int, int]) -> tuple[float, float]:

@@ -10,7 +10,8 @@ from pathlib import Path
 from _common import cluster_home, emit, rss_mb, short_mode
 from engine_throughput import SEED_SERVICE
 
-from floatingip import Manager, RecordingExecutor
+from floatingip import Manager
+from floatingip.testing import RecordingExecutor
 
 
 def main() -> None:

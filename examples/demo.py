@@ -17,9 +17,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from floatingip import CommandOutcome, Event, Manager, RecordingExecutor
+from floatingip import CommandOutcome, Event, Manager
 from floatingip.sandbox import Sandbox, SandboxError
-from floatingip.shell import Shell, dry_run_responder
+from floatingip.shell import Shell
+from floatingip.testing import RecordingExecutor, dry_run_responder
 
 EXAMPLE_HOME = Path(__file__).resolve().parent / "cluster-home"
 SEED_VIP = "10.10.12.22"  # the seed's address: documentation only, never used on a network

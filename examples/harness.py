@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import floatingip
+import floatingip.testing
 from floatingip.sandbox import Sandbox, SandboxError
 
 EXAMPLE_HOME = Path(__file__).resolve().parent / "cluster-home"
@@ -159,7 +160,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         if not args.execute:
-            recorder = floatingip.RecordingExecutor()  # records, runs nothing
+            recorder = floatingip.testing.RecordingExecutor()  # records, runs nothing
             executors = dict.fromkeys(hosts(args.cluster_home, args.cluster), recorder)
             return 0 if run(args.cluster_home, args.cluster, executors) else 1
         why = refusal(args.cluster_home, args.cluster, args.vip)

@@ -1,104 +1,100 @@
-"""floatingip: a floating (virtual) IP address that follows a database cluster's master."""
+"""floatingip: a floating (virtual) IP address that follows a database cluster's master.
+
+One public surface per audience: this package is for embedders (the Manager, what it returns,
+the executors, the loaders and the errors a caller catches); :mod:`floatingip.rules` is for rule
+authors; :mod:`floatingip.testing` for tests.  Everything else is internal.
+"""
 
 from __future__ import annotations
 
-from floatingip.commands import (
-    DEFAULT_TIMEOUT,
-    CommandResult,
-    Executor,
-    LocalExecutor,
-    NamespaceExecutor,
-    RecordingExecutor,
-    command_argv,
-)
-from floatingip.datasource import (
-    DataSource,
-    PolicyMode,
-    Role,
-    State,
-    load_datasources,
-)
-from floatingip.engine import RuleFailure
+import importlib
+import warnings
+from typing import Any
+
+from floatingip.commands import CommandResult, Executor, LocalExecutor, NamespaceExecutor
+from floatingip.datasource import DataSource, PolicyMode, Role, State, load_datasources
 from floatingip.errors import (
     CommandError,
-    CommandNotFoundError,
-    CommandStartError,
-    CommandTimeout,
     ConfigError,
-    DataSourceDefinitionError,
     DataSourceError,
-    DuplicateAddressError,
-    EngineError,
     FloatingIPError,
-    Problem,
-    PropertiesError,
-    RuleFileError,
-    ServiceDefinitionError,
     UsageError,
 )
 from floatingip.manager import ChangeResult, CommandOutcome, Event, Manager, SwitchResult
-from floatingip.properties import JavaProperties, PropertyEntry, read_properties
-from floatingip.rules import (
-    Intent,
-    RuleContext,
-    RuleSet,
-    install_rules,
-    load_rule_file,
-    load_rules,
-    shipped_rules_dir,
-)
-from floatingip.service import ServiceDefinition, load_service, load_services
+from floatingip.service import ServiceDefinition, ServiceTarget, load_service, load_services
 from floatingip.supervisor import RetryPolicy
+from floatingip.vip import VipSpec
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_TIMEOUT",
     "ChangeResult",
     "CommandError",
-    "CommandNotFoundError",
     "CommandOutcome",
     "CommandResult",
-    "CommandStartError",
-    "CommandTimeout",
     "ConfigError",
     "DataSource",
-    "DataSourceDefinitionError",
     "DataSourceError",
-    "DuplicateAddressError",
-    "EngineError",
     "Event",
     "Executor",
     "FloatingIPError",
-    "Intent",
-    "JavaProperties",
     "LocalExecutor",
     "Manager",
     "NamespaceExecutor",
     "PolicyMode",
-    "Problem",
-    "PropertiesError",
-    "PropertyEntry",
-    "RecordingExecutor",
     "RetryPolicy",
     "Role",
-    "RuleContext",
-    "RuleFailure",
-    "RuleFileError",
-    "RuleSet",
     "ServiceDefinition",
-    "ServiceDefinitionError",
+    "ServiceTarget",
     "State",
     "SwitchResult",
     "UsageError",
+    "VipSpec",
     "__version__",
-    "command_argv",
-    "install_rules",
     "load_datasources",
-    "load_rule_file",
-    "load_rules",
     "load_service",
     "load_services",
-    "read_properties",
-    "shipped_rules_dir",
+    # Names added by the Manager split (the fence, the vocabulary's enums, ManagerClosedError,
+    # VerificationError) go here.
 ]
+
+# Names this package exported before it had one surface per audience: still importable from
+# here, with a DeprecationWarning that names their home.
+_MOVED = {
+    "DEFAULT_TIMEOUT": "floatingip.commands",
+    "command_argv": "floatingip.commands",
+    "RecordingExecutor": "floatingip.testing",
+    "CommandNotFoundError": "floatingip.errors",
+    "CommandStartError": "floatingip.errors",
+    "CommandTimeout": "floatingip.errors",
+    "DataSourceDefinitionError": "floatingip.errors",
+    "DuplicateAddressError": "floatingip.errors",
+    "EngineError": "floatingip.errors",
+    "Problem": "floatingip.errors",
+    "PropertiesError": "floatingip.errors",
+    "RuleFileError": "floatingip.errors",
+    "ServiceDefinitionError": "floatingip.errors",
+    "RuleFailure": "floatingip.engine",
+    "JavaProperties": "floatingip.properties",
+    "PropertyEntry": "floatingip.properties",
+    "read_properties": "floatingip.properties",
+    "Intent": "floatingip.rules",
+    "RuleContext": "floatingip.rules",
+    "RuleSet": "floatingip.rules",
+    "install_rules": "floatingip.rules",
+    "load_rule_file": "floatingip.rules",
+    "load_rules": "floatingip.rules",
+    "shipped_rules_dir": "floatingip.rules",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"floatingip.{name} is deprecated: import it from {module}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(module), name)

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from floatingip import __version__
-from floatingip.commands import Executor, LocalExecutor, NamespaceExecutor, RecordingExecutor
+from floatingip.commands import Executor, LocalExecutor, NamespaceExecutor
 from floatingip.config import cluster_problem
 from floatingip.errors import FloatingIPError, UsageError
 from floatingip.manager import Manager
@@ -19,11 +19,11 @@ from floatingip.rules import RulesInstalledError, install_rules, load_rules
 from floatingip.service import ACTIONS, load_services
 from floatingip.shell import (
     Shell,
-    dry_run_responder,
     interrupts_for_this_thread_only,
     is_terminal,
 )
 from floatingip.sudoers import sudo_commands, sudoers_lines
+from floatingip.testing import RecordingExecutor, dry_run_responder
 from floatingip.validation import check_interval
 
 __all__ = ["main"]

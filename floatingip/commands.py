@@ -1,23 +1,23 @@
 """Running commands: argv only (never a shell), ``sudo -n``, a timeout that kills the process group.
 
 The :class:`Executor` protocol is the seam between the rules and the host: :class:`LocalExecutor`
-runs commands here (through :mod:`floatingip.process`), :class:`NamespaceExecutor` runs them
-inside a network namespace, and :class:`RecordingExecutor` records them so that rule files can be
-tested without touching the network.
+runs commands here (through :mod:`floatingip.process`) and :class:`NamespaceExecutor` runs them
+inside a network namespace; :mod:`floatingip.testing` has the fakes for tests.
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import os
 import re
 import shlex
 import shutil
-import threading
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from floatingip.errors import (
     CommandError,
@@ -34,8 +34,10 @@ __all__ = [
     "Executor",
     "LocalExecutor",
     "NamespaceExecutor",
-    "RecordingExecutor",
+    "as_argv",
     "command_argv",
+    "ipv4_addresses",
+    "ipv4_addresses_argv",
     "shell_syntax",
     "split_sudo",
 ]
@@ -66,6 +68,12 @@ class CommandResult:
     def ok(self) -> bool:
         return self.exit_code == 0 and not self.timed_out
 
+    @property
+    def last_line(self) -> str:
+        """The last line of stderr, or of stdout when stderr is empty: what a failure says."""
+        lines = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        return lines[-1] if lines else ""
+
     def check(self) -> CommandResult:
         """Return self if the command succeeded, else raise CommandError or CommandTimeout."""
         if self.timed_out:
@@ -85,9 +93,8 @@ def _failure_message(result: CommandResult) -> str:
         "with an unknown status" if result.exit_code is None else f"with status {result.exit_code}"
     )
     message = f"command exited {status}: {shlex.join(result.argv)}"
-    detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
-    if detail:
-        message += f": {detail[-1]}"
+    if result.last_line:
+        message += f": {result.last_line}"
     sudo_refused = any(text in result.stderr for text in _SUDO_SENT_FOR_PASSWORD + _SUDO_REFUSED)
     if _uses_sudo(result.argv) and sudo_refused:
         message += (
@@ -189,6 +196,13 @@ def shell_syntax(command: str) -> list[str]:
     return found
 
 
+def as_argv(argv: Sequence[str]) -> tuple[str, ...]:
+    """``argv`` as the tuple an Executor records and runs; ValueError if it is empty."""
+    if not argv:
+        raise ValueError("empty argv")
+    return tuple(argv)
+
+
 @runtime_checkable
 class Executor(Protocol):
     """Runs one command given as argv.  Implementations never involve a shell."""
@@ -224,9 +238,7 @@ class LocalExecutor:
     def run(
         self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, check: bool = True
     ) -> CommandResult:
-        argv = tuple(argv)
-        if not argv:
-            raise ValueError("empty argv")
+        argv = as_argv(argv)
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout!r}")
         env = {**os.environ, **self._env} if self._env is not None else None
@@ -279,9 +291,7 @@ class NamespaceExecutor:
     def run(
         self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, check: bool = True
     ) -> CommandResult:
-        argv = tuple(argv)
-        if not argv:
-            raise ValueError("empty argv")
+        argv = as_argv(argv)
         # The namespace shares this host's filesystem: report a missing program as such, not as
         # the exit status 255 of `ip netns exec`.
         if shutil.which(argv[0]) is None:
@@ -293,70 +303,33 @@ class NamespaceExecutor:
         )
 
 
-class RecordingExecutor:
-    """Records each argv in :attr:`calls` instead of running it; for testing rule files.
+def ipv4_addresses_argv(interface: str) -> tuple[str, ...]:
+    """Lists the IPv4 addresses of ``interface``, one a line; needs no privilege."""
+    return ("ip", "-o", "-4", "addr", "show", "dev", interface)
 
-    Every command succeeds.  So that built-in VIP services (which verify what they did) can be
-    tested too, it keeps the addresses that ``ip addr add/del`` and ``ifconfig ALIAS ADDRESS`` /
-    ``ifconfig ALIAS down`` would configure, in :attr:`addresses`, and answers
-    ``ip ... addr show dev IFACE`` with them; any other command gets empty output.  ``respond``
-    may return another CommandResult for a given argv (a failure, say) and then decides alone.
-    """
 
-    def __init__(self, respond: Callable[[tuple[str, ...]], CommandResult] | None = None) -> None:
-        self.calls: list[tuple[str, ...]] = []
-        self.addresses: dict[str, dict[str, str]] = {}  # interface -> {address/prefix: label}
-        self._respond = respond
-        self._lock = threading.Lock()
+def ipv4_addresses(show_output: str) -> list[ipaddress.IPv4Interface]:
+    """The addresses (with prefix length) in the output of :func:`ipv4_addresses_argv`."""
+    found = []
+    for line in show_output.splitlines():
+        fields = line.split()
+        if "inet" in fields[:-1]:
+            try:
+                found.append(ipaddress.IPv4Interface(fields[fields.index("inet") + 1]))
+            except ValueError:
+                continue
+    return found
 
-    def _as_a_host(self, argv: tuple[str, ...]) -> CommandResult:
-        words = list(argv[2:] if argv[:2] == ("sudo", "-n") else argv)
-        program = os.path.basename(words[0])
-        if program == "ip" and "addr" in words and "dev" in words[:-1]:
-            interface = words[words.index("dev") + 1]
-            on = self.addresses.setdefault(interface, {})
-            verb = words[words.index("addr") + 1] if words.index("addr") + 1 < len(words) else ""
-            if verb == "show":
-                lines = [
-                    f"2: {interface}    inet {address} scope global {label}"
-                    for address, label in on.items()
-                ]
-                return CommandResult(argv, 0, stdout="".join(line + "\n" for line in lines))
-            address = words[words.index(verb) + 1] if verb in ("add", "del") else ""
-            if verb == "add":
-                if address in on:
-                    return CommandResult(argv, 2, stderr="Error: ipv4: Address already assigned.\n")
-                label = words[words.index("label") + 1] if "label" in words[:-1] else interface
-                on[address] = label
-            elif verb == "del" and on.pop(address, None) is None:
-                return CommandResult(argv, 2, stderr="Error: ipv4: Address not found.\n")
-        elif program == "ifconfig" and len(words) == 2:  # the status of an alias
-            label = words[1]
-            on = self.addresses.get(label.split(":", 1)[0], {})
-            shown = [f"        inet {a.split('/')[0]}" for a, owner in on.items() if owner == label]
-            return CommandResult(
-                argv, 0, stdout="\n".join([f"{label}: flags=4163<UP>", *shown]) + "\n"
-            )
-        elif program == "ifconfig" and len(words) >= 3:
-            label = words[1]
-            on = self.addresses.setdefault(label.split(":", 1)[0], {})
-            for address in [a for a, owner in on.items() if owner == label]:
-                del on[address]  # an alias holds one address: setting or downing it drops the old
-            if words[2] != "down":
-                prefix = 24
-                if "netmask" in words[:-1]:
-                    mask = words[words.index("netmask") + 1]
-                    prefix = sum(bin(int(part)).count("1") for part in mask.split("."))
-                on[f"{words[2]}/{prefix}"] = label
-        return CommandResult(argv, 0)
 
-    def run(
-        self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, check: bool = True
-    ) -> CommandResult:
-        argv = tuple(argv)
-        if not argv:
-            raise ValueError("empty argv")
-        with self._lock:
-            self.calls.append(argv)
-            result = self._respond(argv) if self._respond is not None else self._as_a_host(argv)
-        return result.check() if check else result
+def __getattr__(name: str) -> Any:
+    if name == "RecordingExecutor":  # moved to floatingip.testing: production code has no fakes
+        warnings.warn(
+            "floatingip.commands.RecordingExecutor is deprecated: "
+            "use floatingip.testing.RecordingExecutor",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from floatingip import testing
+
+        return testing.RecordingExecutor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,6 +24,7 @@ __all__ = [
     "Problem",
     "PropertiesError",
     "RuleFileError",
+    "SandboxError",
     "ServiceDefinitionError",
     "UsageError",
 ]
@@ -118,6 +119,11 @@ class EngineError(FloatingIPError):
 
 class DuplicateAddressError(FloatingIPError):
     """Another host answers for the VIP: floatingip refuses to take it (never two holders)."""
+
+
+class SandboxError(FloatingIPError):
+    """The sandbox (floatingip.sandbox) cannot be built here (no root, no ``ip netns``) or a step
+    of it failed."""
 
 
 class CommandError(FloatingIPError):

@@ -4,7 +4,8 @@ Each check gives PASS, WARN or FAIL and, for a failure, the fix.  The checks: th
 datasource and rule files load; each command's program exists; sudo allows each sudo command for
 the current user without a password; the interface that a command names exists; the VIP lies in
 the subnet of an address on that interface; and, given the database port, the database listens
-on all addresses and not only on one.
+on all addresses and not only on one.  Commands (``sudo -n -l``, ``ip addr show``) run through an
+Executor: this host's by default, a fake in tests.
 """
 
 from __future__ import annotations
@@ -14,17 +15,23 @@ import os
 import pwd
 import shlex
 import stat
-import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from floatingip.actions import duplicate_probe_argv
-from floatingip.commands import split_sudo
+from floatingip.commands import (
+    CommandResult,
+    Executor,
+    LocalExecutor,
+    ipv4_addresses,
+    ipv4_addresses_argv,
+    split_sudo,
+)
 from floatingip.config import cluster_directory, cluster_problem
 from floatingip.dad import PROBE_SCRIPT
 from floatingip.datasource import DataSource, Role, load_datasources
-from floatingip.errors import FloatingIPError
+from floatingip.errors import CommandError, CommandNotFoundError, FloatingIPError
 from floatingip.rules import load_rules, shipped_rules_dir
 from floatingip.service import ServiceDefinition, load_services
 from floatingip.sudoers import resolve_program, sudo_commands
@@ -38,6 +45,7 @@ __all__ = [
 ]
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
+QUERY_TIMEOUT = 10.0  # seconds for each command a check runs
 
 
 @dataclass(frozen=True)
@@ -76,21 +84,26 @@ def listening_addresses(port: int, proc_net: Path = Path("/proc/net")) -> list[s
     return found
 
 
-def _interface_networks(interface: str) -> list[ipaddress.IPv4Interface] | None:
-    result = subprocess.run(
-        ["ip", "-o", "-4", "addr", "show", "dev", interface],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    if result.returncode != 0:
+def _interface_networks(interface: str, executor: Executor) -> list[ipaddress.IPv4Interface] | None:
+    try:
+        result = executor.run(ipv4_addresses_argv(interface), timeout=QUERY_TIMEOUT, check=False)
+    except CommandError:
         return None
-    return [
-        ipaddress.IPv4Interface(line.split()[3])
-        for line in result.stdout.splitlines()
-        if " inet " in line
-    ]
+    return ipv4_addresses(result.stdout) if result.ok else None
+
+
+def _ask_sudo(executor: Executor, runas: str, command: Sequence[str]) -> CommandResult | str:
+    """``sudo -n -l -u RUNAS COMMAND...``: its result, or why sudo gave none.  Raises
+    CommandNotFoundError when sudo is not installed."""
+    try:
+        result = executor.run(
+            ("sudo", "-n", "-l", "-u", runas, *command), timeout=QUERY_TIMEOUT, check=False
+        )
+    except CommandNotFoundError:
+        raise
+    except CommandError as exc:
+        return f"sudo: {exc}"
+    return "sudo hung: check its configuration" if result.timed_out else result
 
 
 def _check_files(
@@ -202,32 +215,28 @@ def sudoers_hint(cluster_home: str | Path, cluster: str, user: str) -> str:
 
 
 def _check_sudo(
-    cluster_home: Path, cluster: str, services: dict[str, ServiceDefinition]
+    cluster_home: Path, cluster: str, services: dict[str, ServiceDefinition], executor: Executor
 ) -> Iterator[Check]:
     user = _current_user()
     for command in sudo_commands(services):
         if command.resolved is None or str(PROBE_SCRIPT) in command.args:
             continue  # the probe has its own check (_check_duplicate_probe)
-        argv = ["sudo", "-n", "-l", "-u", command.runas, command.resolved, *command.args]
         shown = shlex.join([command.resolved, *command.args])
+        what = f"sudo lets {user} run {shown} as {command.runas} without a password"
         try:
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
-        except FileNotFoundError:
+            result = _ask_sudo(executor, command.runas, [command.resolved, *command.args])
+        except CommandNotFoundError:
             yield Check(FAIL, "sudo is installed", "apt-get install sudo (or yum install sudo)")
             return
-        except subprocess.TimeoutExpired:
-            yield Check(
-                FAIL, f"sudo -n -l answers for {shown}", "sudo hung: check its configuration"
-            )
-            continue
-        if result.returncode == 0:
-            yield Check(PASS, f"sudo lets {user} run {shown} as {command.runas} without a password")
+        if isinstance(result, str):
+            yield Check(FAIL, f"sudo -n -l answers for {shown}", result)
+        elif result.ok:
+            yield Check(PASS, what)
         else:
-            reason = (result.stderr.strip() or result.stdout.strip()).splitlines()
             yield Check(
                 FAIL,
-                f"sudo lets {user} run {shown} as {command.runas} without a password",
-                f"{reason[-1] if reason else 'refused'}; add the lines that this prints to "
+                what,
+                f"{result.last_line or 'refused'}; add the lines that this prints to "
                 f"/etc/sudoers.d/floatingip (with visudo -f):\n"
                 f"{sudoers_hint(cluster_home, cluster, user)}",
             )
@@ -250,7 +259,9 @@ def _changeable_by_others(path: Path) -> Path | None:
     return None
 
 
-def _check_duplicate_probe(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
+def _check_duplicate_probe(
+    services: dict[str, ServiceDefinition], executor: Executor
+) -> Iterator[Check]:
     """The duplicate address probe (floatingip/dad.py) must run as root when a datasource is on
     another host: if it cannot, the VIP is not taken (fail closed)."""
     user = _current_user()
@@ -274,22 +285,17 @@ def _check_duplicate_probe(services: dict[str, ServiceDefinition]) -> Iterator[C
         runas, command = split
         shown = shlex.join(command)
         try:
-            listed = subprocess.run(
-                ["sudo", "-n", "-l", "-u", runas, *command],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            yield Check(FAIL, f"{what}: sudo -n -l answers for {shown}", f"sudo: {exc}")
+            listed = _ask_sudo(executor, runas, command)
+        except CommandNotFoundError as exc:
+            listed = f"sudo: {exc}"
+        if isinstance(listed, str):
+            yield Check(FAIL, f"{what}: sudo -n -l answers for {shown}", listed)
             continue
-        if listed.returncode != 0:
-            reason = (listed.stderr.strip() or listed.stdout.strip()).splitlines()
+        if not listed.ok:
             yield Check(
                 FAIL,
                 f"{what}: sudo lets {user} run {shown}",
-                f"{reason[-1] if reason else 'refused'}: without it the VIP is not taken while "
+                f"{listed.last_line or 'refused'}: without it the VIP is not taken while "
                 f"an old master on another host is not confirmed gone; add the lines that "
                 f"`floatingip sudoers --user {user}` prints{off}",
             )
@@ -308,13 +314,13 @@ def _check_duplicate_probe(services: dict[str, ServiceDefinition]) -> Iterator[C
         yield Check(PASS, f"{what}: sudo lets {user} run {shown}")
 
 
-def _check_network(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
+def _check_network(services: dict[str, ServiceDefinition], executor: Executor) -> Iterator[Check]:
     for name, service in sorted(services.items()):
         target = service.target
         if target.interface is None:
             yield Check(WARN, f"{name}: no interface found in command.start; not checked")
             continue
-        networks = _interface_networks(target.interface)
+        networks = _interface_networks(target.interface, executor)
         if networks is None:
             yield Check(
                 FAIL,
@@ -368,8 +374,11 @@ def run_checks(
     *,
     rules_dir: str | Path | None = None,
     db_port: int | None = None,
+    executor: Executor | None = None,
 ) -> list[Check]:
-    """Run every check; never raises for what it checks."""
+    """Run every check; never raises for what it checks.  ``executor`` runs the commands that
+    look at this host (``sudo -n -l``, ``ip addr show``): LocalExecutor() by default."""
+    executor = executor if executor is not None else LocalExecutor()
     problem = cluster_problem(cluster_home, cluster)
     if problem is not None:  # nothing else can be checked
         return [Check(FAIL, f"cluster {cluster} exists in cluster home {cluster_home}", problem)]
@@ -377,9 +386,9 @@ def run_checks(
         Path(cluster_home), cluster, Path(rules_dir) if rules_dir is not None else None
     )
     checks += list(_check_programs(services))
-    checks += list(_check_sudo(Path(cluster_home), cluster, services))
-    checks += list(_check_duplicate_probe(services))
-    checks += list(_check_network(services))
+    checks += list(_check_sudo(Path(cluster_home), cluster, services, executor))
+    checks += list(_check_duplicate_probe(services, executor))
+    checks += list(_check_network(services, executor))
     if db_port is not None:
         checks.append(_check_database(db_port))
     return checks

@@ -1,7 +1,8 @@
 """Rule files: Python modules in a rules directory that read like Tungsten's ``.drl`` files.
 
 A rule file creates a :class:`RuleSet` and adds rules to it, each with a name, its conditions
-(durable_rules' ``c``/``m`` DSL; several conditions join several facts) and its consequence::
+(one per fact, named ``c.alias << condition``; several conditions join several facts) and its
+consequence::
 
     rules = RuleSet("FloatingIP", services=["master"])
 
@@ -12,27 +13,21 @@ A rule file creates a :class:`RuleSet` and adds rules to it, each with a name, i
         c.vip << service("master", held=False),
     )
     def master_online(ctx: RuleContext) -> None:
-        ctx.start("master", datasource=ctx.ds["name"])
+        ctx.start("master", datasource=ctx.ds.name)
+
+The conditions (:func:`datasource`, :func:`service`, :func:`policy`, :func:`active_policy`,
+:func:`manager_running`, :func:`manager_stopping`) match fields by equality, :func:`one_of`
+(membership) or :func:`other_than` (inequality), another fact's field (``name=c.vip.holder``),
+and ``unless=`` (not all of these); durable_rules' ``m`` DSL stays available for the rest.
 
 Consequences do not run commands themselves: they ask for service actions (``ctx.start``,
 ``ctx.stop``, ``ctx.run``), which the Manager runs once the rules engine has returned, one at a
-time, and records.  The facts a rule can match:
-
-========== ===================================================================================
-kind       fields
-========== ===================================================================================
-datasource cluster, name, host, role, state, local (its host is this manager's host),
-           previous_role, previous_state
-policy     mode (AUTOMATIC, MANUAL, MAINTENANCE)
-service    name, held (its start ran here and its stop has not), holder (the datasource it was
-           started for, or "")
-manager    host, state (STARTING while it reconciles at start, RUNNING, STOPPING)
-========== ===================================================================================
+time, and records.  The facts a rule can match, and the conditions, are in
+:mod:`floatingip.conditions`; import them from here.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import importlib.resources
 import importlib.util
@@ -49,12 +44,27 @@ from typing import Any
 
 from durable.lang import c, m, none, when_all
 
+from floatingip.conditions import (
+    Condition,
+    Fact,
+    Matcher,
+    active_policy,
+    datasource,
+    manager_running,
+    manager_stopping,
+    one_of,
+    other_than,
+    policy,
+    service,
+)
 from floatingip.config import name_problem, trusted_directory
 from floatingip.errors import ConfigError, Problem, RuleFileError
 from floatingip.trusted import TrustedDirectory
 
 __all__ = [
-    "Intent",
+    "Condition",
+    "Fact",
+    "Matcher",
     "Rule",
     "RuleContext",
     "RuleSet",
@@ -69,6 +79,9 @@ __all__ = [
     "manager_running",
     "manager_stopping",
     "none",
+    "one_of",
+    "other_than",
+    "policy",
     "service",
     "shipped_rules_dir",
 ]
@@ -77,45 +90,10 @@ logger = logging.getLogger(__name__)
 
 Action = Callable[["RuleContext"], None]
 MAX_RULE_FILE_SIZE = 1 << 20  # a rule file is Python source: compiled whole, so bounded too
-
-
-def _field_value(value: object) -> object:
-    return value.value if isinstance(value, enum.Enum) else value
-
-
-def _fact_of_kind(kind: str, fields: Mapping[str, object]) -> Any:
-    expression = m.kind == kind
-    for key, value in fields.items():
-        expression = expression & (getattr(m, key) == _field_value(value))
-    return expression
-
-
-def datasource(**fields: object) -> Any:
-    """A datasource fact whose fields equal ``fields`` (e.g. ``role="master", local=True``)."""
-    return _fact_of_kind("datasource", fields)
-
-
-def service(name: str, *, held: bool | None = None) -> Any:
-    """The fact of service ``name``; with ``held``, only while it is (or is not) held here."""
-    fields: dict[str, object] = {"name": name}
-    if held is not None:
-        fields["held"] = held
-    return _fact_of_kind("service", fields)
-
-
-def active_policy() -> Any:
-    """The policy fact while the policy is not MAINTENANCE (rules may run commands)."""
-    return (m.kind == "policy") & (m.mode != "MAINTENANCE")
-
-
-def manager_running() -> Any:
-    """The manager fact while the manager runs (not once it is closing)."""
-    return (m.kind == "manager") & (m.state == "RUNNING")
-
-
-def manager_stopping() -> Any:
-    """The manager fact once the manager is closing (for failsafe rules)."""
-    return (m.kind == "manager") & (m.state == "STOPPING")
+# durable_rules fires lower `pri` first, from 0 (its default) to 65535: salience s is pri
+# SALIENCE_ZERO - s, so that a higher salience fires first, as in Drools.
+SALIENCE_ZERO = 1 << 15
+MAX_SALIENCE = SALIENCE_ZERO - 1
 
 
 @dataclass(frozen=True)
@@ -133,14 +111,16 @@ class Rule:
     """One rule: a name, its conditions, its consequence, and where the consequence is written."""
 
     name: str
-    conditions: tuple[Any, ...]
+    conditions: tuple[Condition, ...]
     action: Action
     pri: int | None = None
     source: str = ""
+    salience: int | None = None
 
 
 class RuleContext:
-    """What a consequence sees: the matched facts by alias (``ctx.ds``) and the service actions."""
+    """What a consequence sees: the matched facts by alias (``ctx.ds``, a :class:`Fact`) and the
+    service actions it may ask for."""
 
     def __init__(self, rule: Rule, facts: Mapping[str, Mapping[str, Any]], intents: list[Intent]):
         self.rule = rule
@@ -148,9 +128,9 @@ class RuleContext:
         self._intents = intents
         self.log = logging.getLogger(f"floatingip.rules.{rule.name}")
 
-    def __getattr__(self, alias: str) -> Mapping[str, Any]:
+    def __getattr__(self, alias: str) -> Fact:
         try:
-            return self.facts[alias]
+            return Fact(self.facts[alias])
         except KeyError:
             raise AttributeError(
                 f"rule {self.rule.name!r} has no fact {alias!r}; it matched {sorted(self.facts)}"
@@ -161,9 +141,11 @@ class RuleContext:
         self._intents.append(Intent(service, action, self.rule.name, datasource))
 
     def start(self, service: str, *, datasource: str | None = None) -> None:
+        """Ask for ``service``'s start, for ``datasource`` (the holder the service fact shows)."""
         self.run(service, "start", datasource=datasource)
 
     def stop(self, service: str, *, datasource: str | None = None) -> None:
+        """Ask for ``service``'s stop."""
         self.run(service, "stop", datasource=datasource)
 
 
@@ -191,20 +173,27 @@ class RuleSet:
         self.path: Path | None = None
 
     def rule(
-        self, name: str, *conditions: Any, pri: int | None = None
+        self,
+        name: str,
+        *conditions: Condition,
+        salience: int | None = None,
+        pri: int | None = None,
     ) -> Callable[[Action], Action]:
         """Decorator: add a rule named ``name`` whose consequence is the decorated function.
 
-        Several conditions join several facts (``c.alias << expression`` names each); ``pri``
-        orders rules that fire on the same change (lower first).
+        Several conditions join several facts (``c.alias << condition`` names each).  When one
+        change makes several rules fire, ``salience`` orders them as in Drools: higher first
+        (default 0, from -32767 to 32767).  ``pri``, durable_rules' order (lower first), is
+        kept for rule files written with it; a ruleset uses one or the other.
         """
         if not conditions:
             raise ValueError(f"rule {name!r} has no conditions")
         if any(existing.name == name for existing in self.rules):
             raise ValueError(f"ruleset {self.name!r} already has a rule named {name!r}")
+        _check_order(self, name, salience, pri)
 
         def add(action: Action) -> Action:
-            self.rules.append(Rule(name, conditions, action, pri, _source_of(action)))
+            self.rules.append(Rule(name, conditions, action, pri, _source_of(action), salience))
             return action
 
         return add
@@ -215,14 +204,36 @@ class RuleSet:
         Built fresh on every call: durable_rules mutates the definitions it registers.
         """
         definition: dict[str, Any] = {}
+        by_salience = any(rule.salience is not None for rule in self.rules)
         for index, rule in enumerate(self.rules):
-            arguments = list(rule.conditions)
-            if rule.pri is not None:
+            arguments: list[object] = list(rule.conditions)
+            if by_salience:  # every rule, so that salience 0 fires after a positive one
+                arguments.append({"pri": SALIENCE_ZERO - (rule.salience or 0)})
+            elif rule.pri is not None:
                 arguments.append({"pri": rule.pri})
             durable_rule = when_all(*arguments)
             durable_rule.func = [make_action(rule)]
             definition[f"r_{index}"] = durable_rule.define()
         return definition
+
+
+def _check_order(ruleset: RuleSet, name: str, salience: int | None, pri: int | None) -> None:
+    where = f"rule {name!r} of ruleset {ruleset.name!r}"
+    if salience is not None:
+        if isinstance(salience, bool) or not isinstance(salience, int):
+            raise ValueError(f"{where}: salience must be a whole number, not {salience!r}")
+        if abs(salience) > MAX_SALIENCE:
+            raise ValueError(
+                f"{where}: salience {salience} is out of range "
+                f"(-{MAX_SALIENCE} to {MAX_SALIENCE}; higher fires first)"
+            )
+    uses_pri = pri is not None or any(rule.pri is not None for rule in ruleset.rules)
+    uses_salience = salience is not None or any(r.salience is not None for r in ruleset.rules)
+    if uses_pri and uses_salience:
+        raise ValueError(
+            f"{where}: a ruleset orders its rules by salience (higher first) or by pri "
+            "(lower first), not both"
+        )
 
 
 def _module_name(path: Path) -> str:

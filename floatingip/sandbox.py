@@ -24,9 +24,14 @@ from collections.abc import Sequence
 from types import FrameType, TracebackType
 from typing import Any
 
-from floatingip.commands import CommandResult, NamespaceExecutor
+from floatingip.commands import (
+    CommandResult,
+    NamespaceExecutor,
+    ipv4_addresses,
+    ipv4_addresses_argv,
+)
 from floatingip.config import name_problem
-from floatingip.errors import FloatingIPError
+from floatingip.errors import SandboxError
 
 __all__ = ["TEST_NETWORKS", "Sandbox", "SandboxError", "remove_stale_sandboxes"]
 
@@ -56,10 +61,6 @@ except OSError as exc:
     print(f"{type(exc).__name__}: {exc.strerror or exc}", file=sys.stderr)
     sys.exit(1)
 """
-
-
-class SandboxError(FloatingIPError):
-    """The sandbox cannot be built here (no root, no ``ip netns``) or a step of it failed."""
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -232,8 +233,8 @@ class Sandbox:
 
     def addresses_on(self, host: str, interface: str = "eth0") -> list[str]:
         """The IPv4 addresses on ``interface`` of ``host``, without prefix length."""
-        output = self.run(host, ["ip", "-o", "-4", "addr", "show", "dev", interface]).stdout
-        return [line.split()[3].split("/")[0] for line in output.splitlines() if " inet " in line]
+        output = self.run(host, ipv4_addresses_argv(interface)).stdout
+        return [str(address.ip) for address in ipv4_addresses(output)]
 
     def start_server(self, host: str, port: int) -> None:
         """A TCP server on ``host``, listening on all addresses, that answers with the host name."""

@@ -11,7 +11,6 @@ import cmd
 import contextlib
 import logging
 import os
-import shlex
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -19,12 +18,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO
 
-from floatingip.commands import CommandResult
 from floatingip.datasource import PolicyMode, Role, State
 from floatingip.errors import FloatingIPError
 from floatingip.manager import ChangeResult, CommandOutcome, Event, Manager
 
-__all__ = ["Shell", "dry_run_responder", "interrupts_for_this_thread_only"]
+__all__ = ["Shell", "interrupts_for_this_thread_only"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,20 +47,6 @@ def interrupts_for_this_thread_only() -> Iterator[None]:
         yield
     finally:
         _block_interrupts(False)
-
-
-def dry_run_responder(
-    out: IO[str], *, host: str | None = None
-) -> Callable[[tuple[str, ...]], CommandResult]:
-    """For RecordingExecutor: print each argv (and the host it is for) instead of running it,
-    and report success."""
-    tag = f"[dry-run on {host}]" if host is not None else "[dry-run]"
-
-    def respond(argv: tuple[str, ...]) -> CommandResult:
-        out.write(f"{tag} {shlex.join(argv)}\n")
-        return CommandResult(argv, 0)
-
-    return respond
 
 
 class Shell(cmd.Cmd):

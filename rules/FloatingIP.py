@@ -14,41 +14,37 @@ from floatingip.rules import (
     active_policy,
     c,
     datasource,
-    m,
     manager_running,
     manager_stopping,
     service,
 )
 
 MASTER = "master"
+# The datasource that should hold the VIP: the ONLINE master on this manager's host.
+ONLINE_MASTER_HERE = {"role": "master", "state": "ONLINE", "local": True}
 
 rules = RuleSet("FloatingIP", services=[MASTER])
 
 
 @rules.rule(
     "FloatingIP: the master on this host goes ONLINE",
-    c.ds << datasource(role="master", state="ONLINE", local=True),
+    c.ds << datasource(**ONLINE_MASTER_HERE),
     c.policy << active_policy(),
     c.vip << service(MASTER, held=False),
     c.manager << manager_running(),
 )
 def master_online(ctx: RuleContext) -> None:
-    ctx.start(MASTER, datasource=ctx.ds["name"])
+    ctx.start(MASTER, datasource=ctx.ds.name)
 
 
 @rules.rule(
     "FloatingIP: the datasource holding the VIP stops being an ONLINE master",
     c.vip << service(MASTER, held=True),
-    c.ds
-    << (
-        datasource()
-        & (m.name == c.vip.holder)
-        & ((m.role != "master") | (m.state != "ONLINE") | (m.local == False))  # noqa: E712
-    ),
+    c.ds << datasource(name=c.vip.holder, unless=ONLINE_MASTER_HERE),
     c.policy << active_policy(),
 )
 def master_not_online(ctx: RuleContext) -> None:
-    ctx.stop(MASTER, datasource=ctx.ds["name"])
+    ctx.stop(MASTER, datasource=ctx.ds.name)
 
 
 @rules.rule(
@@ -58,4 +54,4 @@ def master_not_online(ctx: RuleContext) -> None:
     c.vip << service(MASTER, held=True),
 )
 def failsafe(ctx: RuleContext) -> None:
-    ctx.stop(MASTER, datasource=ctx.vip["holder"] or None)
+    ctx.stop(MASTER, datasource=ctx.vip.holder or None)

@@ -37,12 +37,13 @@ def from_source_tree(*args: str) -> subprocess.CompletedProcess[str]:
 def test_the_library_finds_the_shipped_rules_from_the_source_tree() -> None:
     result = from_source_tree(
         "-c",
-        "import floatingip\n"
+        "import floatingip, floatingip.rules, floatingip.testing\n"
         "print(floatingip.__file__)\n"
         "m = floatingip.Manager.from_cluster_home("
-        "'examples/cluster-home', 'demo', host='db1', executor=floatingip.RecordingExecutor(),"
+        "'examples/cluster-home', 'demo', host='db1',"
+        " executor=floatingip.testing.RecordingExecutor(),"
         " reconcile_at_start=False, monitor_interval=0)\n"
-        "print(floatingip.shipped_rules_dir())\n"
+        "print(floatingip.rules.shipped_rules_dir())\n"
         "m.close()\n",
     )
     assert result.returncode == 0, result.stderr

@@ -14,19 +14,16 @@ import pytest
 
 from floatingip import (
     CommandError,
-    CommandNotFoundError,
     CommandResult,
-    CommandTimeout,
     Executor,
     FloatingIPError,
     LocalExecutor,
     Manager,
     NamespaceExecutor,
-    RecordingExecutor,
-    command_argv,
 )
-from floatingip.commands import OUTPUT_TAIL, shell_syntax
-from floatingip.errors import CommandStartError
+from floatingip.commands import OUTPUT_TAIL, command_argv, shell_syntax
+from floatingip.errors import CommandNotFoundError, CommandStartError, CommandTimeout
+from floatingip.testing import RecordingExecutor
 from tests.conftest import (
     PATIENCE,
     report,
@@ -191,23 +188,6 @@ def test_shell_syntax_finds_unquoted_constructs(line: str, found: list[str]) -> 
     assert shell_syntax(line) == found
 
 
-def test_recording_executor_records_and_succeeds() -> None:
-    recorder = RecordingExecutor()
-    result = recorder.run(["sudo", "-n", "ip", "addr"], timeout=1)
-    assert result.ok and recorder.calls == [("sudo", "-n", "ip", "addr")]
-
-
-def test_recording_executor_can_script_a_failure() -> None:
-    def respond(argv: tuple[str, ...]) -> CommandResult:
-        return CommandResult(argv=argv, exit_code=2, stderr="RTNETLINK answers: File exists\n")
-
-    recorder = RecordingExecutor(respond)
-    with pytest.raises(CommandError, match="File exists"):
-        recorder.run(["ip", "addr", "add"])
-    assert recorder.run(["ip"], check=False).exit_code == 2
-    assert len(recorder.calls) == 2
-
-
 def test_sudo_n_fails_fast_for_a_user_without_sudoers_entry_is_explained() -> None:
     result = CommandResult(
         argv=("sudo", "-n", "ip"), exit_code=1, stderr="sudo: a password is required\n"
@@ -253,22 +233,6 @@ def test_namespace_executor_runs_inside_the_namespace(netns: str) -> None:
     assert "fipv0" not in outside
     failed = executor.run(["ip", "link", "del", "nonexistent0"], timeout=5, check=False)
     assert failed.exit_code != 0 and "nonexistent0" in failed.stderr
-
-
-def test_recording_executor_keeps_the_addresses_a_host_would_have() -> None:
-    recorder = RecordingExecutor()
-    add = ("sudo", "-n", "ip", "addr", "add", "192.0.2.22/24", "dev", "eth0", "label", "eth0:0")
-    assert recorder.run(add).ok
-    assert recorder.addresses == {"eth0": {"192.0.2.22/24": "eth0:0"}}
-    shown = recorder.run(("ip", "-o", "-4", "addr", "show", "dev", "eth0")).stdout
-    assert "inet 192.0.2.22/24" in shown
-    assert "already assigned" in recorder.run(add, check=False).stderr
-    assert recorder.run(("ip", "addr", "del", "192.0.2.22/24", "dev", "eth0")).ok
-    assert recorder.addresses == {"eth0": {}}
-    recorder.run(("/sbin/ifconfig", "eth0:1", "192.0.2.23", "netmask", "255.255.255.0", "up"))
-    assert "inet 192.0.2.23" in recorder.run(("/sbin/ifconfig", "eth0:1")).stdout
-    recorder.run(("/sbin/ifconfig", "eth0:1", "down"))
-    assert "inet" not in recorder.run(("/sbin/ifconfig", "eth0:1")).stdout
 
 
 # -- a command that cannot be executed (issue 11, item 5) --------------------------------------

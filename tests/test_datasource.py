@@ -8,7 +8,6 @@ import pytest
 
 from floatingip import (
     DataSource,
-    DataSourceDefinitionError,
     DataSourceError,
     FloatingIPError,
     PolicyMode,
@@ -17,6 +16,7 @@ from floatingip import (
     load_datasources,
 )
 from floatingip.datasource import parse_policy, parse_role, parse_state
+from floatingip.errors import DataSourceDefinitionError
 from tests.conftest import write_service
 
 

@@ -17,13 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from floatingip import (
-    CommandResult,
-    FloatingIPError,
-    Manager,
-    RecordingExecutor,
-    load_services,
-)
+from floatingip import CommandResult, FloatingIPError, Manager, load_services
 from floatingip.commands import LocalExecutor
 from floatingip.dad import PROBE_SCRIPT
 from floatingip.errors import CommandNotFoundError
@@ -36,8 +30,8 @@ from floatingip.rules import (
     load_rules,
     shipped_rules_dir,
 )
+from floatingip.testing import FakeNetwork, RecordingExecutor, write_cluster_home
 from tests.conftest import require_program, write_service
-from tests.simulated_network import SimulatedNetwork
 from tests.test_commands import processes_with
 
 VIP = "192.0.2.22/24"
@@ -62,15 +56,11 @@ def wait_for(condition: Callable[[], object], timeout: float = 20) -> bool:
 
 
 def make_home(root: Path, service: str = VIP_SERVICE) -> Path:
-    home = root / "cluster-home"
-    for directory in ("conf/cluster/demo/service", "conf/cluster/demo/datasource"):
-        (home / directory).mkdir(parents=True, exist_ok=True)
-    (home / "conf/cluster/demo/service/master.properties").write_text(service)
-    (home / "conf/cluster/demo/datasource/db1.properties").write_text("name=db1\nrole=master\n")
-    (home / "conf/cluster/demo/datasource/db2.properties").write_text("name=db2\nrole=slave\n")
-    for path in [home, *home.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return home
+    return write_cluster_home(
+        root,
+        services={"master": service},
+        datasources={"db1": "name=db1\nrole=master\n", "db2": "name=db2\nrole=slave\n"},
+    )
 
 
 @pytest.fixture
@@ -93,7 +83,7 @@ def test_a_rule_without_the_manager_condition_waits_for_reconcile_vip_held_elsew
 ) -> None:
     """db2 still holds the VIP from before the restart; db1 is now the ONLINE master.  Taking
     it at once would make two holders: reconcile must release it on db2 first."""
-    network = SimulatedNetwork(["db1", "db2"])
+    network = FakeNetwork(["db1", "db2"], strict=True)
     network.addresses["db2"].add(VIP)
     manager = Manager.from_cluster_home(
         make_home(tmp_path),
@@ -117,7 +107,7 @@ def test_a_rule_without_the_manager_condition_waits_for_reconcile_vip_held_elsew
 def test_a_rule_without_the_manager_condition_waits_for_a_slow_reconcile(
     tmp_path: Path, eager_rules: Path
 ) -> None:
-    network = SimulatedNetwork(["db1"])
+    network = FakeNetwork(["db1"], strict=True)
     inner = network.executor("db1")
     probing = threading.Event()
     release = threading.Event()
@@ -168,7 +158,7 @@ def test_a_rule_without_the_manager_condition_waits_for_a_slow_reconcile(
 def test_a_rule_without_the_manager_condition_keeps_a_vip_already_held_here(
     tmp_path: Path, eager_rules: Path
 ) -> None:
-    network = SimulatedNetwork(["db1"])
+    network = FakeNetwork(["db1"], strict=True)
     network.addresses["db1"].add(VIP)
     with Manager.from_cluster_home(
         make_home(tmp_path),
@@ -397,7 +387,7 @@ def rules_without_failsafe(tmp_path: Path) -> Path:
 def test_close_releases_what_is_held_even_without_a_failsafe_rule(
     tmp_path: Path, rules_without_failsafe: Path
 ) -> None:
-    network = SimulatedNetwork(["db1"])
+    network = FakeNetwork(["db1"], strict=True)
     manager = Manager.from_cluster_home(
         make_home(tmp_path),
         "demo",
@@ -418,7 +408,7 @@ def test_close_releases_what_is_held_even_without_a_failsafe_rule(
 def test_close_in_maintenance_keeps_the_vip_even_without_a_failsafe_rule(
     tmp_path: Path, rules_without_failsafe: Path
 ) -> None:
-    network = SimulatedNetwork(["db1"])
+    network = FakeNetwork(["db1"], strict=True)
     manager = Manager.from_cluster_home(
         make_home(tmp_path),
         "demo",

@@ -12,9 +12,9 @@ import warnings
 import pytest
 from durable import engine as durable_engine
 
-from floatingip import EngineError, RuleSet
 from floatingip.engine import Engine, _Host, fact_identity
-from floatingip.rules import RuleContext, c, datasource, m
+from floatingip.errors import EngineError
+from floatingip.rules import RuleContext, RuleSet, c, datasource, m
 
 # Two datasource names whose fact ids have the same 32-bit FNV-1a hash, the identity that
 # durable_rules gives a fact: found by brute force over names db0, db1, ...

@@ -11,7 +11,9 @@ from types import ModuleType
 
 import pytest
 
-from floatingip import Manager, RecordingExecutor, install_rules, load_rules
+from floatingip import Manager
+from floatingip.rules import install_rules, load_rules
+from floatingip.testing import RecordingExecutor
 from tests.conftest import REPO, require_program, require_root, vip_service_text, write_service
 
 PROMPT = "[LOGICAL] /cluster/demo/> "

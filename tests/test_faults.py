@@ -7,9 +7,10 @@ import io
 import time
 from pathlib import Path
 
-from floatingip import CommandResult, Event, Manager, RecordingExecutor
+from floatingip import CommandResult, Event, Manager
 from floatingip.shell import Shell
 from floatingip.supervisor import RetryPolicy
+from floatingip.testing import RecordingExecutor
 from tests.conftest import PATIENCE, wait_until, write_service
 
 START = ("sudo", "-n", "ip", "addr", "add", "192.0.2.22/24", "dev", "eth0", "label", "eth0:0")

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from floatingip import CommandResult, Manager, RecordingExecutor
+from floatingip import CommandResult, Manager
 from floatingip.supervisor import RetryPolicy
+from floatingip.testing import FakeNetwork, RecordingExecutor, write_cluster_home
 from tests.conftest import report
-from tests.simulated_network import SimulatedNetwork
 
 HOSTS = ("db1", "db2")
 VIP = "192.0.2.22/24"
@@ -32,15 +32,11 @@ events_run = itertools.count()
 
 
 def make_home(root: Path) -> Path:
-    home = root / "cluster-home"
-    for directory in ("conf/cluster/demo/service", "conf/cluster/demo/datasource"):
-        (home / directory).mkdir(parents=True, exist_ok=True)
-    (home / "conf/cluster/demo/service/master.properties").write_text(SERVICE)
-    (home / "conf/cluster/demo/datasource/db1.properties").write_text("name=db1\nrole=master\n")
-    (home / "conf/cluster/demo/datasource/db2.properties").write_text("name=db2\nrole=slave\n")
-    for path in [home, *home.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return home
+    return write_cluster_home(
+        root,
+        services={"master": SERVICE},
+        datasources={"db1": "name=db1\nrole=master\n", "db2": "name=db2\nrole=slave\n"},
+    )
 
 
 class Cluster(RuleBasedStateMachine):
@@ -48,7 +44,7 @@ class Cluster(RuleBasedStateMachine):
 
     @initialize()
     def start(self) -> None:
-        self.network = SimulatedNetwork(HOSTS)
+        self.network = FakeNetwork(HOSTS, strict=True)
         self.roles = {"db1": "master", "db2": "slave"}
         self.states = dict.fromkeys(HOSTS, "OFFLINE")
         self.policy = "AUTOMATIC"

@@ -14,20 +14,19 @@ from floatingip import (
     CommandResult,
     ConfigError,
     DataSource,
-    DataSourceDefinitionError,
     DataSourceError,
-    EngineError,
     Event,
     FloatingIPError,
     Manager,
     PolicyMode,
-    RecordingExecutor,
     State,
     load_datasources,
     load_services,
 )
 from floatingip.dad import PROBE_SCRIPT
+from floatingip.errors import DataSourceDefinitionError, EngineError
 from floatingip.rules import load_rules, shipped_rules_dir
+from floatingip.testing import RecordingExecutor
 from tests.conftest import vip_service_text, write_service
 
 START = ("sudo", "-n", "ip", "addr", "add", "192.0.2.22/24", "dev", "eth0", "label", "eth0:0")

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from floatingip import load_service
+from floatingip import CommandResult, load_service
 from floatingip.cli import main
+from floatingip.commands import ipv4_addresses_argv
+from floatingip.errors import CommandNotFoundError
 from floatingip.preflight import (
     Check,
     format_checks,
@@ -19,6 +21,7 @@ from floatingip.preflight import (
     run_checks,
     sudoers_hint,
 )
+from floatingip.testing import RecordingExecutor
 from tests.conftest import SEED_MASTER_PROPERTIES, write_service
 
 
@@ -164,3 +167,47 @@ def test_the_sudoers_hint_works_as_printed(
     assert main(command[1:]) == 0
     out = capsys.readouterr().out
     assert "newbie ALL=(root) NOPASSWD:" in out
+
+
+ETH0_SHOWN = "2: eth0    inet 192.0.2.11/24 scope global eth0\n"
+
+
+def test_the_checks_ask_the_host_through_the_executor(demo_home: Path) -> None:
+    """A fake host where sudo refuses and eth0 is on 192.0.2.0/24: check says so, and runs
+    nothing here."""
+
+    def respond(argv: tuple[str, ...]) -> CommandResult:
+        if argv[:3] == ("sudo", "-n", "-l"):
+            return CommandResult(argv, 1, stderr="Sorry, user dba may not run sudo on db1.\n")
+        if argv == ipv4_addresses_argv("eth0"):
+            return CommandResult(
+                argv, 0, stdout="2: eth0    inet 192.0.2.11/24 scope global eth0\n"
+            )
+        raise AssertionError(f"check ran {argv}")
+
+    host = RecordingExecutor(respond)
+    checks = run_checks(demo_home, "demo", executor=host)
+    assert {call[:3] for call in host.calls} == {
+        ("sudo", "-n", "-l"),
+        ipv4_addresses_argv("eth0")[:3],
+    }
+    refused = [check for check in checks if check.failed and "without a password" in check.what]
+    assert refused and all("may not run sudo on db1." in check.fix for check in refused)
+    found = verdicts(checks)
+    assert found["master: interface eth0 exists"] == "PASS"
+    assert (
+        found["master: VIP 192.0.2.22 is in the subnet of an address on eth0 (192.0.2.0/24)"]
+        == "PASS"
+    )
+
+
+def test_a_missing_sudo_is_one_failure_with_the_package_to_install(demo_home: Path) -> None:
+    def respond(argv: tuple[str, ...]) -> CommandResult:
+        if argv[0] == "sudo":
+            raise CommandNotFoundError("command not found: 'sudo'", argv=argv)
+        return CommandResult(argv, 0)
+
+    checks = run_checks(demo_home, "demo", executor=RecordingExecutor(respond))
+    assert [check.fix for check in checks if check.what == "sudo is installed"] == [
+        "apt-get install sudo (or yum install sudo)"
+    ]

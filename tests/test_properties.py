@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from floatingip import JavaProperties, PropertiesError, read_properties
-from floatingip.properties import MAX_FILE_SIZE, parse_properties
+from floatingip.errors import PropertiesError
+from floatingip.properties import MAX_FILE_SIZE, JavaProperties, parse_properties, read_properties
 from tests.guard import call_guarded
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from floatingip import errors
 from floatingip.sandbox import Sandbox, SandboxError
 
 
@@ -25,3 +26,10 @@ def test_addresses_and_names() -> None:
 def test_bad_hosts(hosts: list[str]) -> None:
     with pytest.raises(SandboxError):
         Sandbox(hosts)
+
+
+def test_sandbox_error_is_in_the_hierarchy_and_still_importable_from_the_sandbox() -> None:
+    assert SandboxError is errors.SandboxError
+    assert issubclass(SandboxError, errors.FloatingIPError)
+    with pytest.raises(errors.FloatingIPError, match="distinct host names"):
+        Sandbox(["db1", "db1"])

@@ -21,19 +21,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from floatingip import (
-    DataSourceDefinitionError,
     DataSourceError,
     FloatingIPError,
     Manager,
-    RecordingExecutor,
-    RuleFileError,
-    ServiceDefinitionError,
     load_datasources,
-    load_rule_file,
-    load_rules,
     load_service,
     load_services,
 )
+from floatingip.errors import DataSourceDefinitionError, RuleFileError, ServiceDefinitionError
+from floatingip.rules import load_rule_file, load_rules
+from floatingip.testing import RecordingExecutor
 from tests.conftest import (
     REPO,
     SEED_MASTER_PROPERTIES,

@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from floatingip import (
-    ConfigError,
-    FloatingIPError,
-    ServiceDefinitionError,
-    load_service,
-    load_services,
-)
+from floatingip import ConfigError, FloatingIPError, load_service, load_services
+from floatingip.errors import ServiceDefinitionError
 from floatingip.service import MAX_COMMAND_LENGTH
 from tests.conftest import (
     EXAMPLE_CLUSTER_HOME,

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from floatingip import Manager, RecordingExecutor
+from floatingip import Manager
 from floatingip.dad import PROBE_SCRIPT
-from floatingip.shell import Shell, dry_run_responder
+from floatingip.shell import Shell
+from floatingip.testing import RecordingExecutor, dry_run_responder
 from tests.conftest import EXAMPLE_CLUSTER_HOME
 
 PROMPT = "[LOGICAL] /cluster/demo/> "

@@ -14,7 +14,6 @@ import pytest
 from floatingip import (
     FloatingIPError,
     Manager,
-    RecordingExecutor,
     RetryPolicy,
     UsageError,
     load_datasources,
@@ -22,6 +21,7 @@ from floatingip import (
 )
 from floatingip.cli import main
 from floatingip.rules import load_rules, shipped_rules_dir
+from floatingip.testing import RecordingExecutor
 
 HOSTILE: list[object] = [
     None,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from floatingip import ServiceDefinitionError, load_service
+from floatingip import load_service
+from floatingip.errors import ServiceDefinitionError
 from floatingip.sudoers import sudo_commands, sudoers_lines
 from floatingip.vip import VipSpec
 from tests.conftest import write_service

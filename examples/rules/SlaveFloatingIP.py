@@ -15,40 +15,37 @@ from floatingip.rules import (
     active_policy,
     c,
     datasource,
-    m,
     manager_running,
     manager_stopping,
     service,
 )
 
 READ_VIP = "slave"
+ONLINE_SLAVE_HERE = {"role": "slave", "state": "ONLINE", "local": True}
 
 rules = RuleSet("SlaveFloatingIP", services=[READ_VIP])
 
 
 @rules.rule(
     "SlaveFloatingIP: a slave on this host is ONLINE and nobody here holds the read VIP",
-    c.slave << datasource(role="slave", state="ONLINE", local=True),
+    c.slave << datasource(**ONLINE_SLAVE_HERE),
     c.read_vip << service(READ_VIP, held=False),
     c.policy << active_policy(),
     c.manager << manager_running(),
 )
 def take_read_vip(ctx: RuleContext) -> None:
-    ctx.start(READ_VIP, datasource=ctx.slave["name"])
+    ctx.start(READ_VIP, datasource=ctx.slave.name)
 
 
 @rules.rule(
     "SlaveFloatingIP: the slave holding the read VIP is no longer an ONLINE slave",
     c.read_vip << service(READ_VIP, held=True),
-    c.holder
-    << (
-        datasource() & (m.name == c.read_vip.holder) & ((m.role != "slave") | (m.state != "ONLINE"))
-    ),
+    c.holder << datasource(name=c.read_vip.holder, unless={"role": "slave", "state": "ONLINE"}),
     c.policy << active_policy(),
 )
 def give_up_read_vip(ctx: RuleContext) -> None:
-    ctx.log.info("%s is now %s %s", ctx.holder["name"], ctx.holder["role"], ctx.holder["state"])
-    ctx.stop(READ_VIP, datasource=ctx.holder["name"])
+    ctx.log.info("%s is now %s %s", ctx.holder.name, ctx.holder.role, ctx.holder.state)
+    ctx.stop(READ_VIP, datasource=ctx.holder.name)
 
 
 @rules.rule(

@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from floatingip import CommandError, LocalExecutor, Manager, command_argv
+from floatingip import CommandError, LocalExecutor, Manager
+from floatingip.commands import command_argv
 from floatingip.sandbox import Sandbox
 from tests.conftest import PATIENCE, require_program, wait_until
 from tests.integration.conftest import (
