@@ -50,8 +50,12 @@ from typing import Any
 from durable.lang import c, m, none, when_all
 
 from floatingip.config import name_problem, trusted_directory
+from floatingip.datasource import PolicyMode
 from floatingip.errors import ConfigError, Problem, RuleFileError
+from floatingip.facts import DATASOURCE, KIND, MANAGER, POLICY, SERVICE
 from floatingip.trusted import TrustedDirectory
+from floatingip.vocabulary import Action as ServiceAction
+from floatingip.vocabulary import Phase
 
 __all__ = [
     "Intent",
@@ -76,6 +80,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Action = Callable[["RuleContext"], None]
+_ACTIONS = tuple(ServiceAction)
 MAX_RULE_FILE_SIZE = 1 << 20  # a rule file is Python source: compiled whole, so bounded too
 
 
@@ -84,7 +89,7 @@ def _field_value(value: object) -> object:
 
 
 def _fact_of_kind(kind: str, fields: Mapping[str, object]) -> Any:
-    expression = m.kind == kind
+    expression = getattr(m, KIND) == kind
     for key, value in fields.items():
         expression = expression & (getattr(m, key) == _field_value(value))
     return expression
@@ -92,7 +97,7 @@ def _fact_of_kind(kind: str, fields: Mapping[str, object]) -> Any:
 
 def datasource(**fields: object) -> Any:
     """A datasource fact whose fields equal ``fields`` (e.g. ``role="master", local=True``)."""
-    return _fact_of_kind("datasource", fields)
+    return _fact_of_kind(DATASOURCE, fields)
 
 
 def service(name: str, *, held: bool | None = None) -> Any:
@@ -100,22 +105,22 @@ def service(name: str, *, held: bool | None = None) -> Any:
     fields: dict[str, object] = {"name": name}
     if held is not None:
         fields["held"] = held
-    return _fact_of_kind("service", fields)
+    return _fact_of_kind(SERVICE, fields)
 
 
 def active_policy() -> Any:
     """The policy fact while the policy is not MAINTENANCE (rules may run commands)."""
-    return (m.kind == "policy") & (m.mode != "MAINTENANCE")
+    return (getattr(m, KIND) == POLICY) & (m.mode != PolicyMode.MAINTENANCE.value)
 
 
 def manager_running() -> Any:
     """The manager fact while the manager runs (not once it is closing)."""
-    return (m.kind == "manager") & (m.state == "RUNNING")
+    return (getattr(m, KIND) == MANAGER) & (m.state == Phase.RUNNING.value)
 
 
 def manager_stopping() -> Any:
     """The manager fact once the manager is closing (for failsafe rules)."""
-    return (m.kind == "manager") & (m.state == "STOPPING")
+    return (getattr(m, KIND) == MANAGER) & (m.state == Phase.STOPPING.value)
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,7 @@ class Intent:
     """A service action that a rule asked for; the Manager runs it after the engine returns."""
 
     service: str
-    action: str
+    action: ServiceAction | str  # a str only when a rule asked for an action no service has
     rule: str
     datasource: str | None = None
 
@@ -156,15 +161,20 @@ class RuleContext:
                 f"rule {self.rule.name!r} has no fact {alias!r}; it matched {sorted(self.facts)}"
             ) from None
 
-    def run(self, service: str, action: str, *, datasource: str | None = None) -> None:
-        """Ask the Manager to run ``action`` of ``service`` once the engine has returned."""
+    def run(
+        self, service: str, action: ServiceAction | str, *, datasource: str | None = None
+    ) -> None:
+        """Ask the Manager to run ``action`` of ``service`` once the engine has returned (an
+        unknown action is reported by the Manager, as a failed command)."""
+        if action in _ACTIONS:
+            action = ServiceAction(action)
         self._intents.append(Intent(service, action, self.rule.name, datasource))
 
     def start(self, service: str, *, datasource: str | None = None) -> None:
-        self.run(service, "start", datasource=datasource)
+        self._intents.append(Intent(service, ServiceAction.START, self.rule.name, datasource))
 
     def stop(self, service: str, *, datasource: str | None = None) -> None:
-        self.run(service, "stop", datasource=datasource)
+        self._intents.append(Intent(service, ServiceAction.STOP, self.rule.name, datasource))
 
 
 def _source_of(function: Callable[..., Any]) -> str:
