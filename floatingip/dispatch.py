@@ -79,8 +79,9 @@ class Dispatcher:
         self.running = None
         self.repairs = 0  # drift found and corrected by reconcile
         self.announcer = Announcer(history)
+        self.record = history.record  # type: ignore[method-assign]  # on every change's path
 
-    def record(self, event: Event) -> None:
+    def record(self, event: Event) -> None:  # replaced by history.record itself in __init__
         self.history.record(event)
 
     def service_fact(self, name: str) -> facts.Fact:
@@ -312,14 +313,14 @@ class Dispatcher:
     def skip(self, intent: Intent, why: str) -> None:
         message = f"{intent.service} {intent.action} not run ({why}); asked by rule {intent.rule!r}"
         logger.info("%s", message)
-        self.record(
-            Event(
-                kind=EventKind.SKIPPED,
-                message=message,
-                datasource=intent.datasource,
-                service=intent.service,
-            )
-        )
+        self._record_about(intent, EventKind.SKIPPED, message)
+
+    def _record_about(
+        self, intent: Intent, kind: EventKind, message: str, outcome: CommandOutcome | None = None
+    ) -> None:
+        ok = outcome.ok if outcome is not None else True
+        self.record(Event(kind=kind, message=message, ok=ok, outcome=outcome,
+                          datasource=intent.datasource, service=intent.service))  # fmt: skip
 
     def _finish(self, intent: Intent, action: ActionResult, host: str) -> CommandOutcome:
         outcome = CommandOutcome(
@@ -342,16 +343,7 @@ class Dispatcher:
         else:
             message = f"{intent.service} {intent.action} on {host} failed: {action.error}"
             logger.error("%s (rule %r)", message, intent.rule)
-        self.record(
-            Event(
-                kind=EventKind.COMMAND,
-                message=message,
-                ok=outcome.ok,
-                datasource=intent.datasource,
-                service=intent.service,
-                outcome=outcome,
-            )
-        )
+        self._record_about(intent, EventKind.COMMAND, message, outcome)
         return outcome
 
 

@@ -13,11 +13,10 @@ entry points; the parts behind (floatingip.cluster, .dispatch, .reconcile, .fail
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any
@@ -104,6 +103,7 @@ class Manager:
             cluster=self.cluster, host=self.host, hosts=self.hosts, policy=given.policy
         )
         self._lock = threading.RLock()
+        self._open = _OpenLock(self._lock, self)
         self._history = History(given.history_size)
         # Started only once the manager is built: its monitor and retries call into all of it.
         self._supervisor = Supervisor(
@@ -255,7 +255,7 @@ class Manager:
             role=parse_role(role),
             state=parse_state(state),
         )
-        with self._open():
+        with self._open:
             if name in self._state.datasources:
                 raise DataSourceError(f"datasource {name!r} already exists in {self.cluster!r}")
             return self._dispatcher.apply_datasource(datasource, None)
@@ -275,7 +275,7 @@ class Manager:
         new_state = parse_state(state) if state is not None else None
         if new_role is None and new_state is None:
             raise DataSourceError("update_datasource needs a role or a state")
-        with self._open():
+        with self._open:
             old = self._state.known(name)
             return self._dispatcher.apply_datasource(
                 old.changed(role=new_role, state=new_state), old
@@ -286,7 +286,7 @@ class Manager:
         datasource is the master now (the shell's ``datasource NAME recover``); UsageError,
         changing nothing, if it is already ONLINE."""
         name = check_name(name, "datasource")
-        with self._open():
+        with self._open:
             role = self._state.recovery_role(name)
             return self.update_datasource(name, role=role, state=State.ONLINE)
 
@@ -294,14 +294,14 @@ class Manager:
         """Bring SHUNNED datasource ``name`` back ONLINE (the shell's ``datasource NAME
         welcome``); UsageError, changing nothing, if it is not SHUNNED."""
         name = check_name(name, "datasource")
-        with self._open():
+        with self._open:
             self._state.check_welcome(name)
             return self.update_datasource(name, state=State.ONLINE)
 
     def set_policy(self, mode: PolicyMode | str) -> ChangeResult:
         """Set the policy mode; leaving MAINTENANCE brings the services in line with the facts."""
         new = parse_policy(mode)
-        with self._open():
+        with self._open:
             return self._dispatcher.set_policy(new)
 
     def switch(self, to: str | None = None) -> SwitchResult:
@@ -313,7 +313,7 @@ class Manager:
         nothing, when there is no suitable target.
         """
         to = check_optional_name(to, "datasource")
-        with self._open():
+        with self._open:
             old, target, plan = self._state.switch_plan(to)
             steps: list[ChangeResult] = []
             for name, role, state in plan:
@@ -337,7 +337,7 @@ class Manager:
         name = check_name(name, "service", UsageError)
         check_instance(action, str, "action", "start, stop, restart or status")
         host = check_optional_name(host, "host", UsageError)
-        with self._open():
+        with self._open:
             service = self._known_service(name)
             host = assembly.check_host(host if host is not None else self.host, self.hosts)
             intent = Intent(name, assembly.check_action(action), "manual")
@@ -352,7 +352,7 @@ class Manager:
         The rules are asked again on the next change or reconcile."""
         service = check_name(service, "service", UsageError)
         reason = check_instance(reason, str, "reason", "a sentence")
-        with self._open():
+        with self._open:
             self._known_service(service)
             return failsafe.revoke(self._dispatcher, service, reason)
 
@@ -369,7 +369,7 @@ class Manager:
         """Compare each service's actual state with what the manager believes, correct the
         belief where it drifted (counted in ``repairs``), and let the rules act on the result:
         a VIP deleted by someone else is restored, a stray one released."""
-        with self._open():
+        with self._open:
             return reevaluate(self._dispatcher, sorted(self._services), "reconcile")
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -409,16 +409,26 @@ class Manager:
     def _closed_error(self) -> ManagerClosedError:
         return ManagerClosedError(f"the manager of cluster {self.cluster!r} is closed")
 
-    @contextlib.contextmanager
-    def _open(self) -> Iterator[None]:
-        """The manager's lock, for a manager that is open: ManagerClosedError otherwise (checked
-        before the lock too, which a wedged change may hold after close())."""
-        if self.closed:
-            raise self._closed_error()
-        with self._lock:
-            if self.closed:
-                raise self._closed_error()
-            yield
+
+class _OpenLock:
+    """``with manager._open:`` holds the manager's lock for a manager that is open, and raises
+    ManagerClosedError otherwise: checked before the lock too, which a wedged change may hold
+    after close().  A class, not a generator: it is on the path of every change."""
+
+    def __init__(self, lock: threading.RLock, manager: Manager) -> None:
+        self._lock = lock
+        self._manager = manager
+
+    def __enter__(self) -> None:
+        if self._manager.closed:
+            raise self._manager._closed_error()
+        self._lock.acquire()
+        if self._manager.closed:
+            self._lock.release()
+            raise self._manager._closed_error()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
 
 
 # What from_cluster_home passes on to the constructor (it loads or takes the others itself).
