@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -10,6 +11,11 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from floatingip import facts
+from floatingip.datasource import DataSource, PolicyMode, Role, State
+from floatingip.vocabulary import Phase
 
 VIP = "192.0.2.22"
 
@@ -44,6 +50,29 @@ def vip_service(*, arp: int = 0, backend: str = "ip", dad_wait: float = 0.2) -> 
         f"name=master\nvip.address={VIP}/24\nvip.interface=eth0\nvip.label=eth0:0\n"
         f"vip.backend={backend}\nvip.arp.count={arp}\nvip.dad.wait={dad_wait}\n"
     )
+
+
+@functools.cache
+def datasource_fact(name: str, host: str, role: str, state: str) -> dict[str, Any]:
+    """The fact a manager on db1 asserts for this datasource of cluster demo (floatingip.facts),
+    for raw durable_rules to match as the manager's engine does."""
+    datasource = DataSource(
+        cluster="demo", name=name, host=host, role=Role(role), state=State(state)
+    )
+    return facts.datasource_fact(datasource, None, ("db1",))
+
+
+def service_fact(holder: str | None) -> dict[str, Any]:
+    return facts.service_fact("master", holder)
+
+
+def manager_facts() -> list[dict[str, Any]]:
+    """What a running manager on db1 asserts before any change: itself, the policy, the VIP."""
+    return [
+        facts.manager_fact("db1", Phase.RUNNING),
+        facts.policy_fact(PolicyMode.AUTOMATIC),
+        service_fact(None),
+    ]
 
 
 def machine() -> str:
@@ -90,10 +119,13 @@ def emit(benchmark: str, results: dict[str, object], rows: Sequence[tuple[str, s
 __all__ = [
     "VIP",
     "cluster_home",
+    "datasource_fact",
     "emit",
     "machine",
+    "manager_facts",
     "percentile",
     "rss_mb",
+    "service_fact",
     "short_mode",
     "vip_service",
 ]

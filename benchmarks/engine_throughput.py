@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from _common import cluster_home, emit, short_mode
+from _common import cluster_home, datasource_fact, emit, manager_facts, service_fact, short_mode
 from durable import engine as durable_engine
 
 from floatingip import Manager
@@ -23,23 +23,13 @@ SEED_SERVICE = (
 )
 
 
-def datasource_fact(name: str, host: str, role: str, state: str) -> dict[str, object]:
-    return {
-        "id": f"datasource:{name}", "kind": "datasource", "cluster": "demo", "name": name,
-        "host": host, "role": role, "state": state, "local": host == "db1",
-        "previous_role": role, "previous_state": "",
-    }  # fmt: skip
-
-
 def raw_floatingip_host() -> durable_engine.Host:
     """durable_rules alone with the shipped ruleset (no-op consequences) and the manager's facts."""
     (ruleset,) = load_rules(shipped_rules_dir())
     host = durable_engine.Host()
     host.register_rulesets({"FloatingIP": ruleset.definition(lambda rule: lambda closure: None)})
     for fact in (
-        {"id": "manager", "kind": "manager", "host": "db1", "state": "RUNNING"},
-        {"id": "policy", "kind": "policy", "mode": "AUTOMATIC"},
-        {"id": "service:master", "kind": "service", "name": "master", "held": False, "holder": ""},
+        *manager_facts(),
         datasource_fact("db1", "db1", "master", "OFFLINE"),
         datasource_fact("db2", "db2", "slave", "OFFLINE"),
     ):
@@ -56,11 +46,7 @@ def raw_change(host: durable_engine.Host, i: int, toggles: bool) -> None:
     host.assert_fact("FloatingIP", datasource_fact(name, name, role, state))
     if toggles:
         host.retract_fact("FloatingIP", {"id": "service:master"})
-        host.assert_fact(
-            "FloatingIP",
-            {"id": "service:master", "kind": "service", "name": "master",
-             "held": state == "ONLINE", "holder": name if state == "ONLINE" else ""},
-        )  # fmt: skip
+        host.assert_fact("FloatingIP", service_fact(name if state == "ONLINE" else None))
 
 
 def raw_durable_rules(changes: int, toggles: bool) -> float:

@@ -18,16 +18,20 @@ from floatingip.errors import (
     ConfigError,
     DataSourceError,
     FloatingIPError,
+    ManagerClosedError,
     UsageError,
 )
+from floatingip.fence import Fence, FenceAnswer
 from floatingip.manager import ChangeResult, CommandOutcome, Event, Manager, SwitchResult
 from floatingip.service import ServiceDefinition, ServiceTarget, load_service, load_services
 from floatingip.supervisor import RetryPolicy
 from floatingip.vip import VipSpec
+from floatingip.vocabulary import Action, EventKind
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Action",
     "ChangeResult",
     "CommandError",
     "CommandOutcome",
@@ -36,10 +40,14 @@ __all__ = [
     "DataSource",
     "DataSourceError",
     "Event",
+    "EventKind",
     "Executor",
+    "Fence",
+    "FenceAnswer",
     "FloatingIPError",
     "LocalExecutor",
     "Manager",
+    "ManagerClosedError",
     "NamespaceExecutor",
     "PolicyMode",
     "RetryPolicy",
@@ -54,8 +62,6 @@ __all__ = [
     "load_datasources",
     "load_service",
     "load_services",
-    # Names added by the Manager split (the fence, the vocabulary's enums, ManagerClosedError,
-    # VerificationError) go here.
 ]
 
 # Names this package exported before it had one surface per audience: still importable from

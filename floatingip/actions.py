@@ -10,15 +10,23 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from floatingip.commands import CommandResult, Executor
-from floatingip.dad import FREE, IN_USE, probe_argv
-from floatingip.errors import CommandError, DuplicateAddressError, FloatingIPError
+from floatingip.dad import probe_argv
+from floatingip.errors import CommandError, FloatingIPError, VerificationError
 from floatingip.service import ServiceDefinition
 from floatingip.vip import DEFAULT_DAD_WAIT, VipSpec
+from floatingip.vocabulary import Action, Backend
 
-__all__ = ["ActionResult", "duplicate_probe_argv", "perform", "probe"]
+__all__ = [
+    "ActionResult",
+    "duplicate_probe_argv",
+    "last_line",
+    "no_interface",
+    "perform",
+    "probe",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +50,10 @@ class ActionResult:
     @property
     def ok(self) -> bool:
         return self.error is None and self.result is not None and self.result.ok
+
+    def after(self, steps: tuple[CommandResult, ...]) -> ActionResult:
+        """This result, with ``steps`` (run before it, by a fence) first among its steps."""
+        return replace(self, steps=steps + self.steps)
 
 
 @dataclass
@@ -80,31 +92,30 @@ def _failure(result: CommandResult) -> FloatingIPError:
     return FloatingIPError(f"command failed: {shlex.join(result.argv)}")
 
 
-def perform(
-    service: ServiceDefinition,
-    action: str,
-    executor: Executor,
-    *,
-    check_duplicates: bool = False,
-) -> ActionResult:
-    """Run ``action`` of ``service`` through ``executor``; never raises for the commands.
-
-    ``check_duplicates``: the previous holder is not confirmed gone, so before taking the VIP
-    make sure no other host answers for it (duplicate address detection).
-    """
+def perform(service: ServiceDefinition, action: Action | str, executor: Executor) -> ActionResult:
+    """Run ``action`` of ``service`` through ``executor``; never raises for the commands."""
     run = _Run(executor, service.timeout)
+    why = service.missing(action)
+    if why is not None:
+        return run.done((), None, FloatingIPError(why))
     try:
         if service.vip is None:
-            return _perform_classic(service, action, run, check_duplicates)
-        return _perform_vip(service, service.vip, action, run, check_duplicates)
-    except KeyError as exc:
-        return run.done((), None, FloatingIPError(str(exc.args[0])))
+            return _perform_classic(service, action, run)
+        return _perform_vip(service.vip, action, run)
     except FloatingIPError as exc:  # a program that does not exist
         argv = exc.argv if isinstance(exc, CommandError) else ()
         return run.done(argv, None, exc)
     except Exception as exc:  # an executor bug must not take the manager down
         logger.exception("executor failed on %s %s", service.name, action)
         return run.done((), None, FloatingIPError(f"executor failed: {exc!r}"))
+
+
+def last_line(result: CommandResult, default: str | None = None) -> str:
+    """The last line a failed command printed (stderr, else stdout): usually the reason."""
+    detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    if detail:
+        return detail[-1]
+    return default if default is not None else f"exit status {result.exit_code}"
 
 
 def _present(vip: VipSpec, run: _Run) -> tuple[bool | None, CommandResult]:
@@ -115,11 +126,11 @@ def _present(vip: VipSpec, run: _Run) -> tuple[bool | None, CommandResult]:
     return vip.held_in(result.stdout), result
 
 
-def _no_interface(vip: VipSpec, result: CommandResult) -> FloatingIPError:
-    detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
-    reason = detail[-1] if detail else f"exit status {result.exit_code}"
+def no_interface(vip: VipSpec, result: CommandResult) -> FloatingIPError:
+    """The error of a VIP service whose interface cannot be read (``result``: the show)."""
     return FloatingIPError(
-        f"cannot read the addresses of interface {vip.interface!r} on this host: {reason} "
+        f"cannot read the addresses of interface {vip.interface!r} on this host: "
+        f"{last_line(result)} "
         "(is vip.interface right for this host?)"
     )
 
@@ -129,7 +140,7 @@ def probe(service: ServiceDefinition, executor: Executor) -> bool | None:
     told (no known address or status command, or the status failed)."""
     if not service.reports_held:
         return None
-    result = perform(service, "status", executor)
+    result = perform(service, Action.STATUS, executor)
     return result.held if result.ok else None
 
 
@@ -142,81 +153,31 @@ def duplicate_probe_argv(
     if service.vip is not None:
         return service.vip.dad_argv(sudo) if service.vip.dad_wait > 0 else None
     target = service.target
-    if service.commands["status"] is None or target.address is None or target.interface is None:
+    if (
+        service.commands[Action.STATUS] is None
+        or target.address is None
+        or target.interface is None
+    ):
         return None
     use_sudo = os.geteuid() != 0 if sudo is None else sudo
     return probe_argv(target.interface, str(target.address), DEFAULT_DAD_WAIT, sudo=use_sudo)
 
 
-def _duplicate_check(
-    service: ServiceDefinition, argv: tuple[str, ...], run: _Run
-) -> FloatingIPError | None:
-    """Run the probe ``argv``; refuse (an error) if another host answers for the VIP, and also
-    if the probe cannot tell (fail closed): the old holder may still have it."""
-    target = service.target
-    address, interface = str(target.address), str(target.interface)
-    try:
-        result = run.run(argv)
-    except FloatingIPError as exc:  # its program is missing, say
-        if isinstance(exc, CommandError):
-            return _unprobed(service, address, str(exc), exc.argv or argv, exc.result)
-        return _unprobed(service, address, str(exc), argv, None)
-    if result.exit_code == IN_USE and "in use" in result.stdout:
-        answer = result.stdout.strip() or f"{address} answers on {interface}"
-        return DuplicateAddressError(
-            f"refusing to take {address}: another host still holds it ({answer}); "
-            "it must be released there first"
-        )
-    if result.exit_code != FREE:
-        detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
-        reason = detail[-1] if detail else f"exit status {result.exit_code}"
-        return _unprobed(service, address, reason, argv, result)
-    return None
-
-
-def _unprobed(
-    service: ServiceDefinition,
-    address: str,
-    reason: str,
-    argv: tuple[str, ...],
-    result: CommandResult | None,
-) -> CommandError:
-    fixes = []
-    if argv[:1] == ("sudo",):
-        fixes.append("allow it with the lines that `floatingip sudoers` prints")
-    fixes.append("`floatingip check` tests it")
-    if service.vip is not None:
-        fixes.append("vip.dad.wait=0 takes the VIP without checking")
-    return CommandError(
-        f"not taking {address}: the duplicate address check could not run ({reason}), so "
-        f"another host may still hold it; the check runs `{shlex.join(argv)}`: " + "; ".join(fixes),
-        argv=argv,
-        result=result,
-    )
-
-
-def _perform_classic(
-    service: ServiceDefinition, action: str, run: _Run, check_duplicates: bool
-) -> ActionResult:
-    target = service.target if service.commands["status"] is not None else None
+def _perform_classic(service: ServiceDefinition, action: Action | str, run: _Run) -> ActionResult:
+    target = service.target if service.commands[Action.STATUS] is not None else None
     argv = service.argv(action)
-    probe = duplicate_probe_argv(service) if action == "start" and check_duplicates else None
-    if probe is not None:
-        refused = _duplicate_check(service, probe, run)
-        if refused is not None:
-            return run.done(argv, None, refused)
     result = run.run(argv)
     if not result.ok:
         return run.done(argv, result, _failure(result))
-    if action == "status" and target is not None and target.address is not None:
+    if action == Action.STATUS and target is not None and target.address is not None:
         held = target.held_in(result.stdout)
         run.notes.append(f"{target.address} is {'' if held else 'not '}held")
         return run.done(argv, result, held=held)
-    if action == "stop" and target is not None and target.address is not None:
+    if action == Action.STOP and target is not None and target.address is not None:
         # never two holders: the VIP must be confirmed gone before another host takes it
-        status = run.run(service.argv("status"))
+        status = run.run(service.argv(Action.STATUS))
         if status.ok and target.held_in(status.stdout):
-            error = FloatingIPError(
+            error = VerificationError(
                 f"stop ran but `{shlex.join(status.argv)}` still shows {target.address}"
             )
             return run.done(argv, result, error, held=True)
@@ -224,39 +185,26 @@ def _perform_classic(
     return run.done(argv, result)
 
 
-def _perform_vip(
-    service: ServiceDefinition,
-    vip: VipSpec,
-    action: str,
-    run: _Run,
-    check_duplicates: bool = False,
-) -> ActionResult:
-    """``check_duplicates``: make sure no other host answers for the VIP before taking it."""
+def _perform_vip(vip: VipSpec, action: Action | str, run: _Run) -> ActionResult:
     address = vip.address.with_prefixlen
-    if action == "status":
+    if action == Action.STATUS:
         held, result = _present(vip, run)
         if held is None:
-            return run.done(result.argv, result, _no_interface(vip, result))
+            return run.done(result.argv, result, no_interface(vip, result))
         run.notes.append(f"{address} is {'' if held else 'not '}held on {vip.interface}")
         return run.done(result.argv, result, held=held)
-    if action == "restart":
-        stopped = _perform_vip(service, vip, "stop", run)
+    if action == Action.RESTART:
+        stopped = _perform_vip(vip, Action.STOP, run)
         if not stopped.ok:
             return stopped
-        return _perform_vip(service, vip, "start", run, check_duplicates)
-    if action not in ("start", "stop"):
-        raise KeyError(f"unknown action {action!r}")
-    starting = action == "start"
+        return _perform_vip(vip, Action.START, run)
+    starting = action == Action.START
     change = vip.add_argv() if starting else vip.del_argv()
-    if vip.backend == "ip" and not check_duplicates:
+    if vip.backend == Backend.IP:
         return _change_then_verify(vip, starting, change, run)
     held, result = _present(vip, run)
     if held is None:
-        return run.done(result.argv, result, _no_interface(vip, result))
-    if starting and not held and check_duplicates and vip.dad_wait > 0:
-        refused = _duplicate_check(service, vip.dad_argv(), run)
-        if refused is not None:
-            return run.done(change, None, refused, held=False)
+        return run.done(result.argv, result, no_interface(vip, result))
     if held == starting:
         run.notes.append(
             f"{address} already {'present' if starting else 'absent'} on {vip.interface}"
@@ -287,7 +235,7 @@ def _change_then_verify(
         if not any(text in changed.stderr for text in _ALREADY[starting]):
             held, result = _present(vip, run)
             if held is None:
-                return run.done(result.argv, result, _no_interface(vip, result))
+                return run.done(result.argv, result, no_interface(vip, result))
             return run.done(change, changed, _failure(changed), held=held)
         where = f"{vip.address.with_prefixlen} already {'present' if starting else 'absent'}"
         run.notes.append(f"{where} on {vip.interface}")
@@ -301,10 +249,10 @@ def _verify(
     address = vip.address.with_prefixlen
     now, check = _present(vip, run)
     if now is None:
-        return run.done(check.argv, check, _no_interface(vip, check))
+        return run.done(check.argv, check, no_interface(vip, check))
     if now != starting:
         what = "added" if starting else "removed"
-        error = FloatingIPError(
+        error = VerificationError(
             f"{what} {address} on {vip.interface} but `{shlex.join(check.argv)}` "
             f"shows it {'absent' if starting else 'still present'}"
         )

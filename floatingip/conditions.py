@@ -27,6 +27,10 @@ from typing import Any, Protocol, cast
 
 from durable.lang import m
 
+from floatingip.datasource import PolicyMode
+from floatingip.facts import DATASOURCE, KIND, MANAGER, POLICY, SERVICE
+from floatingip.vocabulary import Phase
+
 __all__ = [
     "Condition",
     "Fact",
@@ -99,7 +103,7 @@ def _matches(key: str, value: object) -> Any:
 def _fact_of_kind(
     kind: str, fields: Mapping[str, object], unless: Mapping[str, object] | None = None
 ) -> Condition:
-    expression = m.kind == kind
+    expression = getattr(m, KIND) == kind
     for key, value in fields.items():
         expression = expression & _matches(key, value)
     if unless:  # not all of them: one differs
@@ -120,7 +124,7 @@ def datasource(*, unless: Mapping[str, object] | None = None, **fields: object) 
     the fact must no longer be: ``unless={"role": "master", "state": "ONLINE"}`` matches a
     datasource that is not an ONLINE master (any other role, or any other state).
     """
-    return _fact_of_kind("datasource", fields, unless)
+    return _fact_of_kind(DATASOURCE, fields, unless)
 
 
 def service(name: str, *, held: bool | None = None) -> Condition:
@@ -128,27 +132,27 @@ def service(name: str, *, held: bool | None = None) -> Condition:
     fields: dict[str, object] = {"name": name}
     if held is not None:
         fields["held"] = held
-    return _fact_of_kind("service", fields)
+    return _fact_of_kind(SERVICE, fields)
 
 
 def policy(**fields: object) -> Condition:
     """The policy fact whose fields match ``fields`` (``mode=one_of("AUTOMATIC", "MANUAL")``)."""
-    return _fact_of_kind("policy", fields)
+    return _fact_of_kind(POLICY, fields)
 
 
 def active_policy() -> Condition:
     """The policy fact while the policy is not MAINTENANCE (rules may run commands)."""
-    return policy(mode=other_than("MAINTENANCE"))
+    return policy(mode=other_than(PolicyMode.MAINTENANCE))
 
 
 def manager_running() -> Condition:
     """The manager fact while the manager runs (not once it is closing)."""
-    return _fact_of_kind("manager", {"state": "RUNNING"})
+    return _fact_of_kind(MANAGER, {"state": Phase.RUNNING})
 
 
 def manager_stopping() -> Condition:
     """The manager fact once the manager is closing (for failsafe rules)."""
-    return _fact_of_kind("manager", {"state": "STOPPING"})
+    return _fact_of_kind(MANAGER, {"state": Phase.STOPPING})
 
 
 class Fact(Mapping[str, Any]):

@@ -21,12 +21,14 @@ __all__ = [
     "DuplicateAddressError",
     "EngineError",
     "FloatingIPError",
+    "ManagerClosedError",
     "Problem",
     "PropertiesError",
     "RuleFileError",
     "SandboxError",
     "ServiceDefinitionError",
     "UsageError",
+    "VerificationError",
 ]
 
 
@@ -115,6 +117,15 @@ class DataSourceError(UsageError):
 
 class EngineError(FloatingIPError):
     """The rules engine refused or lost a fact (for example a 32-bit identity hash collision)."""
+
+
+class ManagerClosedError(FloatingIPError):
+    """The manager is closed: it takes no more changes (nor runs any command but the failsafe)."""
+
+
+class VerificationError(FloatingIPError):
+    """A start or stop ran, but checking afterwards shows the VIP where it should not be (or
+    not where it should be)."""
 
 
 class DuplicateAddressError(FloatingIPError):

@@ -14,10 +14,22 @@ A fence that cannot answer (etcd unreachable, a probe that cannot run) refuses: 
 
 from __future__ import annotations
 
+import logging
+import shlex
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Fence", "FenceAnswer", "OpenFence"]
+from floatingip.actions import duplicate_probe_argv, last_line, perform
+from floatingip.commands import CommandResult, Executor
+from floatingip.dad import FREE, IN_USE
+from floatingip.errors import CommandError, DuplicateAddressError, FloatingIPError
+from floatingip.service import ServiceDefinition
+from floatingip.vocabulary import Action
+
+__all__ = ["DuplicateAddressFence", "Fence", "FenceAnswer", "OpenFence", "ProbedAnswer"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,3 +66,121 @@ class OpenFence:
 
     def release(self, service: str, *, host: str) -> None:
         return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbedAnswer(FenceAnswer):
+    """An answer that ran commands to decide: the Manager adds ``steps`` to the outcome, and
+    reports ``error`` (when refused) as the start's error."""
+
+    steps: tuple[CommandResult, ...] = ()
+    error: FloatingIPError | None = None
+
+
+class DuplicateAddressFence:
+    """The default fence: duplicate address detection (floatingip/dad.py).
+
+    When ``needed()`` (the previous holder is not confirmed gone: a datasource runs on a host the
+    manager cannot see), it grants a start only if no other host answers for the VIP.  It fails
+    closed: a probe that cannot run refuses, with the reason and the fix.  A VIP service whose
+    address is already on this host's interface is not probed; nor one with vip.dad.wait=0, nor
+    a classic service whose address and interface are not known.
+    """
+
+    def __init__(
+        self,
+        services: Mapping[str, ServiceDefinition],
+        executors: Mapping[str, Executor],
+        *,
+        needed: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self._services = services
+        self._executors = executors
+        self._needed = needed
+
+    def acquire(self, service: str, *, host: str, datasource: str | None) -> FenceAnswer:
+        definition = self._services.get(service)
+        executor = self._executors.get(host)
+        if definition is None or executor is None or not self._needed():
+            return FenceAnswer(granted=True)  # the Manager reports what else is wrong
+        steps: list[CommandResult] = []
+        try:
+            return self._probe(definition, executor, steps)
+        except Exception as exc:  # an executor bug: fail closed, as the start would fail
+            logger.exception("executor failed on the duplicate address check of %s", service)
+            error = FloatingIPError(f"executor failed: {exc!r}")
+            return ProbedAnswer(granted=False, reason=str(error), steps=tuple(steps), error=error)
+
+    def release(self, service: str, *, host: str) -> None:
+        return None  # the probe asks the network itself: nothing to give back
+
+    def _probe(
+        self, service: ServiceDefinition, executor: Executor, steps: list[CommandResult]
+    ) -> FenceAnswer:
+        if service.vip is not None and service.vip.dad_wait > 0:
+            status = perform(service, Action.STATUS, executor)
+            steps += status.steps
+            if status.error is not None:
+                return _refuse(status.error, steps)
+            if status.held:  # already here: nobody else may answer for it
+                return ProbedAnswer(granted=True, steps=tuple(steps))
+        argv = duplicate_probe_argv(service)
+        if argv is None:
+            return ProbedAnswer(granted=True, steps=tuple(steps))
+        refused = _duplicate_check(service, argv, executor, steps)
+        if refused is not None:
+            return _refuse(refused, steps)
+        return ProbedAnswer(granted=True, steps=tuple(steps))
+
+
+def _refuse(error: FloatingIPError, steps: list[CommandResult]) -> ProbedAnswer:
+    return ProbedAnswer(granted=False, reason=str(error), steps=tuple(steps), error=error)
+
+
+def _duplicate_check(
+    service: ServiceDefinition,
+    argv: tuple[str, ...],
+    executor: Executor,
+    steps: list[CommandResult],
+) -> FloatingIPError | None:
+    """Run the probe ``argv``; refuse (an error) if another host answers for the VIP, and also
+    if the probe cannot tell (fail closed): the old holder may still have it."""
+    target = service.target
+    address, interface = str(target.address), str(target.interface)
+    try:
+        result = executor.run(argv, timeout=service.timeout, check=False)
+    except FloatingIPError as exc:  # its program is missing, say
+        if isinstance(exc, CommandError):
+            return _unprobed(service, address, str(exc), exc.argv or argv, exc.result)
+        return _unprobed(service, address, str(exc), argv, None)
+    steps.append(result)
+    if result.exit_code == IN_USE and "in use" in result.stdout:
+        answer = result.stdout.strip() or f"{address} answers on {interface}"
+        return DuplicateAddressError(
+            f"refusing to take {address}: another host still holds it ({answer}); "
+            "it must be released there first"
+        )
+    if result.exit_code != FREE:
+        return _unprobed(service, address, last_line(result), argv, result)
+    return None
+
+
+def _unprobed(
+    service: ServiceDefinition,
+    address: str,
+    reason: str,
+    argv: tuple[str, ...],
+    result: CommandResult | None,
+) -> CommandError:
+    fixes = []
+    if argv[:1] == ("sudo",):
+        fixes.append("allow it with the lines that `floatingip sudoers` prints")
+    fixes.append("`floatingip check` tests it")
+    if service.vip is not None:
+        fixes.append("vip.dad.wait=0 takes the VIP without checking")
+    return CommandError(
+        f"not taking {address}: the duplicate address check could not run ({reason}), so "
+        f"another host may still hold it; the check runs `{shlex.join(argv)}`: " + "; ".join(fixes),
+        argv=argv,
+        result=result,
+    )

@@ -60,6 +60,7 @@ from floatingip.conditions import (
 from floatingip.config import name_problem, trusted_directory
 from floatingip.errors import ConfigError, Problem, RuleFileError
 from floatingip.trusted import TrustedDirectory
+from floatingip.vocabulary import Action as ServiceAction
 
 __all__ = [
     "Condition",
@@ -89,6 +90,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Action = Callable[["RuleContext"], None]
+_ACTIONS = tuple(ServiceAction)
 MAX_RULE_FILE_SIZE = 1 << 20  # a rule file is Python source: compiled whole, so bounded too
 # durable_rules fires lower `pri` first, from 0 (its default) to 65535: salience s is pri
 # SALIENCE_ZERO - s, so that a higher salience fires first, as in Drools.
@@ -101,7 +103,7 @@ class Intent:
     """A service action that a rule asked for; the Manager runs it after the engine returns."""
 
     service: str
-    action: str
+    action: ServiceAction | str  # a str only when a rule asked for an action no service has
     rule: str
     datasource: str | None = None
 
@@ -136,17 +138,22 @@ class RuleContext:
                 f"rule {self.rule.name!r} has no fact {alias!r}; it matched {sorted(self.facts)}"
             ) from None
 
-    def run(self, service: str, action: str, *, datasource: str | None = None) -> None:
-        """Ask the Manager to run ``action`` of ``service`` once the engine has returned."""
+    def run(
+        self, service: str, action: ServiceAction | str, *, datasource: str | None = None
+    ) -> None:
+        """Ask the Manager to run ``action`` of ``service`` once the engine has returned (an
+        unknown action is reported by the Manager, as a failed command)."""
+        if action in _ACTIONS:
+            action = ServiceAction(action)
         self._intents.append(Intent(service, action, self.rule.name, datasource))
 
     def start(self, service: str, *, datasource: str | None = None) -> None:
         """Ask for ``service``'s start, for ``datasource`` (the holder the service fact shows)."""
-        self.run(service, "start", datasource=datasource)
+        self.run(service, ServiceAction.START, datasource=datasource)
 
     def stop(self, service: str, *, datasource: str | None = None) -> None:
         """Ask for ``service``'s stop."""
-        self.run(service, "stop", datasource=datasource)
+        self.run(service, ServiceAction.STOP, datasource=datasource)
 
 
 def _source_of(function: Callable[..., Any]) -> str:

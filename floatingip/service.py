@@ -28,9 +28,10 @@ from floatingip.config import (
     read_config_file,
     trusted_directory,
 )
-from floatingip.errors import Problem, ServiceDefinitionError
+from floatingip.errors import Problem, ServiceDefinitionError, UsageError
 from floatingip.trusted import TrustedDirectory
 from floatingip.vip import VIP_KEYS, VipSpec, address_problem, parse_vip
+from floatingip.vocabulary import Action
 
 __all__ = [
     "ACTIONS",
@@ -44,8 +45,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ACTIONS = ("start", "stop", "restart", "status")
-REQUIRED_ACTIONS = ("start", "stop")
+ACTIONS = tuple(Action)  # start, stop, restart, status: the order of the file's command.* lines
+REQUIRED_ACTIONS = (Action.START, Action.STOP)
 MAX_TIMEOUT = 3600.0
 # Checked before splitting (shlex is quadratic on long tokens); real commands are a line.
 MAX_COMMAND_LENGTH = 4096
@@ -122,7 +123,7 @@ class ServiceDefinition:
         """Whether its status can tell if the VIP is held: always for a built-in VIP service; a
         classic one needs command.status and a known VIP address."""
         return self.vip is not None or (
-            self.commands["status"] is not None and self.target.address is not None
+            self.commands[Action.STATUS] is not None and self.target.address is not None
         )
 
     @functools.cached_property
@@ -134,7 +135,7 @@ class ServiceDefinition:
             return ServiceTarget(
                 vip.interface, vip.label, vip.address.ip, vip.address.network.prefixlen
             )
-        target = _target_of_commands(self.argv("start"))
+        target = _target_of_commands(self.argv(Action.START))
         if self.address_hint is not None:
             target = replace(
                 target,
@@ -145,36 +146,46 @@ class ServiceDefinition:
             target = replace(target, interface=self.interface_hint)
         return target
 
-    def argv(self, action: str) -> tuple[str, ...]:
-        """The argv that ``action`` runs (sudo made non-interactive); KeyError if not defined."""
+    def missing(self, action: Action | str) -> str | None:
+        """Why ``action`` cannot run (an unknown action, no command for it); None if it can."""
         if action not in ACTIONS:
-            raise KeyError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
-        if self.vip is not None:
-            vip_argvs = {
-                "start": self.vip.add_argv(),
-                "stop": self.vip.del_argv(),
-                "status": self.vip.show_argv(),
-            }
-            if action in vip_argvs:
-                return vip_argvs[action]
-        command = self.commands[action]
-        if command is None:
-            raise KeyError(f"service {self.name!r} ({self.path}) defines no command.{action}")
-        return command_argv(command)
+            return f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}"
+        if self.vip is None and self.commands[action] is None:
+            return self._undefined(action)
+        return None  # a VIP service's restart is its stop, then its start
+
+    def _undefined(self, action: Action | str) -> str:
+        return f"service {self.name!r} ({self.path}) defines no command.{action}"
+
+    def argv(self, action: Action | str) -> tuple[str, ...]:
+        """The argv that ``action`` runs (sudo made non-interactive); UsageError if it has none
+        (:meth:`missing` says why, without raising)."""
+        why = self.missing(action)
+        if why is not None:
+            raise UsageError(why)
+        if self.vip is None:
+            return command_argv(str(self.commands[action]))
+        if action == Action.START:
+            return self.vip.add_argv()
+        if action == Action.STOP:
+            return self.vip.del_argv()
+        if action == Action.STATUS:
+            return self.vip.show_argv()
+        raise UsageError(self._undefined(action))
 
     def planned_argvs(self, *, sudo: bool | None = None) -> list[tuple[str, tuple[str, ...]]]:
         """Every (action, argv) this service may run; ``sudo=True`` as a non-root user would."""
         if self.vip is None:
             return [(a, self.argv(a)) for a in ACTIONS if self.commands[a] is not None]
-        planned = [
-            ("start", self.vip.add_argv(sudo)),
-            ("stop", self.vip.del_argv(sudo)),
-            ("status", self.vip.show_argv()),
+        planned: list[tuple[str, tuple[str, ...]]] = [
+            (Action.START, self.vip.add_argv(sudo)),
+            (Action.STOP, self.vip.del_argv(sudo)),
+            (Action.STATUS, self.vip.show_argv()),
         ]
         if self.vip.arp_count:
-            planned.insert(1, ("start", self.vip.arping_argv(sudo)))
+            planned.insert(1, (Action.START, self.vip.arping_argv(sudo)))
         if self.vip.dad_wait:
-            planned.insert(0, ("start", self.vip.dad_argv(sudo)))
+            planned.insert(0, (Action.START, self.vip.dad_argv(sudo)))
         return planned
 
 
@@ -229,10 +240,10 @@ def _vip_commands(
     if spec is None:
         return None, {}, problems
     commands: dict[str, str | None] = {
-        "start": shlex.join(spec.add_argv(sudo=False)),
-        "stop": shlex.join(spec.del_argv(sudo=False)),
-        "restart": None,
-        "status": shlex.join(spec.show_argv()),
+        Action.START: shlex.join(spec.add_argv(sudo=False)),
+        Action.STOP: shlex.join(spec.del_argv(sudo=False)),
+        Action.RESTART: None,
+        Action.STATUS: shlex.join(spec.show_argv()),
     }
     return spec, commands, problems
 

@@ -18,9 +18,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO
 
-from floatingip.datasource import PolicyMode, Role, State
+from floatingip.datasource import PolicyMode, State
 from floatingip.errors import FloatingIPError
-from floatingip.manager import ChangeResult, CommandOutcome, Event, Manager
+from floatingip.manager import Manager
+from floatingip.results import ChangeResult, CommandOutcome, Event
+from floatingip.vocabulary import Action, EventKind
 
 __all__ = ["Shell", "interrupts_for_this_thread_only"]
 
@@ -28,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 HISTORY_FILE = Path("~/.floatingip_history")
 _VERBS = ("online", "offline", "fail", "shun", "recover", "welcome", "slave", "master")
-_ACTIONS = ("status", "start", "stop", "restart")
+_ACTIONS = (Action.STATUS, Action.START, Action.STOP, Action.RESTART)  # as `help` lists them
 
 
 def _block_interrupts(block: bool) -> None:
@@ -236,31 +238,15 @@ class Shell(cmd.Cmd):
             result = manager.update_datasource(name, state=state)
             self._say(f"DataSource '{name}' set to {state}")
         elif verb == "welcome":
-            current = self._state_of(name)
-            if current is not State.SHUNNED:
-                self._error(f"cannot welcome '{name}': it is {current}, not SHUNNED")
-                return
-            result = manager.update_datasource(name, state=State.ONLINE)
+            result = manager.welcome(name)
             self._say(f"DataSource '{name}' is now ONLINE")
         else:  # recover: back ONLINE, as a slave if another datasource is the master
-            current = self._state_of(name)
-            if current is State.ONLINE:
-                self._error(f"cannot recover '{name}': it is already ONLINE")
-                return
-            others = [
-                other
-                for other, ds in manager.datasources.items()
-                if other != name and ds.role is Role.MASTER
-            ]
-            role = Role.SLAVE if others and manager.datasources[name].role is Role.MASTER else None
-            result = manager.update_datasource(name, role=role, state=State.ONLINE)
-            note = " as a slave" if role is not None else ""
-            self._say(f"DataSource '{name}' is now ONLINE{note}")
+            was = manager.datasource(name).role
+            result = manager.recover(name)
+            demoted = manager.datasource(name).role is not was
+            self._say(f"DataSource '{name}' is now ONLINE{' as a slave' if demoted else ''}")
         self._report(result)
         self._warn_if_ran_elsewhere(name, [result])
-
-    def _state_of(self, name: str) -> State:
-        return self.manager.datasource(name).state
 
     def complete_datasource(self, text: str, line: str, begin: int, end: int) -> list[str]:
         words = line[:begin].split()
@@ -282,7 +268,7 @@ class Shell(cmd.Cmd):
         self._say(f"SELECTED SLAVE: '{target}'")
 
         def show_step(event: Event) -> None:
-            if event.kind == "datasource":
+            if event.kind is EventKind.DATASOURCE:
                 self._say(f"  {event.message}")
 
         self.manager.add_listener(show_step)

@@ -1,4 +1,5 @@
-"""The background duties of a manager: retries with bounded backoff, and the periodic monitor.
+"""The background duties of a manager: retries with bounded backoff, and the periodic monitor;
+and the bookkeeping of retries (each service's last failure and attempts so far).
 
 One thread per manager, sleeping until the next retry or monitor check is due.  It only calls
 back into the manager, which takes its own lock, so a retry never runs in the middle of a change.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from floatingip.errors import UsageError
 from floatingip.validation import MAX_INTERVAL, check_instance, check_interval, check_seconds
 
-__all__ = ["DEFAULT_MONITOR_INTERVAL", "RetryPolicy", "Supervisor"]
+__all__ = ["DEFAULT_MONITOR_INTERVAL", "Retries", "RetryPolicy", "Supervisor"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,3 +152,57 @@ class Supervisor:
             function(*args)
         except Exception:
             logger.exception("%s failed", self._name)
+
+
+class Retries:
+    """Each service's last failure until it next succeeds, and its retries, scheduled on the
+    ``supervisor`` with ``policy``'s backoff (the supervisor then calls its ``on_retry``)."""
+
+    def __init__(self, policy: RetryPolicy, supervisor: Supervisor) -> None:
+        self.policy = policy
+        self._supervisor = supervisor
+        self._lock = threading.Lock()
+        self._problems: dict[str, str] = {}  # service -> its last failure, until it succeeds
+        self._attempts: dict[str, int] = {}  # service -> retries so far
+
+    def succeeded(self, service: str) -> None:
+        with self._lock:
+            self._problems.pop(service, None)
+            self._attempts.pop(service, None)
+        self._supervisor.cancel(service)
+
+    def failed(self, service: str, problem: str) -> bool:
+        """Record ``problem`` and schedule the next retry; False once the retries are used up."""
+        with self._lock:
+            self._problems[service] = problem
+            attempt = self._attempts.get(service, 0) + 1
+            if attempt > self.policy.attempts:
+                return False
+            self._attempts[service] = attempt
+        self._supervisor.schedule(service, self.policy.delay(attempt))
+        return True
+
+    def note(self, service: str, problem: str) -> None:
+        """Record ``problem`` as the service's last failure, without a retry."""
+        with self._lock:
+            self._problems[service] = problem
+
+    def attempt(self, service: str) -> int:
+        """The retries of ``service`` so far."""
+        with self._lock:
+            return self._attempts.get(service, 0)
+
+    def problems(self) -> dict[str, str]:
+        """Each service's last failure, with its retry state."""
+        pending = self._supervisor.pending()
+        attempts = self.policy.attempts
+        with self._lock:
+            shown = {}
+            for service, message in self._problems.items():
+                tried = self._attempts.get(service, 0)
+                if service in pending:
+                    message += f" (retry {tried}/{attempts} in {pending[service]:.0f}s)"
+                elif tried >= attempts and attempts:
+                    message += f" (gave up after {tried} retries; a new change retries)"
+                shown[service] = message
+            return shown

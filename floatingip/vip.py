@@ -25,6 +25,7 @@ from pathlib import Path
 
 from floatingip.dad import probe_argv
 from floatingip.errors import Problem
+from floatingip.vocabulary import Backend, SudoMode
 
 __all__ = ["VIP_KEYS", "VipSpec", "address_problem", "parse_vip"]
 
@@ -39,8 +40,8 @@ VIP_KEYS = (
 )
 DEFAULT_DAD_WAIT = 0.2
 MAX_DAD_WAIT = 5.0
-BACKENDS = ("ip", "ifconfig")
-SUDO_MODES = ("auto", "true", "false")
+BACKENDS = tuple(Backend)
+SUDO_MODES = tuple(SudoMode)
 MAX_ARP_COUNT = 20
 IFNAMSIZ = 15  # Linux interface and label names: at most 15 bytes
 _IFNAME = re.compile(r"[A-Za-z0-9_.@-]{1,15}")
@@ -54,23 +55,23 @@ class VipSpec:
     address: ipaddress.IPv4Interface
     interface: str
     label: str | None = None
-    backend: str = "ip"
+    backend: Backend = Backend.IP
     arp_count: int = 3
-    sudo: str = "auto"
+    sudo: SudoMode = SudoMode.AUTO
     dad_wait: float = DEFAULT_DAD_WAIT
 
     def use_sudo(self) -> bool:
         """Whether the privileged commands go through ``sudo -n`` when run now."""
-        if self.sudo == "auto":
+        if self.sudo == SudoMode.AUTO:
             return os.geteuid() != 0
-        return self.sudo == "true"
+        return self.sudo == SudoMode.TRUE
 
     def _privileged(self, argv: tuple[str, ...], sudo: bool | None) -> tuple[str, ...]:
-        use = self.use_sudo() if sudo is None else (sudo and self.sudo != "false")
+        use = self.use_sudo() if sudo is None else (sudo and self.sudo != SudoMode.FALSE)
         return ("sudo", "-n", *argv) if use else argv
 
     def add_argv(self, sudo: bool | None = None) -> tuple[str, ...]:
-        if self.backend == "ifconfig":
+        if self.backend == Backend.IFCONFIG:
             argv: tuple[str, ...] = (
                 "/sbin/ifconfig",
                 self.alias,
@@ -86,7 +87,7 @@ class VipSpec:
         return self._privileged(argv, sudo)
 
     def del_argv(self, sudo: bool | None = None) -> tuple[str, ...]:
-        if self.backend == "ifconfig":
+        if self.backend == Backend.IFCONFIG:
             argv: tuple[str, ...] = ("/sbin/ifconfig", self.alias, "down")
         else:
             argv = ("ip", "addr", "del", self.address.with_prefixlen, "dev", self.interface)
@@ -214,9 +215,9 @@ def parse_vip(
         address=ipaddress.IPv4Interface(address_text.strip()),
         interface=interface,
         label=label,
-        backend=backend,
+        backend=Backend(backend),
         arp_count=arp_count,
-        sudo=sudo,
+        sudo=SudoMode(sudo),
         dad_wait=dad_wait,
     )
     return spec, []

@@ -14,15 +14,27 @@ import pytest
 
 import floatingip
 import floatingip.errors
+import floatingip.fence
 import floatingip.rules
 import floatingip.testing
+import floatingip.vocabulary
 
-PUBLIC = (floatingip, floatingip.errors, floatingip.rules, floatingip.testing)
+PUBLIC = (
+    floatingip,
+    floatingip.errors,
+    floatingip.fence,
+    floatingip.rules,
+    floatingip.testing,
+    floatingip.vocabulary,
+)
 
 EMBEDDERS = {
     "__version__",
     # the Manager and what it returns
-    "Manager", "ChangeResult", "SwitchResult", "CommandOutcome", "Event", "RetryPolicy",
+    "Manager", "ChangeResult", "SwitchResult", "CommandOutcome", "Event", "EventKind",
+    "Action", "RetryPolicy",
+    # deciding whether this host may take a VIP
+    "Fence", "FenceAnswer",
     # running commands
     "Executor", "LocalExecutor", "NamespaceExecutor", "CommandResult",
     # the cluster's definition
@@ -30,6 +42,7 @@ EMBEDDERS = {
     "VipSpec", "DataSource", "Role", "State", "PolicyMode",
     # the errors a caller catches
     "FloatingIPError", "ConfigError", "UsageError", "DataSourceError", "CommandError",
+    "ManagerClosedError",
 }  # fmt: skip
 
 

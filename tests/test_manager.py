@@ -20,6 +20,7 @@ from floatingip import (
     Manager,
     PolicyMode,
     State,
+    UsageError,
     load_datasources,
     load_services,
 )
@@ -504,3 +505,52 @@ def test_a_construction_that_fails_after_taking_the_vip_releases_it(
         log.setLevel(level)
     assert actions(recorder) == ["start", "stop"]
     assert supervisor_threads() - before == set()
+
+
+def test_recover_brings_a_datasource_back_online_as_a_slave_if_another_is_master(
+    manager: Manager, recorder: RecordingExecutor
+) -> None:
+    manager.update_datasource("db1", state="ONLINE")
+    manager.update_datasource("db1", state="FAILED")  # the VIP is released
+    manager.update_datasource("db2", role="master", state="ONLINE")
+    result = manager.recover("db1")
+    assert result.ok and manager.datasource("db1").state is State.ONLINE
+    assert manager.datasource("db1").role.value == "slave"  # db2 is the master now
+    assert manager.held == {} and actions(recorder) == ["start", "stop"]
+    with pytest.raises(UsageError, match="cannot recover 'db1': it is already ONLINE"):
+        manager.recover("db1")
+
+
+def test_recover_keeps_the_role_when_no_other_datasource_is_master(
+    manager: Manager, recorder: RecordingExecutor
+) -> None:
+    manager.update_datasource("db1", state="SHUNNED")
+    assert manager.recover("db1").ok
+    assert manager.datasource("db1").role.value == "master" and manager.held == {"master": "db1"}
+
+
+def test_welcome_brings_back_only_a_shunned_datasource(
+    manager: Manager, recorder: RecordingExecutor
+) -> None:
+    with pytest.raises(FloatingIPError, match="cannot welcome 'db1': it is OFFLINE, not SHUNNED"):
+        manager.welcome("db1")
+    assert recorder.calls == [] or actions(recorder) == []
+    manager.update_datasource("db1", state="SHUNNED")
+    assert manager.welcome("db1").ok
+    assert manager.datasource("db1").state is State.ONLINE and manager.held == {"master": "db1"}
+    with pytest.raises(DataSourceError, match="unknown datasource 'db9'"):
+        manager.welcome("db9")
+
+
+def test_a_closed_manager_raises_manager_closed_error(manager: Manager) -> None:
+    from floatingip.errors import ManagerClosedError
+
+    manager.close()
+    for call in (
+        lambda: manager.update_datasource("db1", state="ONLINE"),
+        lambda: manager.recover("db1"),
+        lambda: manager.welcome("db1"),
+        lambda: manager.run_service("master", "status"),
+    ):
+        with pytest.raises(ManagerClosedError, match="the manager of cluster 'demo' is closed"):
+            call()

@@ -1,0 +1,141 @@
+"""What the Manager returns and records: outcomes of service actions, of changes and of switches,
+and the events of its history (which listeners also receive)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from floatingip.commands import CommandResult
+from floatingip.engine import RuleFailure
+from floatingip.errors import FloatingIPError, UsageError
+from floatingip.vocabulary import Action, EventKind
+
+__all__ = ["ChangeResult", "CommandOutcome", "Event", "History", "Listener", "SwitchResult"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandOutcome:
+    """A service action that ran (or could not run) because a rule (or a caller) asked for it.
+
+    ``argv`` and ``result`` are its main command's; ``steps`` every command it ran (a probe,
+    the verification...); ``error`` why it failed; ``notes`` what it found ("already present").
+    """
+
+    service: str
+    action: Action | str
+    rule: str
+    datasource: str | None
+    argv: tuple[str, ...]
+    result: CommandResult | None
+    error: FloatingIPError | None = None
+    host: str = ""
+    steps: tuple[CommandResult, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.result is not None and self.result.ok
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeResult:
+    """What one change did: the commands it ran and the rule errors it met."""
+
+    change: str
+    commands: tuple[CommandOutcome, ...] = ()
+    rule_errors: tuple[RuleFailure, ...] = ()
+    rules_fired: tuple[str, ...] = ()
+    engine_errors: tuple[FloatingIPError, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.rule_errors
+            and not self.engine_errors
+            and all(outcome.ok for outcome in self.commands)
+        )
+
+    @property
+    def errors(self) -> list[str]:
+        """Every failure, as a sentence for the operator."""
+        messages = [str(error) for error in self.rule_errors]
+        messages += [str(error) for error in self.engine_errors]
+        messages += [str(outcome.error) for outcome in self.commands if outcome.error is not None]
+        return messages
+
+
+@dataclass(frozen=True, kw_only=True)
+class SwitchResult:
+    """A switch of the master role: who was master, who is now, and each step's result."""
+
+    old_master: str | None
+    new_master: str
+    steps: tuple[ChangeResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(step.ok for step in self.steps)
+
+    @property
+    def errors(self) -> list[str]:
+        return [error for step in self.steps for error in step.errors]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """One entry of the history, as listeners receive it."""
+
+    kind: EventKind
+    message: str
+    ok: bool = True
+    datasource: str | None = None
+    service: str | None = None
+    outcome: CommandOutcome | None = None
+    time: float = field(default_factory=time.time)
+
+
+Listener = Callable[[Event], None]
+
+
+class History:
+    """The bounded history of events, and the listeners that receive each as it is recorded.
+
+    Its own lock: gratuitous ARP threads record too, while a change may hold the manager's.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._events: deque[Event] = deque(maxlen=size)
+        self._listeners: list[Listener] = []
+        self.lock = threading.RLock()
+
+    def record(self, event: Event) -> None:
+        with self.lock:
+            self._events.append(event)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("listener %r failed on %s", listener, event.message)
+
+    @property
+    def events(self) -> list[Event]:
+        with self.lock:
+            return list(self._events)
+
+    def add_listener(self, listener: Listener) -> None:
+        with self.lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self.lock:
+            if listener not in self._listeners:
+                raise UsageError(f"listener {listener!r:.60} is not registered")
+            self._listeners.remove(listener)

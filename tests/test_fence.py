@@ -1,0 +1,178 @@
+"""The fence seam: the Manager asks its fence before every start, tells it after a confirmed
+stop, and stops a service at once when the fence revokes it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from floatingip import FloatingIPError, Manager
+from floatingip.dad import PROBE_SCRIPT
+from floatingip.errors import ManagerClosedError, UsageError
+from floatingip.fence import DuplicateAddressFence, Fence, FenceAnswer, OpenFence
+from floatingip.supervisor import RetryPolicy
+from floatingip.testing import RecordingExecutor
+
+ADD = ("sudo", "-n", "ip", "addr", "add", "192.0.2.22/24", "dev", "eth0", "label", "eth0:0")
+DELETE = ("sudo", "-n", "ip", "addr", "del", "192.0.2.22/24", "dev", "eth0")
+
+
+class Lease:
+    """A fence that grants while ``granted``, and remembers what it was asked and told."""
+
+    def __init__(self) -> None:
+        self.granted = True
+        self.calls: list[tuple[str, str, str, str | None]] = []
+
+    def acquire(self, service: str, *, host: str, datasource: str | None) -> FenceAnswer:
+        self.calls.append(("acquire", service, host, datasource))
+        if self.granted:
+            return FenceAnswer(granted=True)
+        return FenceAnswer(granted=False, reason="the lease on etcd is held by db2")
+
+    def release(self, service: str, *, host: str) -> None:
+        self.calls.append(("release", service, host, None))
+
+
+@pytest.fixture
+def lease() -> Lease:
+    return Lease()
+
+
+@pytest.fixture
+def recorder() -> RecordingExecutor:
+    return RecordingExecutor()
+
+
+@pytest.fixture
+def manager(demo_home: Path, recorder: RecordingExecutor, lease: Lease) -> Iterator[Manager]:
+    with Manager.from_cluster_home(
+        demo_home,
+        "demo",
+        host="db1",
+        executor=recorder,
+        fence=lease,
+        monitor_interval=0,
+        retry=RetryPolicy(initial=60, maximum=60),
+    ) as manager:
+        yield manager
+
+
+def test_the_protocol_is_what_the_manager_checks() -> None:
+    assert isinstance(Lease(), Fence)
+    assert isinstance(OpenFence(), Fence)
+    assert isinstance(DuplicateAddressFence({}, {}), Fence)
+
+
+def test_a_granted_start_runs_and_a_confirmed_stop_releases(
+    manager: Manager, recorder: RecordingExecutor, lease: Lease
+) -> None:
+    assert manager.update_datasource("db1", state="ONLINE").ok
+    assert ("acquire", "master", "db1", "db1") in lease.calls
+    assert ADD in recorder.calls and manager.held == {"master": "db1"}
+    assert not any(PROBE_SCRIPT in call for call in recorder.calls)  # the fence replaces DAD
+    assert manager.update_datasource("db1", state="OFFLINE").ok
+    assert lease.calls[-1] == ("release", "master", "db1", None)
+
+
+def test_a_refused_start_runs_nothing_and_is_a_failure_with_the_reason(
+    manager: Manager, recorder: RecordingExecutor, lease: Lease
+) -> None:
+    lease.granted = False
+    result = manager.update_datasource("db1", state="ONLINE")
+    assert not result.ok
+    assert ADD not in recorder.calls and manager.held == {}
+    (error,) = result.errors
+    assert "the lease on etcd is held by db2" in error
+    assert "the lease on etcd is held by db2" in manager.problems["master"]
+    assert "retry 1/5" in manager.problems["master"]  # retried like a failed start
+    failed = [e for e in manager.history if e.kind == "command" and not e.ok]
+    assert failed and "the lease on etcd is held by db2" in failed[-1].message
+    lease.granted = True
+    assert manager.update_datasource("db1", state="ONLINE").ok  # the operator's retry
+    assert manager.held == {"master": "db1"} and "master" not in manager.problems
+
+
+def test_a_fence_that_raises_refuses(
+    demo_home: Path, recorder: RecordingExecutor, lease: Lease
+) -> None:
+    class Broken(Lease):
+        def acquire(self, service: str, *, host: str, datasource: str | None) -> FenceAnswer:
+            raise ConnectionError("etcd unreachable")
+
+    with Manager.from_cluster_home(
+        demo_home, "demo", host="db1", executor=recorder, fence=Broken(), monitor_interval=0
+    ) as manager:
+        result = manager.update_datasource("db1", state="ONLINE")
+        assert not result.ok and manager.held == {} and ADD not in recorder.calls
+        assert "etcd unreachable" in result.errors[0]
+
+
+def test_a_fence_of_the_wrong_type_is_refused_at_construction(demo_home: Path) -> None:
+    with pytest.raises(FloatingIPError, match="fence"):
+        Manager.from_cluster_home(demo_home, "demo", host="db1", fence="etcd")  # type: ignore[arg-type]
+
+
+def test_revoke_stops_at_once_without_the_rules_and_says_why(
+    manager: Manager, recorder: RecordingExecutor, lease: Lease
+) -> None:
+    manager.update_datasource("db1", state="ONLINE")
+    assert manager.held == {"master": "db1"}
+    lease.granted = False
+    result = manager.revoke("master", "the etcd lease could not be renewed")
+    assert result.ok and [c.action for c in result.commands] == ["stop"]
+    assert recorder.calls[-2] == DELETE  # then the status that confirms it is gone
+    assert manager.held == {}
+    warnings = [e for e in manager.history if e.kind == "warning"]
+    assert "the etcd lease could not be renewed" in warnings[-1].message
+    assert "the etcd lease could not be renewed" in manager.problems["master"]
+    # not taken straight back: the rules are asked again on the next change or reconcile
+    assert recorder.calls.count(ADD) == 1
+    lease.granted = True
+    assert manager.reconcile().ok
+    assert manager.held == {"master": "db1"} and recorder.calls.count(ADD) == 2
+
+
+def test_revoke_of_a_service_not_held_records_why_and_runs_nothing(
+    manager: Manager, recorder: RecordingExecutor
+) -> None:
+    before = list(recorder.calls)
+    result = manager.revoke("master", "lease lost")
+    assert result.ok and result.commands == () and recorder.calls == before
+    assert any("lease lost" in e.message for e in manager.history if e.kind == "warning")
+
+
+def test_revoke_checks_its_arguments(manager: Manager) -> None:
+    with pytest.raises(UsageError, match="unknown service 'nope'"):
+        manager.revoke("nope", "lease lost")
+    with pytest.raises(FloatingIPError, match="reason"):
+        manager.revoke("master", None)  # type: ignore[arg-type]
+    manager.close()
+    with pytest.raises(ManagerClosedError):
+        manager.revoke("master", "lease lost")
+
+
+def test_the_default_fence_probes_only_when_a_holder_may_be_unseen(
+    demo_home: Path, recorder: RecordingExecutor
+) -> None:
+    """db2 runs on a host this manager cannot see: the probe runs before the start; once db2 is
+    declared on a host it acts for, the previous holder is confirmed gone and nothing is probed."""
+    with Manager.from_cluster_home(
+        demo_home, "demo", host="db1", executor=recorder, monitor_interval=0
+    ) as manager:
+        manager.update_datasource("db1", state="ONLINE")
+        probes = [i for i, call in enumerate(recorder.calls) if PROBE_SCRIPT in call]
+        assert probes and probes[-1] < recorder.calls.index(ADD)
+    seen = RecordingExecutor()
+    with Manager.from_cluster_home(
+        demo_home,
+        "demo",
+        host="db1",
+        executor=seen,
+        executors={"db2": RecordingExecutor()},
+        monitor_interval=0,
+    ) as manager:
+        manager.update_datasource("db1", state="ONLINE")
+        assert ADD in seen.calls and not any(PROBE_SCRIPT in call for call in seen.calls)
