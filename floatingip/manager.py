@@ -46,6 +46,7 @@ from floatingip.errors import (
     Problem,
     UsageError,
 )
+from floatingip.fence import Fence
 from floatingip.rules import Intent, RuleSet, load_rules, shipped_rules_dir
 from floatingip.service import ServiceDefinition, load_services
 from floatingip.supervisor import DEFAULT_MONITOR_INTERVAL, RetryPolicy, Supervisor
@@ -186,8 +187,10 @@ class Manager:
         reconcile_at_start: bool = True,
         monitor_interval: float = DEFAULT_MONITOR_INTERVAL,
         retry: RetryPolicy | None = None,
+        fence: Fence | None = None,
     ) -> None:
         # Every argument is checked before anything is built, started or run.
+        self._fence = None if fence is None else check_instance(fence, Fence, "fence", "a Fence")
         self.cluster = check_name(cluster, "cluster")
         host = check_optional_name(host, "host", UsageError)
         self.host = host if host is not None else check_name(socket.gethostname(), "this host")
@@ -1065,6 +1068,11 @@ class Manager:
                 f"no executor for host {host!r}: this manager acts for {acts_for}"
             )
             return self._finish(intent, ActionResult((), None, error), host)
+        if self._fence is not None and intent.action in ("start", "restart"):
+            answer = self._fence.acquire(service.name, host=host, datasource=intent.datasource)
+            if not answer.granted:
+                refused = FloatingIPError(f"the fence refused the start: {answer.reason}")
+                return self._finish(intent, ActionResult((), None, refused), host)
         self._running = (f"{service.name} {intent.action} on {host}", time.monotonic())
         try:
             action = perform(
@@ -1082,6 +1090,9 @@ class Manager:
                     self._holders[intent.service] = intent.datasource or ""
                 else:
                     self._holders.pop(intent.service, None)
+        stopped = action.ok if intent.action == "stop" else action.held is False  # a failed start
+        if self._fence is not None and intent.action != "status" and stopped:
+            self._fence.release(service.name, host=host)  # the VIP is confirmed gone
         outcome = self._finish(intent, action, host)
         if action.ok and action.announce is not None:
             self._announce(service, action.announce, executor, host)
