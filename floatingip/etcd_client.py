@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,6 +41,10 @@ class EtcdError(FloatingIPError):
 
 def import_aetcd() -> Any:
     """The aetcd module, or a UsageError saying how to install it."""
+    # grpc's fork handlers crash children forked while its threads run (measured: `ip`
+    # segfaulting under the agent); the agent forks for every command and never uses grpc in a
+    # child, so they are switched off before grpc is loaded.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     try:
         import aetcd  # type: ignore[import-untyped]
     except ImportError as exc:
