@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import time
@@ -9,6 +10,10 @@ import time
 from tests.conftest import require_program, require_root
 from tests.integration.etcd_cluster import cut, freeze, heal, thaw
 from tests.integration.etcd_world import ETCD, World, world
+
+
+# Rounds of three switches and one fault each; grow it (FLOATINGIP_ETCD_ROUNDS) for a long run.
+ROUNDS = int(os.environ.get("FLOATINGIP_ETCD_ROUNDS", "5"))
 
 
 def _require() -> None:
@@ -45,23 +50,25 @@ def test_agent_follows_a_switch_and_releases_on_sigterm() -> None:
 
 def test_chaos_switches_kills_partitions_freezes_never_two_holders() -> None:
     """Switches, agents killed -9 right after a switch, a master host cut from etcd, an agent
-    frozen past its TTL, an etcd member killed and restarted: never two holders, and after
-    each fault the VIP is on the ONLINE master's host.  Counts and times are printed."""
+    frozen past its TTL, an etcd member killed and restarted, etcd losing quorum: never two
+    holders; a holder cut from etcd (or etcd without quorum) drops the VIP; after each fault the
+    VIP is on the ONLINE master's host.  Counts and times are printed."""
     _require()
     rng = random.Random(13)
-    counts = {"switch": 0, "kill -9": 0, "partition": 0, "freeze": 0, "etcd member": 0}
+    kinds = ("kill -9", "partition", "freeze", "etcd member", "quorum")
+    counts = dict.fromkeys(("switch", *kinds), 0)
     takeovers: list[float] = []
     with world(ttl=3) as w:
         _begin(w)
         master, slave = "db1", "db2"
         etcd_addresses = [w.sandbox.addresses[m] for m in ETCD]
-        for round_ in range(6):
+        for round_ in range(ROUNDS):
             for _ in range(3):
                 w.switch(master, slave)
                 master, slave = slave, master
                 takeovers.append(w.wait_for_holder(master))
                 counts["switch"] += 1
-            fault = ("kill -9", "partition", "freeze", "etcd member")[round_ % 4]
+            fault = kinds[round_ % len(kinds)]
             if fault == "kill -9":
                 w.switch(master, slave)
                 time.sleep(rng.uniform(0, 0.3))  # mid-command, or just before
@@ -82,6 +89,14 @@ def test_chaos_switches_kills_partitions_freezes_never_two_holders() -> None:
                 master, slave = slave, master
                 time.sleep(w.ttl + 2)
                 thaw(pid)
+            elif fault == "quorum":
+                lost = rng.sample(ETCD, 2)
+                for member in lost:
+                    w.etcd.kill(member)
+                w.wait_for_holder(None)  # no lease can be renewed: the holder drops
+                for member in lost:
+                    w.etcd.restart(member)
+                w.etcd.wait_healthy()
             else:
                 member = rng.choice(ETCD)
                 w.etcd.kill(member)
