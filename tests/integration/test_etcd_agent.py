@@ -11,7 +11,6 @@ from tests.conftest import require_program, require_root
 from tests.integration.etcd_cluster import cut, freeze, heal, thaw
 from tests.integration.etcd_world import ETCD, World, world
 
-
 # Rounds of three switches and one fault each; grow it (FLOATINGIP_ETCD_ROUNDS) for a long run.
 ROUNDS = int(os.environ.get("FLOATINGIP_ETCD_ROUNDS", "5"))
 

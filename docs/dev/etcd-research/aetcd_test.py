@@ -1,5 +1,11 @@
-import asyncio, time, json, os, signal, subprocess
+import asyncio
+import os
+import signal
+import subprocess
+import time
+
 import aetcd
+
 T0=time.monotonic()
 def log(*a): print(f"[{time.monotonic()-T0:6.2f}]", *a, flush=True)
 async def main():

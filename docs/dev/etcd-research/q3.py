@@ -1,4 +1,8 @@
-import time, os, signal, sys
+import os
+import signal
+import sys
+import time
+
 etcd3 = __import__(sys.argv[1])
 T0=time.monotonic()
 def log(*a): print(f"[{time.monotonic()-T0:6.2f}]", *a, flush=True)

@@ -1,4 +1,9 @@
-import time, os, signal, subprocess, sys
+import os
+import signal
+import subprocess
+import sys
+import time
+
 mod = sys.argv[1]
 etcd3 = __import__(mod)
 T0=time.monotonic()
