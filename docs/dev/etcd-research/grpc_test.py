@@ -1,14 +1,6 @@
-import json
-import logging
-import os
-import signal
-import subprocess
-import threading
-import time
-
+import time, threading, json, subprocess, sys, os, signal, logging
 logging.basicConfig(level=logging.WARNING)
 import etcd3
-
 T0=time.monotonic()
 def log(*a): print(f"[{time.monotonic()-T0:6.2f}]", *a, flush=True)
 c = etcd3.client(host='127.0.0.1', port=23790, timeout=2)
@@ -60,7 +52,7 @@ try:
 except Exception as e: log("add_watch_callback compacted raised", type(e).__name__, e)
 time.sleep(1); log("compacted add_watch_callback got", [type(r).__name__+str(getattr(r,'compacted_revision','')) for r in resps])
 # kill/restart
-resps=[]
+resps=[]; 
 def cb(r):
     resps.append(r); log("callback got", type(r).__name__, getattr(r,'events',r))
 c.add_watch_prefix_callback('/g/k/', cb)

@@ -1,11 +1,5 @@
-import os
-import signal
-import subprocess
-import threading
-import time
-
+import time, threading, json, subprocess, sys, os, signal
 from etcd3gw.client import Etcd3Client
-
 T0=time.monotonic()
 def log(*a): print(f"[{time.monotonic()-T0:6.2f}]", *a, flush=True)
 c = Etcd3Client(host='127.0.0.1', port=23790, timeout=2)
@@ -28,11 +22,10 @@ time.sleep(1.5); log("compacted watch: events", len(got), "iterator finished?", 
 cancel()
 # raw stream to see what the gateway sends for compacted start_revision
 import requests
-
 r = requests.post(c.get_url('/watch'), json={'create_request': {'key': 'L2ZpcC9jL2s=', 'start_revision': rev-3}}, stream=True, timeout=(2,2))
 try:
     for line in r.iter_lines():
-        log("raw compacted stream line:", line[:300])
+        log("raw compacted stream line:", line[:300]);
 except Exception as e: log("raw stream ended", type(e).__name__)
 # kill/restart
 events, cancel = c.watch_prefix('/fip/k/')

@@ -1,10 +1,6 @@
-import json
-import threading
-import time
-
+import time, threading, json, subprocess, sys, os, signal
 import etcd3gw
 from etcd3gw.client import Etcd3Client
-
 T0=time.monotonic()
 def log(*a): print(f"[{time.monotonic()-T0:6.2f}]", *a, flush=True)
 c = Etcd3Client(host='127.0.0.1', port=23790, timeout=2)

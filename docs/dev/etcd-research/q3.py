@@ -1,8 +1,4 @@
-import os
-import signal
-import sys
-import time
-
+import time, os, signal, sys
 etcd3 = __import__(sys.argv[1])
 T0=time.monotonic()
 def log(*a): print(f"[{time.monotonic()-T0:6.2f}]", *a, flush=True)

@@ -1,9 +1,4 @@
-import os
-import signal
-import subprocess
-import sys
-import time
-
+import time, os, signal, subprocess, sys
 mod = sys.argv[1]
 etcd3 = __import__(mod)
 T0=time.monotonic()

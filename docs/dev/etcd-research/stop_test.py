@@ -1,11 +1,5 @@
-import asyncio
-import os
-import signal
-import sys
-import time
-
+import asyncio, time, os, signal, sys
 import aetcd
-
 T0=time.monotonic()
 def log(*a): print(f"[{time.monotonic()-T0:6.2f}]", *a, flush=True)
 async def main(opts):
