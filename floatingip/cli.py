@@ -173,6 +173,31 @@ def _verbosity() -> argparse.ArgumentParser:
     return parent
 
 
+def _agent(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from floatingip.agent import Agent, JournalFormatter
+    from floatingip.etcd_client import parse_endpoints
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JournalFormatter())
+    verbosity = args.verbose + args.verbose_after
+    logging.basicConfig(level=logging.DEBUG if verbosity > 1 else logging.INFO, force=True)
+    logging.getLogger().handlers[:] = [handler]
+    if not 2 <= args.ttl <= 3600:
+        raise UsageError(f"--ttl must be whole seconds in 2-3600, not {args.ttl}")
+    agent = Agent(
+        cluster_home=args.cluster_home,
+        cluster=args.cluster,
+        host=args.host,
+        endpoints=parse_endpoints(args.etcd),
+        ttl=args.ttl,
+        rules_dir=args.rules_dir,
+        monitor_interval=check_interval(args.monitor, "--monitor"),
+    )
+    return asyncio.run(agent.run())
+
+
 def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-home", required=True, help="the cluster-home directory")
     parser.add_argument("--cluster", required=True, help="the cluster's name")
@@ -247,6 +272,42 @@ def _parser() -> argparse.ArgumentParser:
     sudoers.add_argument("--user", required=True, help="the account that runs the manager")
     sudoers.add_argument("--host", default="ALL", help="the host these lines apply to (ALL)")
     sudoers.set_defaults(handler=_sudoers)
+    agent = subparsers.add_parser(
+        "agent",
+        help="the distributed mode: one per database host, following the cluster's state in etcd",
+        description="Follow the cluster's state in etcd (/floatingip/CLUSTER/...) and keep this "
+        "host's VIPs in line with it; a VIP is held only under a lease-backed lock in etcd. "
+        "Logs go to stderr with journald priority prefixes. SIGTERM releases the VIPs, the locks "
+        "and the lease, and exits 0. Needs the etcd client: pip install 'floatingip[etcd]'.",
+        parents=[_verbosity()],
+    )
+    _add_cluster_options(agent)
+    agent.add_argument(
+        "--host", required=True, help="this host's name, as the datasources' host field names it"
+    )
+    agent.add_argument(
+        "--etcd",
+        required=True,
+        metavar="URL[,URL...]",
+        help="etcd client URLs (http://HOST:PORT); the next is used when one fails",
+    )
+    agent.add_argument(
+        "--ttl",
+        type=int,
+        default=5,
+        metavar="SECONDS",
+        help="the lease TTL (default 5): a dead agent's VIP lock is freed after it, and an agent "
+        "cut from etcd drops its VIP within it",
+    )
+    agent.add_argument("--rules-dir", help="the rules directory (default: the shipped rules)")
+    agent.add_argument(
+        "--monitor",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="compare the VIPs with the facts every SECONDS and repair drift (0: off; default 10)",
+    )
+    agent.set_defaults(handler=_agent)
     install = add_command(
         "install-rules",
         "copy the shipped rule files (FloatingIP.py) into a manager's rules directory",

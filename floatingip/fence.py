@@ -27,7 +27,14 @@ from floatingip.errors import CommandError, DuplicateAddressError, FloatingIPErr
 from floatingip.service import ServiceDefinition
 from floatingip.vocabulary import Action
 
-__all__ = ["DuplicateAddressFence", "Fence", "FenceAnswer", "OpenFence", "ProbedAnswer"]
+__all__ = [
+    "DuplicateAddressFence",
+    "Fence",
+    "FenceAnswer",
+    "Fences",
+    "OpenFence",
+    "ProbedAnswer",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +73,31 @@ class OpenFence:
 
     def release(self, service: str, *, host: str) -> None:
         return None
+
+
+class Fences:
+    """Several fences that must all grant, asked in order (say, the etcd lock, then the duplicate
+    address check for a holder that died without releasing).  A refusal gives back what the
+    fences before it granted, so a lock is not kept for a VIP that was not taken."""
+
+    def __init__(self, *fences: Fence) -> None:
+        self._fences = fences
+
+    def acquire(self, service: str, *, host: str, datasource: str | None) -> FenceAnswer:
+        granted: list[Fence] = []
+        answer = FenceAnswer(granted=True)
+        for fence in self._fences:
+            answer = fence.acquire(service, host=host, datasource=datasource)
+            if not answer.granted:
+                for earlier in reversed(granted):
+                    earlier.release(service, host=host)
+                return answer
+            granted.append(fence)
+        return answer  # the last one's, with its steps (a probe's commands)
+
+    def release(self, service: str, *, host: str) -> None:
+        for fence in reversed(self._fences):
+            fence.release(service, host=host)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,7 @@ import pytest
 from floatingip import FloatingIPError, Manager
 from floatingip.dad import PROBE_SCRIPT
 from floatingip.errors import ManagerClosedError, UsageError
-from floatingip.fence import DuplicateAddressFence, Fence, FenceAnswer, OpenFence
+from floatingip.fence import DuplicateAddressFence, Fence, FenceAnswer, Fences, OpenFence
 from floatingip.supervisor import RetryPolicy
 from floatingip.testing import RecordingExecutor
 
@@ -176,3 +176,21 @@ def test_the_default_fence_probes_only_when_a_holder_may_be_unseen(
     ) as manager:
         manager.update_datasource("db1", state="ONLINE")
         assert ADD in seen.calls and not any(PROBE_SCRIPT in call for call in seen.calls)
+
+
+def test_fences_all_must_grant_and_a_later_refusal_gives_back_what_was_granted() -> None:
+    """The distributed mode asks the etcd lock first, then the duplicate address check: both
+    must grant; when the probe refuses, the lock taken for nothing is released at once."""
+    lock, probe = Lease(), Lease()
+    both = Fences(lock, probe)
+    assert isinstance(both, Fence)
+    assert both.acquire("master", host="db1", datasource="db1").granted
+    probe.granted = False
+    answer = both.acquire("master", host="db1", datasource="db1")
+    assert not answer.granted and answer.reason == "the lease on etcd is held by db2"
+    assert lock.calls[-1] == ("release", "master", "db1", None)
+    lock.granted, probe.granted = False, True
+    assert not both.acquire("master", host="db1", datasource="db1").granted
+    assert probe.calls[-1][0] == "acquire" and len(probe.calls) == 2  # not asked after a refusal
+    both.release("master", host="db1")
+    assert lock.calls[-1] == probe.calls[-1] == ("release", "master", "db1", None)

@@ -1,0 +1,387 @@
+"""``floatingip agent``: one long-running process per database host, fed by etcd.
+
+It reads the cluster's state from etcd (floatingip.cluster_state), builds a Manager for this host
+(datasources from etcd; services and rules from the cluster home), then follows every change with
+a watch from the last revision it saw; after any watch error, or once etcd is reachable again, it
+reads everything anew and applies the difference, so no change is missed across reconnects or a
+compaction.  The Manager runs only this host's commands, one call at a time in one worker thread
+(in the order etcd gave the changes), and asks the etcd fence (floatingip.etcd_fence) before
+every start.  SIGTERM or SIGINT: the failsafe releases the VIP, the lock is released, the lease
+revoked, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import queue
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from floatingip.actions import perform
+from floatingip.cluster_state import ClusterState, DataSourceRecord, Snapshot
+from floatingip.commands import Executor, LocalExecutor
+from floatingip.datasource import DataSource, PolicyMode, State
+from floatingip.errors import FloatingIPError
+from floatingip.etcd_client import Endpoint, EtcdError, EtcdPool
+from floatingip.etcd_fence import DEFAULT_TTL, EtcdFence
+from floatingip.fence import DuplicateAddressFence, Fences
+from floatingip.manager import Manager
+from floatingip.rules import load_rules, shipped_rules_dir
+from floatingip.service import load_services
+from floatingip.supervisor import DEFAULT_MONITOR_INTERVAL
+
+__all__ = ["Agent", "JournalFormatter"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRY_READ = 0.5  # seconds between attempts to read the cluster's state
+CLOSE_TIMEOUT = 30.0
+
+
+class JournalFormatter(logging.Formatter):
+    """``<N>logger: message``: journald reads the ``<N>`` prefix as the syslog priority and adds
+    the time itself; one line per record (a traceback's lines are indented under it)."""
+
+    _PRIORITY: ClassVar[dict[int, int]] = {
+        logging.DEBUG: 7,
+        logging.INFO: 6,
+        logging.WARNING: 4,
+        logging.ERROR: 3,
+    }
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = self._PRIORITY.get(record.levelno, 2 if record.levelno > logging.ERROR else 7)
+        text = f"<{priority}>{record.name}: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info).replace("\n", "\n    ")
+        return text
+
+
+class Worker:
+    """One thread that runs the Manager's calls in the order they are submitted."""
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, what: str, call: Callable[[], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put((what, call, future))
+        return future
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            what, call, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # recorded and logged, the worker carries on
+                if isinstance(exc, FloatingIPError):
+                    logger.error("%s: %s", what, exc)
+                else:
+                    logger.exception("%s failed", what)
+                future.set_exception(exc)
+
+    def stop(self, timeout: float) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+
+def _add(manager: Manager, record: DataSourceRecord) -> Any:
+    if record.name in manager.datasources:  # deleted, then written again
+        return manager.update_datasource(record.name, role=record.role, state=record.state)
+    return manager.add_datasource(
+        record.name, role=record.role, host=record.host, state=record.state
+    )
+
+
+async def _watch_prefix(client: Any, *, prefix: bytes, start: int) -> Any:
+    return await client.watch_prefix(prefix, start_revision=start)
+
+
+class Agent:
+    """The agent of host ``host`` for cluster ``cluster``; ``await agent.run()`` until SIGTERM."""
+
+    def __init__(
+        self,
+        *,
+        cluster_home: str | Path,
+        cluster: str,
+        host: str,
+        endpoints: Sequence[Endpoint],
+        ttl: int = DEFAULT_TTL,
+        rules_dir: str | Path | None = None,
+        monitor_interval: float = DEFAULT_MONITOR_INTERVAL,
+        executor: Executor | None = None,
+    ) -> None:
+        # Files first: a bad service or rule file stops the agent before it touches etcd.
+        self.services = load_services(cluster_home, cluster)
+        self.rulesets = load_rules(rules_dir if rules_dir is not None else shipped_rules_dir())
+        self.cluster = cluster
+        self.host = host
+        self.endpoints = tuple(endpoints)
+        self.ttl = ttl
+        self.monitor_interval = monitor_interval
+        self.executor = executor if executor is not None else LocalExecutor()
+        self.manager: Manager | None = None
+        self._applied: dict[str, DataSourceRecord] = {}
+        self._policy = PolicyMode.AUTOMATIC
+        self._stop = asyncio.Event()
+        self._rewatch = asyncio.Event()
+        self.worker = Worker(f"floatingip-agent-{cluster}")
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stop.set)
+        self.pool = EtcdPool(self.endpoints, timeout=1.0)
+        self.state = ClusterState(self.pool, self.cluster)
+        self.fence = EtcdFence(
+            self.pool,
+            self.cluster,
+            self.host,
+            loop=loop,
+            ttl=self.ttl,
+            on_lost=self._drop,
+            on_recovered=self._rewatch.set,  # called on the loop
+        )
+        keeper = asyncio.create_task(self.fence.run(), name="lease keeper")
+        ok = True
+        try:
+            snapshot = await self._read()
+            if snapshot is not None:
+                await self._start_manager(snapshot)
+                follower = asyncio.create_task(self._follow(snapshot))
+                checker = asyncio.create_task(self._check_held_loop())
+                await self._stop.wait()
+                logger.info("stopping: releasing this host's VIPs")
+                for task in (follower, checker):
+                    task.cancel()
+                await asyncio.gather(follower, checker, return_exceptions=True)
+                ok = await self._close_manager()
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+            await self.fence.close()
+            await self.pool.close()
+            self.worker.stop(timeout=5)
+        logger.info("agent of host %s stopped%s", self.host, "" if ok else " with errors")
+        return 0 if ok else 1
+
+    async def _call(self, what: str, call: Callable[[], T]) -> T:
+        return await asyncio.wrap_future(self.worker.submit(what, call))
+
+    async def _read(self) -> Snapshot | None:
+        """The cluster's state, read again until etcd answers (None: stopped meanwhile)."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                snapshot = await self.state.snapshot()
+                if failures:
+                    logger.info("read the cluster's state after %d failed attempt(s)", failures)
+                return snapshot
+            except EtcdError as exc:
+                failures += 1
+                if failures == 1 or failures % 20 == 0:
+                    logger.error("cannot read the cluster's state (%d): %s", failures, exc)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), RETRY_READ)
+        return None
+
+    async def _start_manager(self, snapshot: Snapshot) -> None:
+        datasources = [
+            DataSource(self.cluster, r.name, r.host, r.role) for r in snapshot.datasources.values()
+        ]
+        states = {r.name: r.state for r in snapshot.datasources.values()}
+
+        def build() -> Manager:
+            return Manager(
+                cluster=self.cluster,
+                services=self.services,
+                rulesets=self.rulesets,
+                datasources=datasources,
+                host=self.host,
+                executor=self.executor,
+                policy=snapshot.policy,
+                states=states,
+                monitor_interval=self.monitor_interval,
+                # The lock first; then, as a holder that died without releasing may still
+                # answer for the VIP (its kernel keeps it), the duplicate address check.
+                fence=Fences(
+                    self.fence, DuplicateAddressFence(self.services, {self.host: self.executor})
+                ),
+            )
+
+        self.manager = await self._call("starting the manager", build)
+        self._applied = dict(snapshot.datasources)
+        self._policy = snapshot.policy
+        logger.info(
+            "agent of host %s, cluster %s: revision %d, datasources %s, policy %s, etcd %s",
+            self.host, self.cluster, snapshot.revision,
+            ", ".join(f"{r.name}@{r.host} {r.role}/{r.state}" for r in datasources) or "none",
+            snapshot.policy, ", ".join(map(str, self.endpoints)),
+        )  # fmt: skip
+        await self._call("checking the VIPs found at start", self._check_held)
+
+    async def _close_manager(self) -> bool:
+        manager = self.manager
+        if manager is None:
+            return True
+        try:
+            result = await asyncio.wait_for(
+                self._call("closing the manager", manager.close), CLOSE_TIMEOUT + 15
+            )
+        except (asyncio.TimeoutError, FloatingIPError) as exc:
+            logger.error("the manager did not close: %s", exc)
+            return False
+        for outcome in result.commands:
+            verdict = "released" if outcome.ok else f"FAILED to release ({outcome.error})"
+            logger.info("%s %s on %s", verdict, outcome.service, outcome.host)
+        return result.ok
+
+    # -- following etcd ----------------------------------------------------------------------
+
+    async def _follow(self, view: Snapshot) -> None:
+        """Watch from the view's revision + 1; after any error or a recovery, read again and
+        apply the difference."""
+        prefix = self.state.prefix.encode()
+        while not self._stop.is_set():
+            try:
+                watch = await self.pool.call(
+                    "watch", partial(_watch_prefix, prefix=prefix, start=view.revision + 1)
+                )
+                self._rewatch.clear()
+                consumer = asyncio.create_task(self._consume(watch, view))
+                rewatch = asyncio.create_task(self._rewatch.wait())
+                done, _ = await asyncio.wait(
+                    {consumer, rewatch}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in (consumer, rewatch):
+                    task.cancel()
+                await asyncio.gather(consumer, rewatch, return_exceptions=True)
+                try:
+                    await asyncio.wait_for(watch.cancel(), 1.0)
+                except Exception as exc:  # a dead stream's cancel may fail too
+                    logger.debug("watch cancel: %r", exc)
+                if consumer in done and consumer.exception() is not None:
+                    raise consumer.exception()  # type: ignore[misc]
+                logger.info("re-reading the cluster's state (etcd reachable again)")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # every watch failure is handled the same way
+                logger.warning(
+                    "watch ended (%s: %s); reading the state again", type(exc).__name__, exc
+                )
+                await asyncio.sleep(0.2)
+            view = await self._reread()
+
+    async def _reread(self) -> Snapshot:
+        snapshot = await self._read()
+        if snapshot is None:
+            raise asyncio.CancelledError
+        self._sync(snapshot, reason="read")
+        return snapshot
+
+    async def _consume(self, watch: Any, view: Snapshot) -> None:
+        async for event in watch:
+            key = event.kv.key.decode("utf-8", "replace")
+            value = None if event.kind == "DELETE" else event.kv.value
+            changed = view.apply(key, value, revision=event.kv.mod_revision, lease=event.kv.lease)
+            view.revision = max(view.revision, int(event.kv.mod_revision))
+            if changed == "holder" and value is None:
+                self._submit("a lock was released", self._reconsider)
+            elif changed:
+                self._sync(view, reason=f"revision {view.revision}")
+
+    def _submit(self, what: str, call: Callable[[], Any]) -> None:
+        self.worker.submit(what, call)
+
+    def _sync(self, view: Snapshot, *, reason: str) -> None:
+        """Submit to the Manager what differs between ``view`` and what it was given."""
+        manager = self.manager
+        if manager is None:
+            return
+        for name, record in sorted(view.datasources.items()):
+            old = self._applied.get(name)
+            if old is None:
+                self._submit(f"datasource {name} added ({reason})", partial(_add, manager, record))
+            elif (old.role, old.state) != (record.role, record.state):
+                if old.host != record.host:
+                    logger.error(
+                        "datasource %s: host %s -> %s is not followed: restart the agents",
+                        name, old.host, record.host,
+                    )  # fmt: skip
+                update = partial(
+                    manager.update_datasource, name, role=record.role, state=record.state
+                )
+                self._submit(f"datasource {name} ({reason})", update)
+            self._applied[name] = record
+        for name in sorted(set(self._applied) - set(view.datasources)):
+            old = self._applied[name]
+            if old.state is not State.OFFLINE:
+                # a datasource whose key is deleted is taken as OFFLINE: its VIP is released
+                offline = partial(manager.update_datasource, name, state=State.OFFLINE)
+                self._submit(f"datasource {name} deleted ({reason})", offline)
+            self._applied[name] = DataSourceRecord(old.name, old.host, old.role, State.OFFLINE)
+        if view.policy is not self._policy:
+            self._policy = view.policy
+            self._submit(f"policy ({reason})", partial(manager.set_policy, view.policy))
+        if reason == "read":
+            self._submit("re-evaluating after a read", self._reconsider)
+
+    def _reconsider(self) -> None:
+        """Ask the rules again (a start refused while another host held the lock may go now)."""
+        if self.manager is not None and not self.manager.closed:
+            self.manager.reconcile()
+
+    # -- the fence's side --------------------------------------------------------------------
+
+    def _drop(self, reason: str) -> None:
+        """The lease is lost: remove every VIP of this host now, without waiting for the
+        Manager (a change in progress holds its lock), then let it see what is left."""
+        for name, service in self.services.items():
+            action = perform(service, "stop", self.executor)
+            if action.ok:
+                logger.warning("%s: VIP dropped (%s)", name, reason)
+            else:
+                logger.error("%s: VIP NOT dropped (%s): %s", name, reason, action.error)
+        # Not Manager.revoke: it waits for the Manager's lock, which a change in progress may
+        # hold past the lease's end; the Manager learns what is left from the reconcile below.
+        self._submit("re-reading what is held after the drop", self._reconsider)
+
+    def _check_held(self) -> None:
+        """Every VIP this host holds must hold its lock: re-acquire it (granted when ours or
+        free); if another host holds it, drop the VIP here.  Without a lease the watchdog
+        decides (floatingip.etcd_fence), not this check."""
+        manager = self.manager
+        if manager is None or manager.closed:
+            return
+        refused = False
+        for service in manager.held:
+            other = self.fence.held_elsewhere(service)
+            if other is not None:
+                refused = True
+                logger.error("%s is held here while %s holds its lock: dropping it", service, other)
+                manager.run_service(service, "stop")
+        if refused:
+            manager.reconcile()
+
+    async def _check_held_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(1.0, self.fence.period * 2))
+            await self._call("checking the held VIPs' locks", self._check_held)

@@ -1,0 +1,343 @@
+"""The lease-backed VIP lock on etcd: the fence of the distributed mode.
+
+A host may hold a service's VIP only while it holds ``/floatingip/<cluster>/service/<service>/
+holder``, a key created in a transaction that succeeds only if it is absent, attached to the
+agent's lease.  The lease is kept with unary keepalives, each with its own deadline, every TTL/5.
+A watch cannot tell a frozen or partitioned etcd from a quiet one, so the fence does not rest on
+it: it is timed on this process's monotonic clock from the moment the last successful keepalive
+was *sent* (etcd restarts the lease's clock on receipt, later).  If no keepalive has succeeded
+for TTL - margin, ``on_lost`` is called at once to drop the VIP, before etcd can have expired the
+lease and let another host take the lock.  A start is granted only while at least ``margin`` of
+that time remains, so a start and the drop cannot cross.
+
+``acquire`` and ``release`` are called from the Manager's threads and run on the agent's event
+loop with a bound; they never raise: any doubt is a refusal (fail closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from floatingip.cluster_state import ClusterStateError, holder_key, holder_value, parse_holder
+from floatingip.errors import UsageError
+from floatingip.etcd_client import EtcdError, EtcdPool
+from floatingip.fence import FenceAnswer
+
+__all__ = ["DEFAULT_TTL", "EtcdFence"]
+
+logger = logging.getLogger(__name__)
+
+# 5 s: a leader election (1-2 s measured) and a lost keepalive never cause a false drop, and an
+# unplanned failover (a host or agent dies) takes about TTL plus the duplicate address check.
+DEFAULT_TTL = 5
+WATCHDOG_TICK = 0.05
+
+
+class EtcdFence:
+    """The Fence protocol (floatingip.fence) on an etcd lease.  ``run()`` is the keeper
+    coroutine (start it in ``loop``); ``on_lost(reason)`` must drop this host's VIPs at once;
+    call ``close()`` (a coroutine) to release and revoke on the way out."""
+
+    def __init__(
+        self,
+        pool: EtcdPool,
+        cluster: str,
+        host: str,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        ttl: int = DEFAULT_TTL,
+        on_lost: Callable[[str], None] | None = None,
+        on_recovered: Callable[[], None] | None = None,
+    ) -> None:
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 2 <= ttl <= 3600:
+            raise UsageError(f"the lease TTL must be whole seconds in 2-3600, not {ttl!r}")
+        self.pool = pool
+        self.cluster = cluster
+        self.host = host
+        self.ttl = ttl
+        self._loop = loop
+        self._on_lost = on_lost
+        self._on_recovered = on_recovered
+        self._lock = threading.Lock()
+        self._lease: int | None = None  # the current lease's id
+        self._granted = ttl  # what etcd granted (it may raise a requested TTL)
+        self._last_ok = 0.0  # monotonic time the last successful grant/keepalive was sent
+        self._lost = False  # on_lost ran for the current lease
+        self._pending: set[str] = set()  # releases etcd did not take yet
+        self._others: dict[str, str] = {}  # service -> the other host seen holding its lock
+        self._closing = False
+        self._stopped = threading.Event()
+        self.losses = 0
+        self._watchdog = threading.Thread(
+            target=self._watch_deadline, name="floatingip-fence-watchdog", daemon=True
+        )
+
+    # -- timing ------------------------------------------------------------------------------
+
+    @property
+    def margin(self) -> float:
+        """Time kept between the drop and the earliest lease expiry: the watchdog's tick, the
+        stop command, a loaded machine."""
+        return max(1.0, 0.3 * self._granted)
+
+    @property
+    def period(self) -> float:
+        return self._granted / 5
+
+    @property
+    def call_timeout(self) -> float:
+        return min(1.0, self._granted / 5)
+
+    def _remaining(self) -> float:
+        """Seconds until the drop deadline (<= 0: past it); the caller holds the lock."""
+        if self._lease is None or self._lost:
+            return 0.0
+        return self._last_ok + self._granted - self.margin - time.monotonic()
+
+    # -- the Fence protocol (from Manager threads) ------------------------------------------
+
+    def acquire(self, service: str, *, host: str, datasource: str | None) -> FenceAnswer:
+        try:
+            if host != self.host:
+                return FenceAnswer(
+                    granted=False, reason=f"this agent fences host {self.host!r}, not {host!r}"
+                )
+            with self._lock:
+                remaining, lease = self._remaining(), self._lease
+            if lease is None or remaining < self.margin:
+                return FenceAnswer(
+                    granted=False,
+                    reason="no live etcd lease (etcd unreachable or the lease just renewed): "
+                    "a VIP is never taken without one",
+                )
+            return self._on_loop(self._acquire(service, datasource, lease), "acquire")
+        except Exception as exc:  # must never raise: refuse
+            logger.exception("fence acquire of %s", service)
+            return FenceAnswer(granted=False, reason=f"fence error: {exc!r}")
+
+    def held_elsewhere(self, service: str) -> str | None:
+        """The other host that holds ``service``'s lock, if etcd says one does (None: ours,
+        free, or etcd cannot tell now)."""
+        answer = self.acquire(service, host=self.host, datasource=None)
+        return None if answer.granted else self._others.get(service)
+
+    def release(self, service: str, *, host: str) -> None:
+        try:
+            with self._lock:
+                self._pending.add(service)
+            answer = self._on_loop(self._release_pending(), "release")
+            if not answer.granted:
+                logger.warning("%s: lock not released yet (%s); retried", service, answer.reason)
+        except Exception:
+            logger.exception("fence release of %s", service)
+
+    def _on_loop(self, coroutine: Any, what: str) -> FenceAnswer:
+        bound = 2 * self.call_timeout + 0.5
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            answer: FenceAnswer = future.result(timeout=bound)
+            return answer
+        except FutureTimeout:
+            future.cancel()
+            return FenceAnswer(granted=False, reason=f"etcd {what}: no answer within {bound:g} s")
+
+    # -- etcd requests (on the loop) -----------------------------------------------------------
+
+    async def _acquire(self, service: str, datasource: str | None, lease: int) -> FenceAnswer:
+        key = holder_key(self.cluster, service).encode()
+        value = holder_value(self.host, datasource)
+
+        async def create(client: Any) -> Any:
+            t = client.transactions
+            return await client.transaction(
+                compare=[t.create(key) == 0],
+                success=[t.put(key, value, lease=lease)],
+                failure=[t.get(key)],
+            )
+
+        try:
+            created, responses = await self.pool.call("lock", create, timeout=self.call_timeout)
+            if created:
+                return FenceAnswer(granted=True)
+            found = responses[0][0][1] if responses and responses[0] else None
+            if found is None:  # deleted in between: the next attempt decides
+                return FenceAnswer(granted=False, reason=f"{key.decode()} changed; retry")
+            holder = parse_holder(key.decode(), service, found.value, lease=found.lease)
+            with self._lock:
+                self._others.pop(service, None)
+                if holder.host != self.host:
+                    self._others[service] = holder.host
+            if holder.host != self.host:
+                since = time.strftime("%H:%M:%S", time.localtime(holder.since))
+                return FenceAnswer(
+                    granted=False,
+                    reason=f"held by host {holder.host} (for {holder.datasource or '-'}) since "
+                    f"{since}: it must release the VIP first, or its lease expire",
+                )
+            if found.lease == lease:
+                return FenceAnswer(granted=True)  # already ours
+            # Ours from an earlier lease (an agent restarted, or a lease lost and renewed):
+            # no other host holds it, so move it onto the current lease.
+            revision = found.mod_revision
+
+            async def claim(client: Any) -> Any:
+                t = client.transactions
+                return await client.transaction(
+                    compare=[t.mod(key) == revision],
+                    success=[t.put(key, value, lease=lease)],
+                    failure=[],
+                )
+
+            claimed, _ = await self.pool.call("lock", claim, timeout=self.call_timeout)
+            if claimed:
+                return FenceAnswer(granted=True)
+            return FenceAnswer(granted=False, reason=f"{key.decode()} changed; retry")
+        except (EtcdError, ClusterStateError) as exc:
+            return FenceAnswer(granted=False, reason=str(exc))
+
+    async def _release_pending(self) -> FenceAnswer:
+        """Delete each pending service's holder key if it is ours."""
+        with self._lock:
+            pending = sorted(self._pending)
+        problems = []
+        for service in pending:
+            try:
+                await self._release_one(service)
+                with self._lock:
+                    self._pending.discard(service)
+            except EtcdError as exc:
+                problems.append(str(exc))
+        if problems:
+            return FenceAnswer(granted=False, reason="; ".join(problems))
+        return FenceAnswer(granted=True)
+
+    async def _release_one(self, service: str) -> None:
+        """A txn on the key's revision: a key another host wrote meanwhile is left alone."""
+        key = holder_key(self.cluster, service).encode()
+        found = await self.pool.call(
+            "read lock", lambda client: client.get(key), timeout=self.call_timeout
+        )
+        if found is None or not self._ours(key.decode(), service, found.value):
+            return
+        revision = found.mod_revision
+
+        async def delete(client: Any) -> Any:
+            t = client.transactions
+            return await client.transaction(
+                compare=[t.mod(key) == revision], success=[t.delete(key)], failure=[]
+            )
+
+        await self.pool.call("unlock", delete, timeout=self.call_timeout)
+        logger.info("%s: lock %s released", service, key.decode())
+
+    def _ours(self, key: str, service: str, value: bytes) -> bool:
+        try:
+            return parse_holder(key, service, value).host == self.host
+        except ClusterStateError:
+            try:  # a holder key we cannot read is not ours to delete
+                return bool(json.loads(value).get("host") == self.host)
+            except Exception:
+                return False
+
+    # -- the keeper (a coroutine on the loop) and the watchdog (a thread) ---------------------
+
+    async def run(self) -> None:
+        """Keep a lease: grant one when there is none, renew it every TTL/5; retry releases."""
+        self._watchdog.start()
+        failures = 0
+        while not self._closing:
+            try:
+                await self._keep()
+                if failures:
+                    logger.warning("etcd reachable again after %d failed attempt(s)", failures)
+                    if self._on_recovered is not None:
+                        self._on_recovered()
+                failures = 0
+            except EtcdError as exc:
+                failures += 1
+                if failures == 1 or failures % 20 == 0:
+                    logger.error("lease keepalive failed (%d in a row): %s", failures, exc)
+            if self._pending:
+                await self._release_pending()
+            await asyncio.sleep(self.period)
+
+    async def _keep(self) -> None:
+        with self._lock:
+            lease = self._lease
+        sent = time.monotonic()
+        if lease is None:
+            granted = await self.pool.call(
+                "lease grant", lambda client: client.lease(self.ttl), timeout=self.call_timeout
+            )
+            with self._lock:
+                self._lease, self._granted = int(granted.id), max(int(granted.ttl), 1)
+                self._last_ok, self._lost = sent, False
+            logger.info(
+                "lease %x granted, TTL %d s (asked %d s); the VIP is dropped after %.1f s "
+                "without a renewal",
+                granted.id, granted.ttl, self.ttl, self._granted - self.margin,
+            )  # fmt: skip
+            return
+        reply = await self.pool.call(
+            "lease keepalive",
+            lambda client: client.refresh_lease(lease),
+            timeout=self.call_timeout,
+        )
+        if reply is None or int(reply.TTL) <= 0:
+            self._lose(lease, "etcd says the lease has expired")
+            return
+        with self._lock:
+            if self._lease == lease and not self._lost:
+                self._last_ok = sent
+
+    def _watch_deadline(self) -> None:
+        while not self._stopped.wait(WATCHDOG_TICK):
+            with self._lock:
+                lease = self._lease
+                late = lease is not None and not self._lost and self._remaining() <= 0
+            if late and lease is not None:
+                self._lose(lease, f"no lease renewal for {self._granted - self.margin:.1f} s")
+
+    def _lose(self, lease: int, reason: str) -> None:
+        """Drop the VIPs (on_lost) once per lease, then forget it: the keeper grants another."""
+        with self._lock:
+            if self._lease != lease or self._lost:
+                return
+            self._lost = True
+            self.losses += 1
+        logger.error("lease %x lost (%s): dropping this host's VIPs now", lease, reason)
+        try:
+            if self._on_lost is not None:
+                self._on_lost(reason)
+        except Exception:
+            logger.exception("dropping the VIPs after the lease was lost")
+        finally:
+            with self._lock:
+                if self._lease == lease:
+                    self._lease = None
+
+    async def close(self) -> None:
+        """Release what is pending, revoke the lease (its holder keys go with it), stop."""
+        self._closing = True
+        self._stopped.set()
+        if self._pending:
+            await self._release_pending()
+        with self._lock:
+            lease, self._lease = self._lease, None
+        if lease is not None:
+            try:
+                await self.pool.call(
+                    "lease revoke",
+                    lambda client: client.revoke_lease(lease),
+                    timeout=self.call_timeout,
+                )
+                logger.info("lease %x revoked", lease)
+            except EtcdError as exc:
+                logger.error("lease not revoked (it expires in %d s): %s", self._granted, exc)

@@ -1,0 +1,194 @@
+"""The distributed mode's world for tests and benchmarks: a 3-member etcd, database hosts each
+running its own ``floatingip agent`` process, a client, a coordinator writing etcd with
+``etcdctl``, and a poller that watches where the VIP is every few milliseconds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from floatingip.rules import install_rules
+from floatingip.sandbox import Sandbox
+from tests.integration.etcd_cluster import EtcdCluster, die_with_parent
+
+NETWORK = "198.51.100.0/24"
+VIP = "198.51.100.100"
+ETCD = ("etcd1", "etcd2", "etcd3")
+CLUSTER = "demo"
+SERVICE = f"name=master\nvip.address={VIP}/24\nvip.interface=eth0\nvip.sudo=false\n"
+
+
+def cluster_home(directory: Path) -> Path:
+    home = directory / "home"
+    (home / f"conf/cluster/{CLUSTER}/service").mkdir(parents=True)
+    (home / f"conf/cluster/{CLUSTER}/service/master.properties").write_text(SERVICE)
+    install_rules(home / "rules")
+    return home
+
+
+def datasource_json(host: str, role: str, state: str) -> str:
+    return json.dumps({"host": host, "role": role, "state": state}, separators=(",", ":"))
+
+
+@dataclass
+class Poll:
+    """What the poller saw: sweeps, sweeps where two hosts held the VIP, the longest time with
+    no holder (and when it ended)."""
+
+    sweeps: int = 0
+    overlaps: list[tuple[float, list[str]]] = field(default_factory=list)
+    longest_gap: float = 0.0
+    gap_since: float | None = None
+    holders: list[str] = field(default_factory=list)
+
+
+class World:
+    def __init__(self, sandbox: Sandbox, directory: Path, databases: tuple[str, ...], ttl: int):
+        self.sandbox = sandbox
+        self.directory = directory
+        self.databases = databases
+        self.ttl = ttl
+        self.etcd = EtcdCluster(sandbox, ETCD, directory / "etcd")
+        self.home = cluster_home(directory)
+        self.agents: dict[str, subprocess.Popen[bytes]] = {}
+        self.poll = Poll()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- etcd as the coordinator writes it ------------------------------------------------------
+
+    def put(self, key: str, value: str) -> None:
+        result = self.etcdctl("put", f"/floatingip/{CLUSTER}/{key}", value)
+        assert result.returncode == 0, result.stderr
+
+    def etcdctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        deadline = time.monotonic() + 60  # etcd may be electing a leader
+        while True:
+            result = self.etcd.etcdctl("client", *args)
+            if result.returncode == 0 or time.monotonic() > deadline:
+                return result
+            time.sleep(0.2)
+
+    def set_datasource(self, name: str, role: str, state: str = "ONLINE") -> None:
+        self.put(f"datasource/{name}", datasource_json(name, role, state))
+
+    def switch(self, old: str, new: str) -> None:
+        self.set_datasource(old, "slave")
+        self.set_datasource(new, "master")
+
+    # -- agents -------------------------------------------------------------------------------
+
+    def start_agent(self, host: str) -> None:
+        log = (self.directory / f"agent-{host}.log").open("ab")
+        self.agents[host] = subprocess.Popen(
+            ["ip", "netns", "exec", self.sandbox.namespaces[host], sys.executable, "-m",
+             "floatingip", "agent", "--cluster-home", str(self.home), "--cluster", CLUSTER,
+             "--host", host, "--etcd", self.etcd.endpoints, "--ttl", str(self.ttl),
+             "--monitor", "2"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=die_with_parent,
+        )  # fmt: skip
+        log.close()
+
+    def stop_agent(self, host: str, timeout: float = 60) -> int:
+        process = self.agents[host]
+        process.terminate()
+        return process.wait(timeout=timeout)
+
+    def kill_agent(self, host: str) -> None:
+        process = self.agents[host]
+        process.kill()
+        process.wait(timeout=10)
+
+    def agent_log(self, host: str) -> str:
+        return (self.directory / f"agent-{host}.log").read_text(errors="replace")
+
+    # -- where the VIP is -----------------------------------------------------------------------
+
+    def holds(self, host: str) -> bool:
+        result = subprocess.run(
+            ["ip", "-n", self.sandbox.namespaces[host], "-o", "-4", "addr", "show", "dev", "eth0"],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        return f" {VIP}/" in result.stdout
+
+    def holders(self) -> list[str]:
+        return [host for host in self.databases if self.holds(host)]
+
+    def wait_for_holder(self, host: str | None, deadline: float = 60.0) -> float:
+        """Wait until exactly ``host`` holds the VIP (None: nobody); seconds it took."""
+        started = time.monotonic()
+        expected = [host] if host is not None else []
+        while time.monotonic() - started < deadline:
+            if self.holders() == expected:
+                return time.monotonic() - started
+            time.sleep(0.01)
+        logs = "\n".join(f"--- {h}\n{self.agent_log(h)[-3000:]}" for h in self.databases)
+        raise AssertionError(f"VIP on {self.holders()}, expected {expected}\n{logs}")
+
+    def _sweep(self, order: list[str]) -> None:
+        # first, second, first again: two holders only if the first held before and after
+        first = self.holds(order[0])
+        rest = [host for host in order[1:] if self.holds(host)]
+        again = self.holds(order[0])
+        now = time.monotonic()
+        held = rest + ([order[0]] if first and again else [])
+        with self._lock:
+            poll = self.poll
+            poll.sweeps += 1
+            if first and again and rest:
+                poll.overlaps.append((now, sorted(held)))
+            if held or first or again:
+                if poll.gap_since is not None:
+                    poll.longest_gap = max(poll.longest_gap, now - poll.gap_since)
+                poll.gap_since = None
+            elif poll.gap_since is None:
+                poll.gap_since = now
+
+    def _poll(self) -> None:
+        order = list(self.databases)
+        while not self._stop.is_set():
+            self._sweep(order)
+            order = order[1:] + order[:1]
+            time.sleep(0.002)
+
+    def start_poller(self) -> None:
+        self._poller = threading.Thread(target=self._poll, name="vip-poller", daemon=True)
+        self._poller.start()
+
+    def reset_gap(self) -> None:
+        """Gaps are counted from now (a fault with no reachable master is not a gap)."""
+        with self._lock:
+            self.poll.gap_since = None
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=10)
+        for process in self.agents.values():
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+        self.etcd.close()
+
+
+@contextmanager
+def world(databases: tuple[str, ...] = ("db1", "db2"), ttl: int = 3) -> Iterator[World]:
+    hosts = [*ETCD, *databases, "client"]
+    directory = Path(tempfile.mkdtemp(prefix="floatingip-etcd-"))
+    with Sandbox(hosts, network=NETWORK) as sandbox:
+        built = World(sandbox, directory, databases, ttl)
+        try:
+            built.etcd.start()
+            yield built
+        finally:
+            built.close()
+            subprocess.run(["rm", "-rf", str(directory)], check=False)
