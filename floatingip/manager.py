@@ -420,10 +420,11 @@ class _OpenLock:
         self._manager = manager
 
     def __enter__(self) -> None:
-        if self._manager.closed:
+        dispatcher = self._manager._dispatcher  # its flag itself: no property on this path
+        if dispatcher.closed:
             raise self._manager._closed_error()
         self._lock.acquire()
-        if self._manager.closed:
+        if dispatcher.closed:
             self._lock.release()
             raise self._manager._closed_error()
 
