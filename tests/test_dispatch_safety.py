@@ -10,9 +10,7 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,7 +29,7 @@ from floatingip.rules import (
     shipped_rules_dir,
 )
 from floatingip.testing import FakeNetwork, RecordingExecutor, write_cluster_home
-from tests.conftest import require_program, write_service
+from tests.conftest import require_program, wait_until, write_service
 from tests.test_commands import processes_with
 
 VIP = "192.0.2.22/24"
@@ -44,15 +42,6 @@ CLASSIC_SERVICE = (
     f"command.stop=sudo ip addr del {VIP} dev eth0\n"
     "command.status=ip -o addr show dev eth0\n"
 )
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def make_home(root: Path, service: str = VIP_SERVICE) -> Path:
@@ -357,7 +346,7 @@ def test_state_reads_do_not_wait_behind_a_running_command(tmp_path: Path) -> Non
             target=lambda: manager.update_datasource("db1", state="ONLINE"), daemon=True
         )
         changing.start()
-        assert wait_for(lambda: processes_with(marker)), "the slow start never ran"
+        assert wait_until(lambda: processes_with(marker)), "the slow start never ran"
         held = dict(manager.held)
         states = {name: ds.state.value for name, ds in manager.datasources.items()}
         problems = dict(manager.problems)
@@ -384,18 +373,18 @@ def rules_without_failsafe(tmp_path: Path) -> Path:
     return directory
 
 
+def manager_on(network: FakeNetwork, home: Path, rules_dir: Path) -> Manager:
+    return Manager.from_cluster_home(
+        home, "demo", rules_dir=rules_dir, host="db1", executor=network.executor("db1"),
+        monitor_interval=0,
+    )  # fmt: skip
+
+
 def test_close_releases_what_is_held_even_without_a_failsafe_rule(
     tmp_path: Path, rules_without_failsafe: Path
 ) -> None:
     network = FakeNetwork(["db1"], strict=True)
-    manager = Manager.from_cluster_home(
-        make_home(tmp_path),
-        "demo",
-        rules_dir=rules_without_failsafe,
-        host="db1",
-        executor=network.executor("db1"),
-        monitor_interval=0,
-    )
+    manager = manager_on(network, make_home(tmp_path), rules_without_failsafe)
     manager.update_datasource("db1", state="ONLINE")
     assert VIP in network.addresses["db1"]
     result = manager.close()
@@ -409,14 +398,7 @@ def test_close_in_maintenance_keeps_the_vip_even_without_a_failsafe_rule(
     tmp_path: Path, rules_without_failsafe: Path
 ) -> None:
     network = FakeNetwork(["db1"], strict=True)
-    manager = Manager.from_cluster_home(
-        make_home(tmp_path),
-        "demo",
-        rules_dir=rules_without_failsafe,
-        host="db1",
-        executor=network.executor("db1"),
-        monitor_interval=0,
-    )
+    manager = manager_on(network, make_home(tmp_path), rules_without_failsafe)
     manager.update_datasource("db1", state="ONLINE")
     manager.set_policy("MAINTENANCE")
     manager.close()
