@@ -49,6 +49,7 @@ class Cluster(RuleBasedStateMachine):
         self.states = dict.fromkeys(HOSTS, "OFFLINE")
         self.policy = "AUTOMATIC"
         self.managers = {host: self._start_manager(host) for host in HOSTS}
+        self.failed_seen = self.network.failed  # failures counted up to the end of the last step
 
     def _start_manager(self, host: str) -> Manager:
         return Manager.from_cluster_home(
@@ -68,14 +69,17 @@ class Cluster(RuleBasedStateMachine):
 
     def _step(self) -> None:
         next(events_run)
-        failed_before = self.network.failed
+        # Failures since the last step: the event's own commands count too (a stop that failed
+        # during the event leaves the repair to the next monitor passes).
+        failed_before, self.failed_seen = self.failed_seen, self.network.failed
         before = self._holders()
         assert len(before) <= 1, f"two holders after an event: {before}"
         for manager in self.managers.values():
             manager.reconcile()  # a monitor pass on each host
         after = self._holders()
         assert len(after) <= 1, f"two holders after a monitor pass: {after}"
-        if self.network.faults_pending or self.network.failed != failed_before:
+        failed_now, self.failed_seen = self.network.failed, self.network.failed
+        if self.network.faults_pending or failed_now != failed_before:
             return  # a command failed in this step: the next monitor passes must repair it
         if self.policy == "MAINTENANCE":
             assert after == before, "something ran in MAINTENANCE"
