@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 # A change whose consequences keep asking for commands is a rule loop, not a cluster event.
 MAX_COMMANDS_PER_CHANGE = 64
-_TAKES = (Action.START, Action.RESTART)
+_TAKES = (Action.START, Action.RESTART)  # may bring a VIP up: not before RUNNING
 _TRACKED = (Action.START, Action.STOP)  # what changes what is held
 _RETRIED = (Action.START, Action.STOP, Action.RESTART)
 
@@ -259,7 +259,7 @@ class Dispatcher:
             return self._finish(intent, ActionResult((), None, error), host)
         self.running = (f"{service.name} {intent.action} on {host}", time.monotonic())
         try:
-            answer = self._ask_fence(service, intent, host) if intent.action in _TAKES else None
+            answer = self._ask_fence(service, intent, host) if _takes(service, intent) else None
             if answer is not None and not answer.granted:
                 action = _refused(service, intent.action, answer)
             else:
@@ -345,6 +345,15 @@ class Dispatcher:
             logger.error("%s (rule %r)", message, intent.rule)
         self._record_about(intent, EventKind.COMMAND, message, outcome)
         return outcome
+
+
+def _takes(service: ServiceDefinition, intent: Intent) -> bool:
+    """Whether ``intent`` may bring the VIP up, so that the fence is asked first: a start, and a
+    VIP service's restart (it adds the VIP again).  A classic service's command.restart is its
+    own command, run as written (the seed's is `echo "Not supported"`)."""
+    return intent.action == Action.START or (
+        intent.action == Action.RESTART and service.vip is not None
+    )
 
 
 def _refused(service: ServiceDefinition, action: Action | str, answer: FenceAnswer) -> ActionResult:

@@ -14,6 +14,7 @@ from floatingip.errors import ManagerClosedError, UsageError
 from floatingip.fence import DuplicateAddressFence, Fence, FenceAnswer, Fences, OpenFence
 from floatingip.supervisor import RetryPolicy
 from floatingip.testing import RecordingExecutor
+from tests.conftest import SEED_MASTER_PROPERTIES
 
 ADD = ("sudo", "-n", "ip", "addr", "add", "192.0.2.22/24", "dev", "eth0", "label", "eth0:0")
 DELETE = ("sudo", "-n", "ip", "addr", "del", "192.0.2.22/24", "dev", "eth0")
@@ -194,3 +195,19 @@ def test_fences_all_must_grant_and_a_later_refusal_gives_back_what_was_granted()
     assert probe.calls[-1][0] == "acquire" and len(probe.calls) == 2  # not asked after a refusal
     both.release("master", host="db1")
     assert lock.calls[-1] == probe.calls[-1] == ("release", "master", "db1", None)
+
+
+def test_a_classic_restart_is_its_own_command_not_fenced(
+    demo_home: Path, recorder: RecordingExecutor, lease: Lease
+) -> None:
+    """A classic service's command.restart is opaque (the seed's is `echo "Not supported"`):
+    it runs as written, as before the fence seam."""
+    lease.granted = False
+    service_file = demo_home / "conf/cluster/demo/service/master.properties"
+    service_file.write_text(SEED_MASTER_PROPERTIES)
+    with Manager.from_cluster_home(
+        demo_home, "demo", host="db1", executor=recorder, fence=lease, monitor_interval=0
+    ) as manager:
+        outcome = manager.run_service("master", "restart")
+        assert outcome.ok and outcome.argv == ("echo", "Not supported")
+        assert not any(call[0] == "acquire" for call in lease.calls)
