@@ -112,9 +112,8 @@ def perform(service: ServiceDefinition, action: Action | str, executor: Executor
 
 def last_line(result: CommandResult, default: str | None = None) -> str:
     """The last line a failed command printed (stderr, else stdout): usually the reason."""
-    detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
-    if detail:
-        return detail[-1]
+    if result.last_line:
+        return result.last_line
     return default if default is not None else f"exit status {result.exit_code}"
 
 

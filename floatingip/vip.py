@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from floatingip.commands import ipv4_addresses, ipv4_addresses_argv
 from floatingip.dad import probe_argv
 from floatingip.errors import Problem
 from floatingip.vocabulary import Backend, SudoMode
@@ -95,7 +96,7 @@ class VipSpec:
 
     def show_argv(self) -> tuple[str, ...]:
         """Lists the interface's IPv4 addresses; needs no privilege."""
-        return ("ip", "-o", "-4", "addr", "show", "dev", self.interface)
+        return ipv4_addresses_argv(self.interface)
 
     def arping_argv(self, sudo: bool | None = None) -> tuple[str, ...]:
         """Gratuitous ARP (unsolicited), so neighbours map the VIP to this host's MAC at once."""
@@ -123,17 +124,7 @@ class VipSpec:
     def held_in(self, show_output: str) -> bool:
         """Whether ``ip -o -4 addr show`` output lists exactly this address (192.0.2.2 is not
         192.0.2.22)."""
-        for line in show_output.splitlines():
-            fields = line.split()
-            if "inet" not in fields:
-                continue
-            token = fields[fields.index("inet") + 1]
-            try:
-                if ipaddress.IPv4Interface(token).ip == self.address.ip:
-                    return True
-            except ValueError:
-                continue
-        return False
+        return any(found.ip == self.address.ip for found in ipv4_addresses(show_output))
 
 
 def address_problem(text: str) -> str | None:

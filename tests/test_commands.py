@@ -76,7 +76,7 @@ def test_exit_code_and_output_are_captured() -> None:
     assert result.argv == ("sh", "-c", "echo out; echo err >&2; exit 3")
     assert (result.exit_code, result.stdout, result.stderr) == (3, "out\n", "err\n")
     assert not result.ok and not result.timed_out
-    assert 0 <= result.duration < PATIENCE
+    assert result.duration >= 0
 
 
 def test_success_returns_the_result() -> None:

@@ -33,7 +33,6 @@ from floatingip.rules import load_rule_file, load_rules
 from floatingip.testing import RecordingExecutor
 from tests.conftest import (
     REPO,
-    SEED_MASTER_PROPERTIES,
     report,
     require_root,
     write_service,
@@ -267,13 +266,14 @@ def swapping(first: Path, second: Path, *, uid: int | None = None) -> Iterator[C
 
 LOADS = 2000
 ATTACKER_START = "echo attacker"
+LEGIT_START = "sudo /sbin/ifconfig eth0:0 192.0.2.22"
 
 
 def _tree(directory: Path, start: str, owner: int) -> None:
     """A cluster directory with a service and a datasource file, every entry owned by ``owner``."""
     for sub in ("service", "datasource"):
         (directory / sub).mkdir(parents=True)
-    service = SEED_MASTER_PROPERTIES.replace("sudo /sbin/ifconfig eth0:0 10.10.12.22", start)
+    service = f"name=master\ncommand.start={start}\ncommand.stop=sudo /sbin/ifconfig eth0:0 down\n"
     (directory / "service/master.properties").write_text(service)
     (directory / "datasource/db1.properties").write_text("name=db1\nrole=master\n")
     for path in [directory, *directory.rglob("*")]:
@@ -321,7 +321,7 @@ def test_a_user_swapping_directories_under_a_world_writable_ancestor_never_wins(
     exchanges conf/cluster/demo with a directory of theirs while root loads the services."""
     cluster = public_home / "conf/cluster"
     cluster.chmod(0o777)
-    _tree(cluster / "demo", "sudo /sbin/ifconfig eth0:0 10.10.12.22", 0)
+    _tree(cluster / "demo", LEGIT_START, 0)
     _tree(cluster / "evil", ATTACKER_START, NOBODY)
     legit, attacker, errors = _load_while_swapping(public_home, NOBODY)
     report(
@@ -340,7 +340,7 @@ def test_a_swap_between_check_and_read_never_returns_the_other_content(
     of a trusted directory with another user's (made here by root, to reach the window) gives
     the trusted content or a refusal, never the other user's content."""
     cluster = public_home / "conf/cluster"
-    _tree(cluster / "demo", "sudo /sbin/ifconfig eth0:0 10.10.12.22", 0)
+    _tree(cluster / "demo", LEGIT_START, 0)
     _tree(cluster / "evil", ATTACKER_START, NOBODY)
     legit, attacker, errors = _load_while_swapping(public_home, None)
     report(
