@@ -33,7 +33,7 @@ from floatingip.etcd_client import Endpoint, EtcdError, EtcdPool
 from floatingip.etcd_fence import DEFAULT_TTL, EtcdFence
 from floatingip.fence import DuplicateAddressFence, Fences
 from floatingip.manager import Manager
-from floatingip.rules import load_rules, shipped_rules_dir
+from floatingip.rule_files import load_rules, shipped_rules_dir
 from floatingip.service import load_services
 from floatingip.supervisor import DEFAULT_MONITOR_INTERVAL
 

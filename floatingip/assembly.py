@@ -21,7 +21,8 @@ from floatingip.datasource import (
 )
 from floatingip.errors import ConfigError, Problem, UsageError
 from floatingip.fence import Fence
-from floatingip.rules import RuleSet, load_rules, shipped_rules_dir
+from floatingip.rule_files import load_rules, shipped_rules_dir
+from floatingip.ruleset import RuleSet
 from floatingip.service import ACTIONS, ServiceDefinition, load_services
 from floatingip.supervisor import RetryPolicy
 from floatingip.validation import (

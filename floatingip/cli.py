@@ -15,7 +15,7 @@ from floatingip.config import cluster_problem
 from floatingip.errors import FloatingIPError, UsageError
 from floatingip.manager import Manager
 from floatingip.preflight import format_checks, run_checks
-from floatingip.rules import RulesInstalledError, install_rules, load_rules
+from floatingip.rule_files import RulesInstalledError, install_rules, load_rules
 from floatingip.service import ACTIONS, load_services
 from floatingip.shell import (
     Shell,

@@ -19,7 +19,7 @@ from floatingip.datasource import PolicyMode
 from floatingip.dispatch import Dispatcher
 from floatingip.errors import EngineError
 from floatingip.results import ChangeResult, CommandOutcome, Event
-from floatingip.rules import Intent
+from floatingip.ruleset import Intent
 from floatingip.supervisor import Supervisor
 from floatingip.vocabulary import Action, EventKind, Phase
 

@@ -40,7 +40,7 @@ from floatingip.fence import DuplicateAddressFence, Fence
 from floatingip.reconcile import monitor, reevaluate
 from floatingip.reconcile import retry as retry_service
 from floatingip.results import ChangeResult, CommandOutcome, Event, History, Listener, SwitchResult
-from floatingip.rules import Intent, RuleSet
+from floatingip.ruleset import Intent, RuleSet
 from floatingip.service import ServiceDefinition
 from floatingip.supervisor import DEFAULT_MONITOR_INTERVAL, Retries, RetryPolicy, Supervisor
 from floatingip.validation import (

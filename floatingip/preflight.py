@@ -32,7 +32,7 @@ from floatingip.config import cluster_directory, cluster_problem
 from floatingip.dad import PROBE_SCRIPT
 from floatingip.datasource import DataSource, Role, load_datasources
 from floatingip.errors import CommandError, CommandNotFoundError, FloatingIPError
-from floatingip.rules import load_rules, shipped_rules_dir
+from floatingip.rule_files import load_rules, shipped_rules_dir
 from floatingip.service import ServiceDefinition, load_services
 from floatingip.sudoers import resolve_program, sudo_commands
 

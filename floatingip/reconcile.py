@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from floatingip.actions import probe
 from floatingip.datasource import PolicyMode
 from floatingip.results import ChangeResult, CommandOutcome, Event
-from floatingip.rules import Intent
+from floatingip.ruleset import Intent
 from floatingip.vocabulary import Action, EventKind
 
 if TYPE_CHECKING:

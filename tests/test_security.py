@@ -38,7 +38,7 @@ from tests.conftest import (
     write_service,
 )
 from tests.guard import call_guarded
-from tests.test_rules import GOOD_RULES, write_rule_file
+from tests.test_rule_files import GOOD_RULES, write_rule_file
 
 HOSTILE = ["db1;rm -rf /", "$(reboot)", "`reboot`", "db1 && halt", "../../etc/passwd", "-rf"]
 PIECES = ["name=", "command.start=", "command.stop=", "vip.address=", "vip.interface=", "\\", "\\u",
