@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import shlex
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +16,7 @@ from floatingip.errors import CommandNotFoundError
 from floatingip.preflight import (
     Check,
     format_checks,
-    listening_addresses,
     run_checks,
-    sudoers_hint,
 )
 from floatingip.testing import RecordingExecutor
 from tests.conftest import SEED_MASTER_PROPERTIES, write_service
@@ -50,15 +47,6 @@ def test_service_target_of_the_seed_and_of_ip(service_dir: Path) -> None:
 def listener() -> Iterator[socket.socket]:
     with socket.create_server(("127.0.0.1", 0)) as server:
         yield server
-
-
-def test_listening_addresses_reads_real_sockets(listener: socket.socket) -> None:
-    port = listener.getsockname()[1]
-    assert listening_addresses(port) == ["127.0.0.1"]
-    with socket.create_server(("0.0.0.0", 0)) as anywhere:
-        assert listening_addresses(anywhere.getsockname()[1]) == ["0.0.0.0"]
-    with socket.create_server(("::", 0), family=socket.AF_INET6) as v6:
-        assert listening_addresses(v6.getsockname()[1]) == ["::"]
 
 
 def test_database_only_on_one_address_fails_with_the_seed_fix(
@@ -156,17 +144,6 @@ def test_subnet_wording_on_loopback(cluster_home: Path, service_dir: Path) -> No
         found["outside: VIP 192.0.2.22 is not in the subnet of any address on lo (127.0.0.0/8)"]
         == "FAIL"
     )
-
-
-def test_the_sudoers_hint_works_as_printed(
-    demo_home: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    hint = sudoers_hint(demo_home, "demo", "newbie")
-    command = shlex.split(hint)
-    assert command[0] == "floatingip"
-    assert main(command[1:]) == 0
-    out = capsys.readouterr().out
-    assert "newbie ALL=(root) NOPASSWD:" in out
 
 
 ETH0_SHOWN = "2: eth0    inet 192.0.2.11/24 scope global eth0\n"
