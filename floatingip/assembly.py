@@ -3,8 +3,9 @@ is built, started or run: a wrong one is a FloatingIPError naming it, and nothin
 
 from __future__ import annotations
 
+import inspect
 import socket
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,18 +155,26 @@ def _check_rules_have_their_services(
         raise ConfigError(problems)
 
 
+# What from_cluster_home loads or takes itself: the other keywords of the constructor are options.
+_NOT_OPTIONS = frozenset(
+    {"cluster", "services", "datasources", "rulesets", "host", "executor", "executors", "fence"}
+)
+
+
 def load_cluster_home(
     cluster_home: object,
     cluster: object,
     rules_dir: object,
     options: Mapping[str, Any],
-    known: Collection[str],
+    constructor: Callable[..., object],
 ) -> dict[str, Any]:
     """The constructor's arguments from a cluster home: its services and datasources, the rule
-    files of ``rules_dir`` (None: the shipped ones), and ``options``, which must be ``known``."""
+    files of ``rules_dir`` (None: the shipped ones), and ``options``, which must be keywords of
+    ``constructor`` (the Manager) that are none of those."""
     home = check_path(cluster_home, "cluster_home")
     name = check_name(cluster, "cluster")
     rules = check_path(rules_dir, "rules_dir") if rules_dir is not None else None
+    known = frozenset(inspect.signature(constructor).parameters) - _NOT_OPTIONS
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise UsageError(

@@ -8,20 +8,20 @@ on a monitor and on retries (floatingip.supervisor).
 Changes are applied one at a time, in the order callers get the manager's lock; each call
 returns after the commands it caused have run, so the commands of a service never interleave and
 always run in the order of the changes that caused them.  Each argument is checked here, at the
-entry points; the parts behind (floatingip.cluster, .dispatch, .reconcile, .failsafe) trust them.
+entry points; the parts behind (floatingip.cluster, .dispatch, .reconcile, .failsafe,
+.lifecycle) trust them.  What it reads (datasources, held, problems, history...) is its base
+class's, floatingip.view.ManagerView.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import MappingProxyType, TracebackType
 from typing import Any
 
-from floatingip import assembly, failsafe
+from floatingip import assembly, failsafe, lifecycle
 from floatingip.cluster import ClusterState
 from floatingip.commands import Executor
 from floatingip.datasource import (
@@ -35,21 +35,21 @@ from floatingip.datasource import (
 )
 from floatingip.dispatch import Dispatcher
 from floatingip.engine import Engine
-from floatingip.errors import DataSourceError, ManagerClosedError, UsageError
+from floatingip.errors import DataSourceError, UsageError
 from floatingip.fence import DuplicateAddressFence, Fence
 from floatingip.reconcile import monitor, reevaluate
 from floatingip.reconcile import retry as retry_service
-from floatingip.results import ChangeResult, CommandOutcome, Event, History, Listener, SwitchResult
+from floatingip.results import ChangeResult, CommandOutcome, Event, History, SwitchResult
 from floatingip.ruleset import Intent, RuleSet
 from floatingip.service import ServiceDefinition
 from floatingip.supervisor import DEFAULT_MONITOR_INTERVAL, Retries, RetryPolicy, Supervisor
 from floatingip.validation import (
-    check_callable,
     check_instance,
     check_name,
     check_optional_name,
     check_seconds,
 )
+from floatingip.view import ManagerView
 
 __all__ = ["ChangeResult", "CommandOutcome", "Event", "Manager", "SwitchResult"]
 
@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_HISTORY = 1000
 
 
-class Manager:
+class Manager(ManagerView):
     """Keeps the VIP (and any other rule-driven service) in line with the cluster's datasources.
 
     ``host`` is this manager's host (default: the machine's name); ``executor`` runs its commands
@@ -103,7 +103,6 @@ class Manager:
             cluster=self.cluster, host=self.host, hosts=self.hosts, policy=given.policy
         )
         self._lock = threading.RLock()
-        self._open = _OpenLock(self._lock, self)
         self._history = History(given.history_size)
         # Started only once the manager is built: its monitor and retries call into all of it.
         self._supervisor = Supervisor(
@@ -124,46 +123,13 @@ class Manager:
                 self._services, given.executors, needed=self._state.others_unknown
             ),
         )  # fmt: skip
+        self._open = lifecycle.OpenGate(self._lock, self._dispatcher, self.cluster)
         try:
-            self._start_up(given, reconcile_at_start)
+            lifecycle.start_up(self, self._dispatcher, self._lock, given, reconcile_at_start)
         except BaseException:
-            self._abandon()
+            lifecycle.abandon(self, self._dispatcher, self._supervisor, self._engine)
             raise
         self._supervisor.start()
-
-    def _abandon(self) -> None:
-        """Construction failed: close (the failsafe releases what start-up may have taken: no
-        caller will ever close this manager) and leave nothing running."""
-        try:
-            self.close()
-        except BaseException:
-            logger.exception("closing manager of cluster %s after a failed start", self.cluster)
-        finally:
-            self._dispatcher.closed = True
-            self._supervisor.stop(timeout=0)
-            self._engine.close()
-
-    def _start_up(self, given: assembly.Arguments, reconcile_at_start: bool) -> None:
-        self._dispatcher.begin()  # STARTING: nothing is taken until reconcile knows what is held
-        for datasource in given.declared:
-            self.add_datasource(
-                datasource.name,
-                role=given.roles.get(datasource.name, datasource.role),
-                host=datasource.host,
-                state=given.states.get(datasource.name, State.OFFLINE),
-            )
-        self._dispatcher.warn_unprobeable()
-        if reconcile_at_start:
-            self.reconcile()
-        with self._lock:
-            self._dispatcher.enter_running()
-        logger.info(
-            "manager for cluster %s on host %s: services %s, rulesets %s",
-            self.cluster,
-            self.host,
-            ", ".join(self._services) or "none",
-            ", ".join(self._engine.ruleset_names),
-        )
 
     @classmethod
     def from_cluster_home(
@@ -180,60 +146,8 @@ class Manager:
     ) -> Manager:
         """Load a cluster's services, datasources and rule files (default: the shipped ones);
         ``options`` are the constructor's other keywords (states, monitor_interval, retry...)."""
-        loaded = assembly.load_cluster_home(cluster_home, cluster, rules_dir, options, _OPTIONS)
+        loaded = assembly.load_cluster_home(cluster_home, cluster, rules_dir, options, cls)
         return cls(host=host, executor=executor, executors=executors, fence=fence, **loaded)
-
-    # -- what the cluster manager reads -----------------------------------------------------
-
-    @property
-    def datasources(self) -> Mapping[str, DataSource]:
-        with self._state.lock:
-            return MappingProxyType(dict(self._state.datasources))
-
-    def datasource(self, name: str) -> DataSource:
-        """One datasource; DataSourceError naming the known ones if there is none of that name."""
-        name = check_name(name, "datasource")
-        with self._state.lock:
-            return self._state.known(name)
-
-    @property
-    def services(self) -> Mapping[str, ServiceDefinition]:
-        return MappingProxyType(self._services)
-
-    @property
-    def policy(self) -> PolicyMode:
-        return self._state.policy
-
-    @property
-    def held(self) -> Mapping[str, str]:
-        """The services held on this host, each with the datasource it was started for."""
-        with self._state.lock:
-            return MappingProxyType(dict(self._state.holders))
-
-    @property
-    def problems(self) -> Mapping[str, str]:
-        """Each service's last failure (with its retry state), until it next succeeds."""
-        return MappingProxyType(self._dispatcher.retries.problems())
-
-    @property
-    def repairs(self) -> int:
-        """Drift found and corrected by reconcile."""
-        return self._dispatcher.repairs
-
-    @property
-    def history(self) -> list[Event]:
-        return self._history.events
-
-    @property
-    def closed(self) -> bool:
-        return self._dispatcher.closed
-
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(event)`` for every event; its exceptions are logged, never raised."""
-        self._history.add_listener(check_callable(listener, "listener"))
-
-    def remove_listener(self, listener: Listener) -> None:
-        self._history.remove_listener(listener)
 
     # -- changes ----------------------------------------------------------------------------
 
@@ -323,12 +237,6 @@ class Manager:
                     break
             return SwitchResult(old_master=old, new_master=target, steps=tuple(steps))
 
-    def switch_target(self, to: str | None = None) -> str:
-        """The datasource a switch would promote; UsageError if it cannot (see :meth:`switch`)."""
-        to = check_optional_name(to, "datasource")
-        with self._lock:
-            return self._state.switch_target(to, self._state.single_master())
-
     def run_service(self, name: str, action: str, *, host: str | None = None) -> CommandOutcome:
         """Run a service action by hand (the shell's ``service`` command); never raises for it.
 
@@ -343,7 +251,7 @@ class Manager:
             intent = Intent(name, assembly.check_action(action), "manual")
             outcome = self._dispatcher.execute(service, intent, host)
             if outcome is None:
-                raise self._closed_error()
+                raise self._open.closed_error()
             return outcome
 
     def revoke(self, service: str, reason: str) -> ChangeResult:
@@ -398,48 +306,5 @@ class Manager:
     def __enter__(self) -> Manager:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _closed_error(self) -> ManagerClosedError:
-        return ManagerClosedError(f"the manager of cluster {self.cluster!r} is closed")
-
-
-class _OpenLock:
-    """``with manager._open:`` holds the manager's lock for a manager that is open, and raises
-    ManagerClosedError otherwise: checked before the lock too, which a wedged change may hold
-    after close().  A class, not a generator: it is on the path of every change."""
-
-    def __init__(self, lock: threading.RLock, manager: Manager) -> None:
-        self._lock = lock
-        self._manager = manager
-
-    def __enter__(self) -> None:
-        dispatcher = self._manager._dispatcher  # its flag itself: no property on this path
-        if dispatcher.closed:
-            raise self._manager._closed_error()
-        self._lock.acquire()
-        if dispatcher.closed:
-            self._lock.release()
-            raise self._manager._closed_error()
-
     def __exit__(self, *exc: object) -> None:
-        self._lock.release()
-
-
-# What from_cluster_home passes on to the constructor (it loads or takes the others itself).
-_OPTIONS = frozenset(inspect.signature(Manager).parameters) - {
-    "cluster",
-    "services",
-    "datasources",
-    "rulesets",
-    "host",
-    "executor",
-    "executors",
-    "fence",
-}
+        self.close()
