@@ -203,6 +203,16 @@ def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster", required=True, help="the cluster's name")
 
 
+def _add_monitor_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--monitor",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="compare the VIPs with the facts every SECONDS and repair drift (0: off; default 10)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="floatingip",
@@ -248,13 +258,7 @@ def _parser() -> argparse.ArgumentParser:
     shell.add_argument(
         "--role", action="append", default=[], metavar="NAME=ROLE", help="override a role at start"
     )
-    shell.add_argument(
-        "--monitor",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="compare the VIPs with the facts every SECONDS and repair drift (0: off; default 10)",
-    )
+    _add_monitor_option(shell)
     shell.set_defaults(handler=_shell)
     check = add_command(
         "check", "preflight: files, programs, sudo, interface, subnet, database listening"
@@ -300,13 +304,7 @@ def _parser() -> argparse.ArgumentParser:
         "cut from etcd drops its VIP within it",
     )
     agent.add_argument("--rules-dir", help="the rules directory (default: the shipped rules)")
-    agent.add_argument(
-        "--monitor",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="compare the VIPs with the facts every SECONDS and repair drift (0: off; default 10)",
-    )
+    _add_monitor_option(agent)
     agent.set_defaults(handler=_agent)
     install = add_command(
         "install-rules",
