@@ -301,11 +301,15 @@ class Agent:
         async for event in watch:
             key = event.kv.key.decode("utf-8", "replace")
             value = None if event.kind == "DELETE" else event.kv.value
+            holders = dict(view.holders)
             changed = view.apply(key, value, revision=event.kv.mod_revision, lease=event.kv.lease)
             view.revision = max(view.revision, int(event.kv.mod_revision))
             if changed == "holder" and value is None:
-                self._submit("a lock was released", self._reconsider)
-            elif changed:
+                # Another host let go: a start it refused may go now (our own release: nothing).
+                gone = [h for name, h in holders.items() if name not in view.holders]
+                if not gone or any(holder.host != self.host for holder in gone):
+                    self._submit("a lock was released", self._reconsider)
+            elif changed in ("datasource", "policy"):
                 self._sync(view, reason=f"revision {view.revision}")
 
     def _submit(self, what: str, call: Callable[[], Any]) -> None:
