@@ -357,15 +357,20 @@ class Agent:
 
     def _drop(self, reason: str) -> None:
         """The lease is lost: remove every VIP of this host now, without waiting for the
-        Manager (a change in progress holds its lock), then let it see what is left."""
-        for name, service in self.services.items():
-            action = perform(service, "stop", self.executor)
-            if action.ok:
-                logger.warning("%s: VIP dropped (%s)", name, reason)
+        Manager's lock (a change in progress may hold it past the lease's end)."""
+        manager = self.manager
+        if manager is None:  # not built yet: it reconciles against what is there at start
+            for name, service in self.services.items():
+                action = perform(service, "stop", self.executor)
+                if not action.ok:
+                    logger.error("%s: VIP NOT dropped (%s): %s", name, reason, action.error)
+            return
+        result = manager.drop_all(f"etcd lease lost: {reason}")
+        for outcome in result.commands:
+            if outcome.ok:
+                logger.warning("%s: VIP dropped (%s)", outcome.service, reason)
             else:
-                logger.error("%s: VIP NOT dropped (%s): %s", name, reason, action.error)
-        # Not Manager.revoke: it waits for the Manager's lock, which a change in progress may
-        # hold past the lease's end; the Manager learns what is left from the reconcile below.
+                logger.error("%s: VIP NOT dropped (%s): %s", outcome.service, reason, outcome.error)
         self._submit("re-reading what is held after the drop", self._reconsider)
 
     def _check_held(self) -> None:
