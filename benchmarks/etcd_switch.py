@@ -4,8 +4,9 @@ its own start-up included) to a client reaching the new master through the VIP. 
 unplanned takeover: the master's agent killed with -9, until the client reaches the new master
 (about the TTL: the lock frees when the lease expires).  Goal: switch median under 100 ms.
 
-Today every start runs the duplicate address check (0.2 s by default): the agent cannot see
-the other host, so it does not know the old holder confirmed the VIP gone.
+A planned switch skips the duplicate address check (0.2 s of listening by default): the old
+holder records a clean release in etcd with the lock's deletion, and the new holder reads it in
+the transaction that takes the lock.  The unplanned takeover (an expired lease) still runs it.
 """
 
 from __future__ import annotations

@@ -301,11 +301,15 @@ class Agent:
         async for event in watch:
             key = event.kv.key.decode("utf-8", "replace")
             value = None if event.kind == "DELETE" else event.kv.value
+            holders = dict(view.holders)
             changed = view.apply(key, value, revision=event.kv.mod_revision, lease=event.kv.lease)
             view.revision = max(view.revision, int(event.kv.mod_revision))
             if changed == "holder" and value is None:
-                self._submit("a lock was released", self._reconsider)
-            elif changed:
+                # Another host let go: a start it refused may go now (our own release: nothing).
+                gone = [h for name, h in holders.items() if name not in view.holders]
+                if not gone or any(holder.host != self.host for holder in gone):
+                    self._submit("a lock was released", self._reconsider)
+            elif changed in ("datasource", "policy"):
                 self._sync(view, reason=f"revision {view.revision}")
 
     def _submit(self, what: str, call: Callable[[], Any]) -> None:
@@ -353,15 +357,20 @@ class Agent:
 
     def _drop(self, reason: str) -> None:
         """The lease is lost: remove every VIP of this host now, without waiting for the
-        Manager (a change in progress holds its lock), then let it see what is left."""
-        for name, service in self.services.items():
-            action = perform(service, "stop", self.executor)
-            if action.ok:
-                logger.warning("%s: VIP dropped (%s)", name, reason)
+        Manager's lock (a change in progress may hold it past the lease's end)."""
+        manager = self.manager
+        if manager is None:  # not built yet: it reconciles against what is there at start
+            for name, service in self.services.items():
+                action = perform(service, "stop", self.executor)
+                if not action.ok:
+                    logger.error("%s: VIP NOT dropped (%s): %s", name, reason, action.error)
+            return
+        result = manager.drop_all(f"etcd lease lost: {reason}")
+        for outcome in result.commands:
+            if outcome.ok:
+                logger.warning("%s: VIP dropped (%s)", outcome.service, reason)
             else:
-                logger.error("%s: VIP NOT dropped (%s): %s", name, reason, action.error)
-        # Not Manager.revoke: it waits for the Manager's lock, which a change in progress may
-        # hold past the lease's end; the Manager learns what is left from the reconcile below.
+                logger.error("%s: VIP NOT dropped (%s): %s", outcome.service, reason, outcome.error)
         self._submit("re-reading what is held after the drop", self._reconsider)
 
     def _check_held(self) -> None:

@@ -5,9 +5,13 @@ Every key of cluster ``C`` lives under ``/floatingip/C/``::
     /floatingip/C/datasource/<name>         {"host": "db1", "role": "master", "state": "ONLINE"}
     /floatingip/C/policy                    {"mode": "AUTOMATIC"}
     /floatingip/C/service/<service>/holder  {"host": "db1", "datasource": "db1", "since": 1.7e9}
+    /floatingip/C/service/<service>/released  {"host": "db1", "revision": 42, "since": 1.7e9}
 
 Anyone may write the datasource and policy keys (``etcdctl put``, a cluster manager, this
-module's :class:`ClusterState`); only agents write holder keys (floatingip.etcd_fence).  A value
+module's :class:`ClusterState`); only agents write holder and released keys
+(floatingip.etcd_fence).  ``released`` records a clean release: the holder confirmed the VIP
+gone and deleted its holder key (at ``revision``) in the same transaction; taking the lock
+deletes it, so it only ever describes the last holder.  A value
 that does not parse is reported with its key and left out: a hand-written typo must never stop
 an agent.  ``host`` defaults to the datasource's name, as in the datasource files.
 """
@@ -31,6 +35,7 @@ __all__ = [
     "ClusterStateError",
     "DataSourceRecord",
     "HolderRecord",
+    "ReleasedRecord",
     "Snapshot",
     "cluster_prefix",
     "holder_key",
@@ -68,6 +73,10 @@ def holder_key(cluster: str, service: str) -> str:
     return f"{cluster_prefix(cluster)}service/{service}/holder"
 
 
+def released_key(cluster: str, service: str) -> str:
+    return f"{cluster_prefix(cluster)}service/{service}/released"
+
+
 @dataclass(frozen=True)
 class DataSourceRecord:
     name: str
@@ -91,6 +100,20 @@ class HolderRecord:
 
     def to_json(self) -> str:
         return json.dumps({"host": self.host, "datasource": self.datasource, "since": self.since})
+
+
+@dataclass(frozen=True)
+class ReleasedRecord:
+    """A clean release: ``host`` stopped the VIP, confirmed it gone, and deleted its holder key,
+    last written at ``revision``, in the transaction that wrote this record."""
+
+    service: str
+    host: str
+    revision: int
+    since: float
+
+    def to_json(self) -> str:
+        return json.dumps({"host": self.host, "revision": self.revision, "since": self.since})
 
 
 def _object(key: str, value: bytes, fields: dict[str, bool]) -> dict[str, Any]:
@@ -158,6 +181,22 @@ def parse_holder(
     )
 
 
+def parse_released(key: str, service: str, value: bytes) -> ReleasedRecord:
+    data = _object(key, value, {"host": True, "revision": True, "since": False})
+    revision, since = data["revision"], data.get("since", 0.0)
+    if isinstance(revision, bool) or not isinstance(revision, int) or revision <= 0:
+        raise ClusterStateError(
+            key, f"revision must be a positive whole number, not {revision!r:.40}"
+        )
+    if not isinstance(since, (int, float)) or isinstance(since, bool):
+        raise ClusterStateError(key, f"since must be a number, not {since!r:.40}")
+    return ReleasedRecord(service, _name(key, data["host"], "host"), revision, float(since))
+
+
+def released_value(host: str, revision: int) -> bytes:
+    return ReleasedRecord("", host, revision, time.time()).to_json().encode()
+
+
 @dataclass
 class Snapshot:
     """What etcd says about one cluster, as of ``revision``; ``problems`` lists the keys left
@@ -168,11 +207,12 @@ class Snapshot:
     datasources: dict[str, DataSourceRecord] = field(default_factory=dict)
     policy: PolicyMode = PolicyMode.AUTOMATIC
     holders: dict[str, HolderRecord] = field(default_factory=dict)
+    released: dict[str, ReleasedRecord] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)  # key -> why it was left out
 
     def apply(self, key: str, value: bytes | None, *, revision: int, lease: int = 0) -> str:
         """Apply one key's new value (None: deleted); return what changed: "datasource",
-        "policy", "holder", "problem" or "" (a key outside the layout, ignored)."""
+        "policy", "holder", "released", "problem" or "" (a key outside the layout, ignored)."""
         prefix = cluster_prefix(self.cluster)
         if not key.startswith(prefix):
             return ""
@@ -197,6 +237,12 @@ class Snapshot:
                     holder = parse_holder(key, rest[1], value, lease=lease, revision=revision)
                     self.holders[rest[1]] = holder
                 return "holder"
+            if len(rest) == 3 and rest[0] == "service" and rest[2] == "released":
+                if value is None:
+                    self.released.pop(rest[1], None)
+                else:
+                    self.released[rest[1]] = parse_released(key, rest[1], value)
+                return "released"
         except ClusterStateError as exc:
             self.problems[key] = str(exc)
             logger.error("%s (ignored)", exc)

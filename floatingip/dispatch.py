@@ -78,6 +78,11 @@ class Dispatcher:
         self.busy = None
         self.running = None
         self.repairs = 0  # drift found and corrected by reconcile
+        # failsafe.drop_all bumps the epoch (under drop_lock) before it stops everything; a start
+        # that ran meanwhile sees it moved and stops again instead of being marked held.
+        self.epoch = 0
+        self.drop_lock = threading.Lock()
+        self.dropped = ""  # why the last drop_all ran
         self.announcer = Announcer(history)
         self.record = history.record  # type: ignore[method-assign]  # on every change's path
 
@@ -258,6 +263,7 @@ class Dispatcher:
             )
             return self._finish(intent, ActionResult((), None, error), host)
         self.running = (f"{service.name} {intent.action} on {host}", time.monotonic())
+        epoch = self.epoch
         try:
             answer = self._ask_fence(service, intent, host) if _takes(service, intent) else None
             if answer is not None and not answer.granted:
@@ -273,7 +279,12 @@ class Dispatcher:
         if track and action.ok and intent.action in _TRACKED:
             # under the service's lock: the failsafe sees what this command did
             stopped = intent.action == Action.STOP
-            self.state.hold(intent.service, None if stopped else intent.datasource or "")
+            with self.drop_lock:
+                dropped = not stopped and self.epoch != epoch
+                if not dropped:
+                    self.state.hold(intent.service, None if stopped else intent.datasource or "")
+            if dropped:
+                action = _undo(service, executor, action, self.dropped)
         outcome = self._finish(intent, action, host)
         if action.ok and action.announce is not None:
             self.announcer.announce(service, action.announce, executor, host)
@@ -354,6 +365,16 @@ def _takes(service: ServiceDefinition, intent: Intent) -> bool:
     return intent.action == Action.START or (
         intent.action == Action.RESTART and service.vip is not None
     )
+
+
+def _undo(
+    service: ServiceDefinition, executor: Executor, started: ActionResult, why: str
+) -> ActionResult:
+    """A start that crossed a drop_all: stop it again; it fails, and is not held."""
+    stop = perform(service, Action.STOP, executor)
+    undone = "stopped again" if stop.ok else f"stopping it again FAILED: {stop.error}"
+    error = FloatingIPError(f"every VIP was dropped while this start ran ({why}); {undone}")
+    return ActionResult(started.argv, started.result, error, (*started.steps, *stop.steps))
 
 
 def _refused(service: ServiceDefinition, action: Action | str, answer: FenceAnswer) -> ActionResult:

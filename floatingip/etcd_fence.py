@@ -10,6 +10,14 @@ for TTL - margin, ``on_lost`` is called at once to drop the VIP, before etcd can
 lease and let another host take the lock.  A start is granted only while at least ``margin`` of
 that time remains, so a start and the drop cannot cross.
 
+Planned and unplanned moves differ by a record, ``.../service/<service>/released``.  A release
+after a confirmed stop deletes the holder key and writes that record in one transaction; taking
+the lock reads and deletes it in the transaction that creates the key.  So the record exists
+only while the last holder's lifetime ended in a clean release: the new holder is told the lock
+was ``vacated`` and skips the duplicate address check.  A lock freed by an expired lease (the
+holder died, or froze: its kernel may still answer for the VIP), one given back by ``abandon``,
+or the first lock ever, has no record, and the check runs.
+
 ``acquire`` and ``release`` are called from the Manager's threads and run on the agent's event
 loop with a bound; they never raise: any doubt is a refusal (fail closed).
 """
@@ -25,7 +33,15 @@ from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from floatingip.cluster_state import ClusterStateError, holder_key, holder_value, parse_holder
+from floatingip.cluster_state import (
+    ClusterStateError,
+    holder_key,
+    holder_value,
+    parse_holder,
+    parse_released,
+    released_key,
+    released_value,
+)
 from floatingip.errors import UsageError
 from floatingip.etcd_client import EtcdError, EtcdPool
 from floatingip.fence import FenceAnswer
@@ -70,7 +86,9 @@ class EtcdFence:
         self._granted = ttl  # what etcd granted (it may raise a requested TTL)
         self._last_ok = 0.0  # monotonic time the last successful grant/keepalive was sent
         self._lost = False  # on_lost ran for the current lease
-        self._pending: set[str] = set()  # releases etcd did not take yet
+        # releases etcd did not take yet: service -> clean (the VIP was confirmed gone)
+        self._pending: dict[str, bool] = {}
+        self._serials: dict[str, asyncio.Lock] = {}  # on the loop: see _serial
         self._others: dict[str, str] = {}  # service -> the other host seen holding its lock
         self._closing = False
         self._stopped = threading.Event()
@@ -129,9 +147,18 @@ class EtcdFence:
         return None if answer.granted else self._others.get(service)
 
     def release(self, service: str, *, host: str) -> None:
+        """``service``'s VIP is confirmed gone: delete the lock and record a clean release."""
+        self._let_go(service, clean=True)
+
+    def abandon(self, service: str, *, host: str) -> None:
+        """Give back a lock whose start did not run (a later fence refused): the lock goes,
+        but no clean release is recorded, so the next holder runs its own check."""
+        self._let_go(service, clean=False)
+
+    def _let_go(self, service: str, *, clean: bool) -> None:
         try:
             with self._lock:
-                self._pending.add(service)
+                self._pending[service] = clean
             answer = self._on_loop(self._release_pending(), "release")
             if not answer.granted:
                 logger.warning("%s: lock not released yet (%s); retried", service, answer.reason)
@@ -150,22 +177,39 @@ class EtcdFence:
 
     # -- etcd requests (on the loop) -----------------------------------------------------------
 
+    def _serial(self, service: str) -> asyncio.Lock:
+        """One request of a service at a time on the loop: the keeper's retried release must
+        not delete a key that an acquire has just granted again."""
+        lock = self._serials.get(service)
+        if lock is None:
+            lock = self._serials[service] = asyncio.Lock()
+        return lock
+
     async def _acquire(self, service: str, datasource: str | None, lease: int) -> FenceAnswer:
+        async with self._serial(service):
+            with self._lock:
+                self._pending.pop(service, None)  # taken again: a pending release is void
+            return await self._acquire_now(service, datasource, lease)
+
+    async def _acquire_now(self, service: str, datasource: str | None, lease: int) -> FenceAnswer:
         key = holder_key(self.cluster, service).encode()
+        released = released_key(self.cluster, service).encode()
         value = holder_value(self.host, datasource)
 
         async def create(client: Any) -> Any:
+            # Taking the lock consumes the release record: it only ever describes the holder
+            # before this one, so a later holder's expiry can never pass for a clean release.
             t = client.transactions
             return await client.transaction(
                 compare=[t.create(key) == 0],
-                success=[t.put(key, value, lease=lease)],
+                success=[t.put(key, value, lease=lease), t.get(released), t.delete(released)],
                 failure=[t.get(key)],
             )
 
         try:
             created, responses = await self.pool.call("lock", create, timeout=self.call_timeout)
             if created:
-                return FenceAnswer(granted=True)
+                return self._taken(service, released.decode(), responses[1])
             found = responses[0][0][1] if responses and responses[0] else None
             if found is None:  # deleted in between: the next attempt decides
                 return FenceAnswer(granted=False, reason=f"{key.decode()} changed; retry")
@@ -202,24 +246,54 @@ class EtcdFence:
         except (EtcdError, ClusterStateError) as exc:
             return FenceAnswer(granted=False, reason=str(exc))
 
+    def _taken(self, service: str, key: str, found: list[Any]) -> FenceAnswer:
+        """The lock was free and is ours now: vacated if the release record (read and deleted
+        in the same transaction) shows that the last holder let go cleanly."""
+        record = None
+        if found:
+            try:
+                record = parse_released(key, service, found[0][0])
+            except ClusterStateError as exc:  # doubt: the duplicate address check decides
+                logger.error("%s (the duplicate address check runs)", exc)
+        if record is None:
+            logger.info(
+                "%s: lock taken; no clean release on record (the first holder, or the last "
+                "one's lease expired): the duplicate address check decides",
+                service,
+            )
+            return FenceAnswer(granted=True)
+        logger.info(
+            "%s: lock taken, released cleanly by %s (holder revision %d): no other host can "
+            "hold the VIP, no duplicate address check",
+            service, record.host, record.revision,
+        )  # fmt: skip
+        return FenceAnswer(granted=True, vacated=True)
+
     async def _release_pending(self) -> FenceAnswer:
         """Delete each pending service's holder key if it is ours."""
         with self._lock:
             pending = sorted(self._pending)
         problems = []
         for service in pending:
-            try:
-                await self._release_one(service)
+            async with self._serial(service):
                 with self._lock:
-                    self._pending.discard(service)
-            except EtcdError as exc:
-                problems.append(str(exc))
+                    clean = self._pending.get(service)
+                if clean is None:  # taken again meanwhile
+                    continue
+                try:
+                    await self._release_one(service, clean=clean)
+                    with self._lock:
+                        self._pending.pop(service, None)
+                except EtcdError as exc:
+                    problems.append(str(exc))
         if problems:
             return FenceAnswer(granted=False, reason="; ".join(problems))
         return FenceAnswer(granted=True)
 
-    async def _release_one(self, service: str) -> None:
-        """A txn on the key's revision: a key another host wrote meanwhile is left alone."""
+    async def _release_one(self, service: str, *, clean: bool) -> None:
+        """A txn on the key's revision: a key another host wrote meanwhile is left alone.
+        ``clean`` (the VIP was confirmed gone): the same txn records the release, so that the
+        next holder skips the duplicate address check."""
         key = holder_key(self.cluster, service).encode()
         found = await self.pool.call(
             "read lock", lambda client: client.get(key), timeout=self.call_timeout
@@ -227,15 +301,19 @@ class EtcdFence:
         if found is None or not self._ours(key.decode(), service, found.value):
             return
         revision = found.mod_revision
+        record = released_value(self.host, int(revision))
+        released = released_key(self.cluster, service).encode()
 
         async def delete(client: Any) -> Any:
             t = client.transactions
+            success = [t.delete(key)] + ([t.put(released, record)] if clean else [])
             return await client.transaction(
-                compare=[t.mod(key) == revision], success=[t.delete(key)], failure=[]
+                compare=[t.mod(key) == revision], success=success, failure=[]
             )
 
         await self.pool.call("unlock", delete, timeout=self.call_timeout)
-        logger.info("%s: lock %s released", service, key.decode())
+        how = "released (VIP confirmed gone)" if clean else "given back (the start did not run)"
+        logger.info("%s: lock %s %s", service, key.decode(), how)
 
     def _ours(self, key: str, service: str, value: bytes) -> bool:
         try:

@@ -1,5 +1,6 @@
 """The Manager's own stops, without the rules: closing (the failsafe, Tungsten's
-``manager.vip.isFailSafe``), and a revocation by the fence.
+``manager.vip.isFailSafe``), a revocation by the fence, and the emergency drop of everything
+(a fence that lost its lease: no lock may be waited for).
 
 Closing asks the rules first (the manager fact goes STOPPING), then stops whatever they left held.
 It runs in a worker thread, so that a consequence or a command that never returns cannot wedge
@@ -15,6 +16,7 @@ import time
 from dataclasses import replace
 
 from floatingip import facts
+from floatingip.actions import perform
 from floatingip.datasource import PolicyMode
 from floatingip.dispatch import Dispatcher
 from floatingip.errors import EngineError
@@ -23,7 +25,7 @@ from floatingip.ruleset import Intent
 from floatingip.supervisor import Supervisor
 from floatingip.vocabulary import Action, EventKind, Phase
 
-__all__ = ["CLOSE_GRACE", "DEFAULT_CLOSE_TIMEOUT", "close", "failsafe_stop", "revoke"]
+__all__ = ["CLOSE_GRACE", "DEFAULT_CLOSE_TIMEOUT", "close", "drop_all", "failsafe_stop", "revoke"]
 
 logger = logging.getLogger(__name__)
 
@@ -191,3 +193,28 @@ def revoke(dispatcher: Dispatcher, name: str, reason: str) -> ChangeResult:
         rule_errors=tuple(firing.errors),
         rules_fired=tuple(firing.fired),
     )
+
+
+def drop_all(dispatcher: Dispatcher, reason: str) -> ChangeResult:
+    """Stop every service on this manager's host now, without the manager's lock or any
+    service's lock (a change in progress may hold them past a lease's end), and mark each not
+    held.  The epoch moves first: a start already past its fence finds it moved when it
+    returns, stops again and is not marked held (Dispatcher.perform).  The fence is not told:
+    a drop is not a confirmed release; the rules are asked again on the next change or reconcile.
+    """
+    state = dispatcher.state
+    with dispatcher.drop_lock:
+        dispatcher.epoch += 1
+        dispatcher.dropped = reason
+    message = f"dropping every VIP of host {state.host} now, without waiting for a change: {reason}"
+    logger.error("%s", message)
+    dispatcher.record(Event(kind=EventKind.WARNING, message=message, ok=False))
+    executor = dispatcher.executors[state.host]
+    commands = []
+    for name, service in sorted(dispatcher.services.items()):
+        stop = perform(service, Action.STOP, executor)
+        state.hold(name, None)
+        intent = Intent(name, Action.STOP, f"dropped: {reason}")
+        commands.append(dispatcher._finish(intent, stop, state.host))
+        dispatcher.retries.note(name, f"dropped on {state.host}: {reason}")
+    return ChangeResult(change=f"every VIP dropped: {reason}", commands=tuple(commands))

@@ -264,6 +264,15 @@ class Manager(ManagerView):
             self._known_service(service)
             return failsafe.revoke(self._dispatcher, service, reason)
 
+    def drop_all(self, reason: str) -> ChangeResult:
+        """Emergency: stop every service on this host at once and mark it not held, without
+        waiting for the manager's lock (a change in progress may hold it), e.g. when a fence's
+        lease is lost.  A start already past the fence is stopped again when it returns, never
+        marked held.  The fence is not told (nothing is confirmed released); the rules are asked
+        again on the next change or reconcile.  Never raises for a command."""
+        reason = check_instance(reason, str, "reason", "a sentence")
+        return failsafe.drop_all(self._dispatcher, reason)
+
     def _known_service(self, name: str) -> ServiceDefinition:
         service = self._services.get(name)
         if service is None:
