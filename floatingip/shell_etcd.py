@@ -239,14 +239,17 @@ class EtcdBackend:
 
     # -- publishing ------------------------------------------------------------------------
 
+    def _write(self, request: Coroutine[Any, Any, int]) -> None:
+        try:
+            self._run(request)
+        except EtcdError as exc:  # a write with no answer may still have been applied
+            raise EtcdError(
+                f"{one_line(exc)}; it may or may not have been published: 'ls' shows which"
+            ) from None
+
     def _publish(self, view: Snapshot, what: str, changes: list[Change]) -> ChangeResult:
         records = [DataSourceRecord(new.name, new.host, new.role, new.state) for _, new in changes]
-        try:
-            self._run(self._state.put_datasources_if_unchanged(records, view))
-        except EtcdError as exc:
-            raise EtcdError(
-                f"{one_line(exc)}; it may not have been published: 'ls' shows what etcd says"
-            ) from None
+        self._write(self._state.put_datasources_if_unchanged(records, view))
         for old, new in changes:
             event = Event(
                 kind=EventKind.DATASOURCE, message=describe(old, new), datasource=new.name
@@ -282,7 +285,7 @@ class EtcdBackend:
 
     def set_policy(self, mode: PolicyMode | str) -> ChangeResult:
         new = parse_policy(mode)
-        self._run(self._state.put_policy(new))
+        self._write(self._state.put_policy(new))
         self._view.policy = new
         return ChangeResult(change=f"policy {new} (published)")
 
