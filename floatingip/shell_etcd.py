@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from floatingip.cluster import ClusterState as Belief
-from floatingip.cluster_state import ClusterState, DataSourceRecord, Snapshot
+from floatingip.cluster_state import ClusterState, DataSourceRecord, Snapshot, datasource_key
 from floatingip.datasource import (
     DataSource,
     PolicyMode,
@@ -50,7 +50,7 @@ NOT_HERE = (
     "(use 'floatingip shell' without --etcd on the database host)"
 )
 
-# A datasource change: what it was (None: declared in the cluster home only) and what it becomes.
+# A datasource change: what it was (in etcd, or as declared in the cluster home), what it becomes.
 Change = tuple[DataSource, DataSource]
 
 
@@ -111,8 +111,10 @@ def listing(
     for name in names:
         holds = ",".join(s for s, h in sorted(view.holders.items()) if h.datasource == name)
         record = view.datasources.get(name)
-        if record is None:  # declared in the cluster home, never written to etcd
-            rows.append((name, declared[name].host, str(declared[name].role), "(not in etcd)", "-"))
+        if record is None:  # declared in the cluster home; in etcd, if at all, unreadable
+            unreadable = datasource_key(view.cluster, name) in view.problems
+            state = "(see LEFT OUT)" if unreadable else "(not in etcd)"
+            rows.append((name, declared[name].host, str(declared[name].role), state, holds or "-"))
         else:
             rows.append((name, record.host, str(record.role), str(record.state), holds or "-"))
     tail = ["SERVICES:"]

@@ -77,11 +77,13 @@ def test_ls_shows_what_etcd_says_and_who_holds_each_vip() -> None:
     found.apply(holder_key("demo", "master"), holder, revision=7, lease=99)
     found.apply(holder_key("demo", "other"), b'{"host": "db9"}', revision=8)  # no lease
     found.apply(P + "datasource/db3", b"garbage", revision=9)
-    heading, rows, tail = listing(found, DECLARED, ["master", "web"], endpoint="http://e:2379")
+    declared = {**DECLARED, "db3": DataSource("demo", "db3", "h3", Role.SLAVE)}
+    heading, rows, tail = listing(found, declared, ["master", "web"], endpoint="http://e:2379")
     assert heading == ["ETCD[http://e:2379:AUTOMATIC] revision 10", "DATASOURCES:"]
     assert rows[1:] == [
         ("db1", "db1", "master", "(not in etcd)", "-"),
         ("db2", "db2", "master", "ONLINE", "master"),
+        ("db3", "h3", "slave", "(see LEFT OUT)", "-"),
     ]
     assert tail[0] == "SERVICES:"
     assert tail[1].startswith("  master: held on db2 (for db2) since 2025-11-2")
