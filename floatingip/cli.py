@@ -107,10 +107,51 @@ def _assignments(specs: Sequence[str], option: str) -> dict[str, str]:
     return found
 
 
+def _converse(shell: Shell, interactive: bool) -> None:
+    if interactive:
+        shell.run_interactive()
+    else:
+        shell.run_script(sys.stdin)
+
+
+def _etcd_shell(args: argparse.Namespace) -> int:
+    from floatingip.etcd_client import parse_endpoints
+    from floatingip.shell_etcd import EtcdBackend, EtcdShell
+
+    local = [
+        option
+        for option, given in (
+            ("--dry-run", args.dry_run),
+            ("--netns", args.netns),
+            ("--state", args.state),
+            ("--role", args.role),
+            ("--monitor", args.monitor is not None),
+            ("--host", args.host is not None),
+            ("--rules-dir", args.rules_dir is not None),
+        )
+        if given
+    ]
+    if local:
+        raise UsageError(
+            f"{', '.join(local)}: for a shell that runs commands here; with --etcd the "
+            "agents run them (floatingip agent), and the state is what etcd says"
+        )
+    endpoints = parse_endpoints(args.etcd)
+    backend = EtcdBackend.from_cluster_home(args.cluster_home, args.cluster, endpoints)
+    shell = EtcdShell(backend, stdout=sys.stdout)
+    try:
+        _converse(shell, is_terminal(sys.stdin))
+    finally:
+        backend.close()
+    return 1 if shell.failures else 0
+
+
 def _shell(args: argparse.Namespace) -> int:
     _require_cluster(args)
+    if args.etcd is not None:
+        return _etcd_shell(args)
     out = sys.stdout
-    monitor = check_interval(args.monitor, "--monitor")  # refused even where --dry-run ignores it
+    monitor = check_interval(10.0 if args.monitor is None else args.monitor, "--monitor")
     base: Executor = RecordingExecutor(dry_run_responder(out)) if args.dry_run else LocalExecutor()
     interactive = is_terminal(sys.stdin)
     with interrupts_for_this_thread_only() if interactive else contextlib.nullcontext():
@@ -128,10 +169,7 @@ def _shell(args: argparse.Namespace) -> int:
         )
     shell = Shell(manager, stdout=out)
     try:
-        if interactive:
-            shell.run_interactive()
-        else:
-            shell.run_script(sys.stdin)
+        _converse(shell, interactive)
     finally:
         stopped = manager.close()
         for outcome in stopped.commands:
@@ -203,11 +241,11 @@ def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster", required=True, help="the cluster's name")
 
 
-def _add_monitor_option(parser: argparse.ArgumentParser) -> None:
+def _add_monitor_option(parser: argparse.ArgumentParser, default: float | None = 10.0) -> None:
     parser.add_argument(
         "--monitor",
         type=float,
-        default=10.0,
+        default=default,
         metavar="SECONDS",
         help="compare the VIPs with the facts every SECONDS and repair drift (0: off; default 10)",
     )
@@ -258,7 +296,14 @@ def _parser() -> argparse.ArgumentParser:
     shell.add_argument(
         "--role", action="append", default=[], metavar="NAME=ROLE", help="override a role at start"
     )
-    _add_monitor_option(shell)
+    # Unset means 10, so that --etcd can tell that --monitor was given and refuse it.
+    _add_monitor_option(shell, default=None)
+    shell.add_argument(
+        "--etcd",
+        metavar="URL[,URL...]",
+        help="publish each change to the cluster's keys in etcd for the agents (floatingip "
+        "agent) instead of acting here; ls shows what etcd says, including who holds each VIP",
+    )
     shell.set_defaults(handler=_shell)
     check = add_command(
         "check", "preflight: files, programs, sudo, interface, subnet, database listening"

@@ -299,6 +299,38 @@ class ClusterState:
         await self.pool.call("write", txn)
         return 0
 
+    async def put_datasources_if_unchanged(
+        self, records: Iterable[DataSourceRecord], seen: Snapshot
+    ) -> int:
+        """Publish several datasources in one transaction, only if no datasource key was
+        written, created or deleted since ``seen`` was read (a switch decided on ``seen`` must
+        not promote a second master); return the revision.  ClusterStateError naming the
+        datasource keys, having written nothing, if one was."""
+        ops = [
+            (datasource_key(self.cluster, r.name).encode(), r.to_json().encode()) for r in records
+        ]
+        directory = f"{self.prefix}datasource/"
+        end = directory[:-1] + chr(ord("/") + 1)  # every key under directory/
+
+        async def txn(client: Any) -> Any:
+            t = client.transactions
+            # each key seen is unchanged (not rewritten, not deleted); no key is newer than seen
+            compare = [
+                t.mod(datasource_key(self.cluster, name)) == r.revision
+                for name, r in seen.datasources.items()
+            ]
+            compare.append(t.mod(directory, range_end=end) < seen.revision + 1)
+            puts = [t.put(key, value) for key, value in ops]
+            return await client.transaction(compare=compare, success=puts, failure=[])
+
+        succeeded, responses = await self.pool.call("write", txn)
+        if not succeeded:
+            raise ClusterStateError(
+                directory,
+                f"changed since revision {seen.revision}, when it was read; nothing was written",
+            )
+        return max((int(r.response_put.header.revision) for r in responses), default=seen.revision)
+
     async def delete_datasource(self, name: str) -> None:
         key = datasource_key(self.cluster, name).encode()
         await self.pool.call("delete", lambda client: client.delete(key))

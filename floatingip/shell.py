@@ -13,15 +13,15 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import IO
 
 from floatingip.datasource import PolicyMode, State
 from floatingip.errors import FloatingIPError
-from floatingip.manager import Manager
 from floatingip.results import ChangeResult, CommandOutcome, Event
+from floatingip.shell_backend import ShellBackend
 from floatingip.vocabulary import Action, EventKind
 
 __all__ = ["Shell", "interrupts_for_this_thread_only"]
@@ -52,9 +52,9 @@ def interrupts_for_this_thread_only() -> Iterator[None]:
 
 
 class Shell(cmd.Cmd):
-    """The operator's shell; ``failures`` counts the commands that failed."""
+    """The shell over a backend (floatingip.shell_backend); ``failures`` counts failed commands."""
 
-    def __init__(self, manager: Manager, *, stdout: IO[str]) -> None:
+    def __init__(self, manager: ShellBackend, *, stdout: IO[str]) -> None:
         super().__init__(stdout=stdout)
         self.manager = manager
         self.prompt = f"[LOGICAL] /cluster/{manager.cluster}/> "
@@ -62,9 +62,10 @@ class Shell(cmd.Cmd):
         self.doc_header = "Commands (type help <command>):"
         self._readline: ModuleType | None = None
 
-    def banner(self) -> str:
+    def banner(self, where: str = "") -> str:  # where: "host db1" unless given
         return (
-            f"floatingip shell: cluster {self.manager.cluster}, host {self.manager.host}. "
+            f"floatingip shell: cluster {self.manager.cluster}, "
+            f"{where or 'host ' + self.manager.host}. "
             "Type 'help' for the commands, 'help <command>' for one; "
             "Ctrl-C cancels the line, Ctrl-D or 'exit' leaves."
         )
@@ -73,6 +74,11 @@ class Shell(cmd.Cmd):
 
     def _say(self, text: str) -> None:
         self.stdout.write(text + "\n")
+
+    def _say_table(self, rows: Sequence[tuple[str, ...]]) -> None:
+        widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
+        for row in rows:
+            self._say("  " + "  ".join(map(str.ljust, row, widths)).rstrip())
 
     def _error(self, text: str) -> None:
         self.failures += 1
@@ -87,9 +93,8 @@ class Shell(cmd.Cmd):
         return result.ok
 
     def _report_command(self, outcome: CommandOutcome) -> None:
-        if outcome.ok:
-            return
-        self._error(f"{outcome.service} {outcome.action} on {outcome.host}: {outcome.error}")
+        if not outcome.ok:
+            self._error(f"{outcome.service} {outcome.action} on {outcome.host}: {outcome.error}")
 
     def _run(self, action: Callable[[], None]) -> None:
         try:
@@ -299,11 +304,7 @@ class Shell(cmd.Cmd):
         for name, ds in sorted(manager.datasources.items()):
             holds = ",".join(sorted(service for service, holder in held.items() if holder == name))
             rows.append((name, ds.host, str(ds.role), str(ds.state), holds or "-"))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            self._say(
-                "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            )
+        self._say_table(rows)
         self._say("SERVICES:")
         problems = manager.problems
         for name in sorted(manager.services):
@@ -362,8 +363,7 @@ class Shell(cmd.Cmd):
             self._say(note)
         if outcome.ok:
             self._say(f"service '{name}' {action} on {outcome.host}: OK")
-        else:
-            self._report_command(outcome)
+        self._report_command(outcome)  # its error, if it failed
 
     def complete_service(self, text: str, line: str, begin: int, end: int) -> list[str]:
         # service <name> <action> on <host>
