@@ -2,12 +2,8 @@
 
 A host may hold a service's VIP only while it holds ``/floatingip/<cluster>/service/<service>/
 holder``, a key created in a transaction that succeeds only if it is absent, attached to the
-agent's lease.  The lease is kept with unary keepalives, each with its own deadline, every TTL/5.
-A watch cannot tell a frozen or partitioned etcd from a quiet one, so the fence does not rest on
-it: it is timed on this process's monotonic clock from the moment the last successful keepalive
-was *sent* (etcd restarts the lease's clock on receipt, later).  If no keepalive has succeeded
-for TTL - margin, ``on_lost`` is called at once to drop the VIP, before etcd can have expired the
-lease and let another host take the lock.  A start is granted only while at least ``margin`` of
+agent's lease (kept by floatingip.etcd_lease, which calls ``on_lost`` to drop the VIP before etcd
+can have expired the lease).  A start is granted only while at least the lease's ``margin`` of
 that time remains, so a start and the drop cannot cross.
 
 Planned and unplanned moves differ by a record, ``.../service/<service>/released``.  A release
@@ -42,18 +38,13 @@ from floatingip.cluster_state import (
     released_key,
     released_value,
 )
-from floatingip.errors import UsageError
 from floatingip.etcd_client import EtcdError, EtcdPool
+from floatingip.etcd_lease import DEFAULT_TTL, LeaseKeeper
 from floatingip.fence import FenceAnswer
 
 __all__ = ["DEFAULT_TTL", "EtcdFence"]
 
 logger = logging.getLogger(__name__)
-
-# 5 s: a leader election (1-2 s measured) and a lost keepalive never cause a false drop, and an
-# unplanned failover (a host or agent dies) takes about TTL plus the duplicate address check.
-DEFAULT_TTL = 5
-WATCHDOG_TICK = 0.05
 
 
 class EtcdFence:
@@ -72,52 +63,30 @@ class EtcdFence:
         on_lost: Callable[[str], None] | None = None,
         on_recovered: Callable[[], None] | None = None,
     ) -> None:
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 2 <= ttl <= 3600:
-            raise UsageError(f"the lease TTL must be whole seconds in 2-3600, not {ttl!r}")
+        self.keeper = LeaseKeeper(pool, ttl=ttl, on_lost=on_lost, on_recovered=on_recovered)
         self.pool = pool
         self.cluster = cluster
         self.host = host
         self.ttl = ttl
         self._loop = loop
-        self._on_lost = on_lost
-        self._on_recovered = on_recovered
         self._lock = threading.Lock()
-        self._lease: int | None = None  # the current lease's id
-        self._granted = ttl  # what etcd granted (it may raise a requested TTL)
-        self._last_ok = 0.0  # monotonic time the last successful grant/keepalive was sent
-        self._lost = False  # on_lost ran for the current lease
         # releases etcd did not take yet: service -> clean (the VIP was confirmed gone)
         self._pending: dict[str, bool] = {}
         self._serials: dict[str, asyncio.Lock] = {}  # on the loop: see _serial
         self._others: dict[str, str] = {}  # service -> the other host seen holding its lock
         self._closing = False
-        self._stopped = threading.Event()
-        self.losses = 0
-        self._watchdog = threading.Thread(
-            target=self._watch_deadline, name="floatingip-fence-watchdog", daemon=True
-        )
-
-    # -- timing ------------------------------------------------------------------------------
-
-    @property
-    def margin(self) -> float:
-        """Time kept between the drop and the earliest lease expiry: the watchdog's tick, the
-        stop command, a loaded machine."""
-        return max(1.0, 0.3 * self._granted)
 
     @property
     def period(self) -> float:
-        return self._granted / 5
+        return self.keeper.period
+
+    @property
+    def losses(self) -> int:
+        return self.keeper.losses
 
     @property
     def call_timeout(self) -> float:
-        return min(1.0, self._granted / 5)
-
-    def _remaining(self) -> float:
-        """Seconds until the drop deadline (<= 0: past it); the caller holds the lock."""
-        if self._lease is None or self._lost:
-            return 0.0
-        return self._last_ok + self._granted - self.margin - time.monotonic()
+        return self.keeper.call_timeout
 
     # -- the Fence protocol (from Manager threads) ------------------------------------------
 
@@ -127,9 +96,8 @@ class EtcdFence:
                 return FenceAnswer(
                     granted=False, reason=f"this agent fences host {self.host!r}, not {host!r}"
                 )
-            with self._lock:
-                remaining, lease = self._remaining(), self._lease
-            if lease is None or remaining < self.margin:
+            lease, remaining = self.keeper.current()
+            if lease is None or remaining < self.keeper.margin:
                 return FenceAnswer(
                     granted=False,
                     reason="no live etcd lease (etcd unreachable or the lease just renewed): "
@@ -324,98 +292,20 @@ class EtcdFence:
             except Exception:
                 return False
 
-    # -- the keeper (a coroutine on the loop) and the watchdog (a thread) ---------------------
+    # -- the lease and the retried releases (a coroutine on the loop) ---------------------------
 
     async def run(self) -> None:
-        """Keep a lease: grant one when there is none, renew it every TTL/5; retry releases."""
-        self._watchdog.start()
-        failures = 0
+        """Keep the lease (renewed every TTL/5) and retry the releases etcd did not take yet."""
+        self.keeper.start()
         while not self._closing:
-            try:
-                await self._keep()
-                if failures:
-                    logger.warning("etcd reachable again after %d failed attempt(s)", failures)
-                    if self._on_recovered is not None:
-                        self._on_recovered()
-                failures = 0
-            except EtcdError as exc:
-                failures += 1
-                if failures == 1 or failures % 20 == 0:
-                    logger.error("lease keepalive failed (%d in a row): %s", failures, exc)
+            await self.keeper.renew()
             if self._pending:
                 await self._release_pending()
-            await asyncio.sleep(self.period)
-
-    async def _keep(self) -> None:
-        with self._lock:
-            lease = self._lease
-        sent = time.monotonic()
-        if lease is None:
-            granted = await self.pool.call(
-                "lease grant", lambda client: client.lease(self.ttl), timeout=self.call_timeout
-            )
-            with self._lock:
-                self._lease, self._granted = int(granted.id), max(int(granted.ttl), 1)
-                self._last_ok, self._lost = sent, False
-            logger.info(
-                "lease %x granted, TTL %d s (asked %d s); the VIP is dropped after %.1f s "
-                "without a renewal",
-                granted.id, granted.ttl, self.ttl, self._granted - self.margin,
-            )  # fmt: skip
-            return
-        reply = await self.pool.call(
-            "lease keepalive",
-            lambda client: client.refresh_lease(lease),
-            timeout=self.call_timeout,
-        )
-        if reply is None or int(reply.TTL) <= 0:
-            self._lose(lease, "etcd says the lease has expired")
-            return
-        with self._lock:
-            if self._lease == lease and not self._lost:
-                self._last_ok = sent
-
-    def _watch_deadline(self) -> None:
-        while not self._stopped.wait(WATCHDOG_TICK):
-            with self._lock:
-                lease = self._lease
-                late = lease is not None and not self._lost and self._remaining() <= 0
-            if late and lease is not None:
-                self._lose(lease, f"no lease renewal for {self._granted - self.margin:.1f} s")
-
-    def _lose(self, lease: int, reason: str) -> None:
-        """Drop the VIPs (on_lost) once per lease, then forget it: the keeper grants another."""
-        with self._lock:
-            if self._lease != lease or self._lost:
-                return
-            self._lost = True
-            self.losses += 1
-        logger.error("lease %x lost (%s): dropping this host's VIPs now", lease, reason)
-        try:
-            if self._on_lost is not None:
-                self._on_lost(reason)
-        except Exception:
-            logger.exception("dropping the VIPs after the lease was lost")
-        finally:
-            with self._lock:
-                if self._lease == lease:
-                    self._lease = None
+            await asyncio.sleep(self.keeper.period)
 
     async def close(self) -> None:
         """Release what is pending, revoke the lease (its holder keys go with it), stop."""
         self._closing = True
-        self._stopped.set()
         if self._pending:
             await self._release_pending()
-        with self._lock:
-            lease, self._lease = self._lease, None
-        if lease is not None:
-            try:
-                await self.pool.call(
-                    "lease revoke",
-                    lambda client: client.revoke_lease(lease),
-                    timeout=self.call_timeout,
-                )
-                logger.info("lease %x revoked", lease)
-            except EtcdError as exc:
-                logger.error("lease not revoked (it expires in %d s): %s", self._granted, exc)
+        await self.keeper.revoke()
