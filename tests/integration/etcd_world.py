@@ -10,7 +10,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,23 +40,41 @@ def datasource_json(host: str, role: str, state: str) -> str:
 
 @dataclass
 class Poll:
-    """What the poller saw: sweeps, sweeps where two hosts held the VIP, the longest time with
-    no holder (and when it ended)."""
+    """What the poller saw: sweeps; sweeps where two hosts held the VIP; every change of who
+    holds it (monotonic time, holders); and the longest time nobody held it while the
+    coordinator said a holder was due (``World.expect_holder``), with what was going on then."""
 
     sweeps: int = 0
     overlaps: list[tuple[float, list[str]]] = field(default_factory=list)
+    changes: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)
     longest_gap: float = 0.0
+    longest_gap_during: str = ""
     gap_since: float | None = None
-    holders: list[str] = field(default_factory=list)
+    due: bool = False  # an ONLINE master's host, reachable, should hold the VIP
+    doing: str = ""  # what the coordinator was doing (to name the longest gap)
+
+    def end_gap(self, now: float) -> None:
+        if self.gap_since is not None and now - self.gap_since > self.longest_gap:
+            self.longest_gap = now - self.gap_since
+            self.longest_gap_during = self.doing
+        self.gap_since = None
 
 
 class World:
-    def __init__(self, sandbox: Sandbox, directory: Path, databases: tuple[str, ...], ttl: int):
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        directory: Path,
+        databases: tuple[str, ...],
+        ttl: int,
+        *,
+        enable_v2: bool = False,
+    ):
         self.sandbox = sandbox
         self.directory = directory
         self.databases = databases
         self.ttl = ttl
-        self.etcd = EtcdCluster(sandbox, ETCD, directory / "etcd")
+        self.etcd = EtcdCluster(sandbox, ETCD, directory / "etcd", enable_v2=enable_v2)
         self.home = cluster_home(directory)
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
         self.poll = Poll()
@@ -128,11 +146,38 @@ class World:
         started = time.monotonic()
         expected = [host] if host is not None else []
         while time.monotonic() - started < deadline:
-            if self.holders() == expected:
+            if self._held_now() == expected:
                 return time.monotonic() - started
             time.sleep(0.01)
         logs = "\n".join(f"--- {h}\n{self.agent_log(h)[-3000:]}" for h in self.databases)
         raise AssertionError(f"VIP on {self.holders()}, expected {expected}\n{logs}")
+
+    def _held_now(self) -> list[str]:
+        """Who holds the VIP: the poller's last steady sweep when it runs (fewer ``ip`` runs on
+        a busy machine), else asked now."""
+        if self._poller is None:
+            return self.holders()
+        seen = self.poll.sweeps
+        while self.poll.sweeps < seen + 2 and self._poller.is_alive():  # a fresh sweep
+            time.sleep(0.002)
+        with self._lock:
+            return list(self.poll.changes[-1][1]) if self.poll.changes else []
+
+    def holder_lock(self) -> str | None:
+        """The host etcd's holder key names (None: no key)."""
+        result = self.etcdctl("get", f"/floatingip/{CLUSTER}/service/master/holder",
+                              "--print-value-only")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        value = result.stdout.strip()
+        return str(json.loads(value)["host"]) if value else None
+
+    def wait_until(self, what: str, condition: Callable[[], bool], deadline: float = 60.0) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < deadline:
+            if condition():
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise AssertionError(f"not in {deadline:g} s: {what}")
 
     def _sweep(self, order: list[str]) -> None:
         # first, second, first again: two holders only if the first held before and after
@@ -140,16 +185,16 @@ class World:
         rest = [host for host in order[1:] if self.holds(host)]
         again = self.holds(order[0])
         now = time.monotonic()
-        held = rest + ([order[0]] if first and again else [])
+        held = tuple(sorted(rest + ([order[0]] if first and again else [])))
         with self._lock:
             poll = self.poll
             poll.sweeps += 1
             if first and again and rest:
-                poll.overlaps.append((now, sorted(held)))
-            if held or first or again:
-                if poll.gap_since is not None:
-                    poll.longest_gap = max(poll.longest_gap, now - poll.gap_since)
-                poll.gap_since = None
+                poll.overlaps.append((now, list(held)))
+            if first == again and (not poll.changes or poll.changes[-1][1] != held):
+                poll.changes.append((now, held))
+            if held or first or again or not poll.due:
+                poll.end_gap(now)
             elif poll.gap_since is None:
                 poll.gap_since = now
 
@@ -164,10 +209,19 @@ class World:
         self._poller = threading.Thread(target=self._poll, name="vip-poller", daemon=True)
         self._poller.start()
 
-    def reset_gap(self) -> None:
-        """Gaps are counted from now (a fault with no reachable master is not a gap)."""
+    def expect_holder(self, due: bool, doing: str = "") -> None:
+        """Whether a gap counts from now: ``due`` while an ONLINE master exists (a switch in
+        progress included), the policy lets it hold, and no fault cuts, freezes or kills
+        anything; a gap ends (and is measured up to here) when that stops."""
         with self._lock:
-            self.poll.gap_since = None
+            if not due:
+                self.poll.end_gap(time.monotonic())
+            self.poll.due = due
+            self.poll.doing = doing
+
+    def changes_since(self, since: float) -> list[tuple[float, tuple[str, ...]]]:
+        with self._lock:
+            return [change for change in self.poll.changes if change[0] >= since]
 
     def close(self) -> None:
         self._stop.set()
@@ -181,11 +235,13 @@ class World:
 
 
 @contextmanager
-def world(databases: tuple[str, ...] = ("db1", "db2"), ttl: int = 3) -> Iterator[World]:
+def world(
+    databases: tuple[str, ...] = ("db1", "db2"), ttl: int = 3, *, enable_v2: bool = False
+) -> Iterator[World]:
     hosts = [*ETCD, *databases, "client"]
     directory = Path(tempfile.mkdtemp(prefix="floatingip-etcd-"))
     with Sandbox(hosts, network=NETWORK) as sandbox:
-        built = World(sandbox, directory, databases, ttl)
+        built = World(sandbox, directory, databases, ttl, enable_v2=enable_v2)
         try:
             built.etcd.start()
             yield built
