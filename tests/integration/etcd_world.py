@@ -105,13 +105,14 @@ class World:
 
     # -- agents -------------------------------------------------------------------------------
 
-    def start_agent(self, host: str) -> None:
+    def start_agent(self, host: str, *, monitor: float | None = 2) -> None:
+        """``monitor`` None: the agent's default monitor interval."""
         log = (self.directory / f"agent-{host}.log").open("ab")
         self.agents[host] = subprocess.Popen(
             ["ip", "netns", "exec", self.sandbox.namespaces[host], sys.executable, "-m",
              "floatingip", "agent", "--cluster-home", str(self.home), "--cluster", CLUSTER,
              "--host", host, "--etcd", self.etcd.endpoints, "--ttl", str(self.ttl),
-             "--monitor", "2"],
+             *(["--monitor", f"{monitor:g}"] if monitor is not None else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=die_with_parent,
         )  # fmt: skip
         log.close()
