@@ -4,7 +4,11 @@ running its own ``floatingip agent`` process, a client, a coordinator writing et
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -36,6 +40,73 @@ def cluster_home(directory: Path) -> Path:
 
 def datasource_json(host: str, role: str, state: str) -> str:
     return json.dumps({"host": host, "role": role, "state": state}, separators=(",", ":"))
+
+
+RTM_NEWADDR, RTM_GETADDR, NLMSG_DONE, NLMSG_ERROR = 20, 22, 3, 2
+NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+IFA_ADDRESS, IFA_LOCAL = 1, 2
+
+
+class AddressReader:
+    """Asks the kernel of one namespace for its IPv4 addresses over rtnetlink (what ``ip addr``
+    asks), without starting a process: about a tenth of a millisecond, so that the poller can
+    look at every host every few milliseconds.  The socket is made in that namespace by a
+    thread of its own (a network namespace is per thread) and stays bound to it."""
+
+    def __init__(self, namespace: str) -> None:
+        made: list[socket.socket | BaseException] = []
+
+        def make() -> None:
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                fd = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
+                try:
+                    if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+                        raise OSError(ctypes.get_errno(), f"setns {namespace}")
+                finally:
+                    os.close(fd)
+                made.append(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0))
+            except BaseException as exc:
+                made.append(exc)
+
+        thread = threading.Thread(target=make)
+        thread.start()
+        thread.join()
+        if isinstance(made[0], BaseException):
+            raise made[0]
+        self.socket = made[0]
+        self.seq = 0
+        self._lock = threading.Lock()  # the poller and the coordinator both ask
+
+    def addresses(self) -> set[str]:
+        with self._lock:
+            return self._addresses()
+
+    def _addresses(self) -> set[str]:
+        self.seq += 1
+        request = struct.pack("=LHHLL", 24, RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, self.seq, 0)
+        self.socket.send(request + struct.pack("=BBBBL", socket.AF_INET, 0, 0, 0, 0))
+        found: set[str] = set()
+        while True:
+            data = self.socket.recv(65536)
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind, _, seq, _ = struct.unpack_from("=LHHLL", data, offset)
+                if kind == NLMSG_DONE and seq == self.seq:
+                    return found
+                if kind == NLMSG_ERROR:
+                    raise OSError(f"rtnetlink error: {data[offset + 16 : offset + 20]!r}")
+                if kind == RTM_NEWADDR and seq == self.seq:
+                    attribute = offset + 24  # past the header and struct ifaddrmsg
+                    while attribute + 4 <= offset + length:
+                        size, name = struct.unpack_from("=HH", data, attribute)
+                        if name in (IFA_ADDRESS, IFA_LOCAL) and size == 8:
+                            found.add(socket.inet_ntoa(data[attribute + 4 : attribute + 8]))
+                        attribute += (size + 3) & ~3
+                offset += (length + 3) & ~3
+
+    def close(self) -> None:
+        self.socket.close()
 
 
 @dataclass
@@ -81,6 +152,7 @@ class World:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._readers = {host: AddressReader(sandbox.namespaces[host]) for host in databases}
 
     # -- etcd as the coordinator writes it ------------------------------------------------------
 
@@ -133,11 +205,7 @@ class World:
     # -- where the VIP is -----------------------------------------------------------------------
 
     def holds(self, host: str) -> bool:
-        result = subprocess.run(
-            ["ip", "-n", self.sandbox.namespaces[host], "-o", "-4", "addr", "show", "dev", "eth0"],
-            capture_output=True, text=True, timeout=10,
-        )  # fmt: skip
-        return f" {VIP}/" in result.stdout
+        return VIP in self._readers[host].addresses()
 
     def holders(self) -> list[str]:
         return [host for host in self.databases if self.holds(host)]
@@ -233,6 +301,8 @@ class World:
                 process.kill()
             process.wait(timeout=10)
         self.etcd.close()
+        for reader in self._readers.values():
+            reader.close()
 
 
 @contextmanager
