@@ -15,7 +15,7 @@ from tests.integration.etcd_cluster import cut, freeze, heal, thaw
 from tests.integration.etcd_world import ETCD, World, world
 
 # The chaos run: at least EVENTS events (the coordinator's changes and the faults), PARTITIONS of
-# them a master host cut from etcd.  CI runs the default (about 10 minutes on 2 busy cores);
+# them a master host cut from etcd.  CI runs the default (about 5 minutes on 2 busy cores);
 # FLOATINGIP_ETCD_EVENTS grows it, FLOATINGIP_ETCD_SEED picks another random run.
 EVENTS = int(os.environ.get("FLOATINGIP_ETCD_EVENTS", "500"))
 SEED = int(os.environ.get("FLOATINGIP_ETCD_SEED", "13"))
