@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, report, require_root
+from tests.conftest import REPO, report, require_program, require_root
 
 SLOW = pytest.mark.slow  # several seconds even in --short mode
 SCRIPTS = [
@@ -19,13 +19,22 @@ SCRIPTS = [
     pytest.param("memory", marks=SLOW),
     "scale",
     pytest.param("vip_move", marks=SLOW),
+    pytest.param("etcd_switch", marks=SLOW),
+    pytest.param("etcd_idle", marks=SLOW),
 ]
+ROOT = ("vip_move", "etcd_switch", "etcd_idle")  # network namespaces
+ETCD = ("etcd_switch", "etcd_idle")
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_benchmark_runs_in_short_mode(name: str) -> None:
-    if name == "vip_move":
+    if name in ROOT:
         require_root()
+    if name in ETCD:
+        require_program("etcd", package="etcd-server")
+        require_program("etcdctl", package="etcd-client")
+    if name == "etcd_switch":  # beside vip-manager, the tool users of this shape pick today
+        require_program("vip-manager", package="vip-manager")
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / f"{name}.py"), "--short"],
         capture_output=True,

@@ -34,8 +34,11 @@ def die_with_parent() -> None:
 class EtcdCluster:
     """``members`` hosts of ``sandbox`` each run one etcd member."""
 
-    def __init__(self, sandbox: Sandbox, members: Sequence[str], directory: Path) -> None:
+    def __init__(
+        self, sandbox: Sandbox, members: Sequence[str], directory: Path, *, enable_v2: bool = False
+    ) -> None:
         self.sandbox = sandbox
+        self.enable_v2 = enable_v2  # vip-manager 1.0 speaks only the v2 API (a separate store)
         self.members = tuple(members)
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
@@ -73,6 +76,7 @@ class EtcdCluster:
             "--initial-cluster-state", "new", "--initial-cluster-token", self.token,
             "--heartbeat-interval", "100", "--election-timeout", "1000",
             "--logger", "zap", "--log-outputs", "stderr",
+            *(["--enable-v2=true"] if self.enable_v2 else []),
         ]  # fmt: skip
         self.processes[member] = subprocess.Popen(
             argv,
@@ -92,6 +96,17 @@ class EtcdCluster:
              "--endpoints", endpoints or self.endpoints, "--command-timeout", "2s", *args],
             capture_output=True, text=True, timeout=timeout,
             env={**os.environ, "ETCDCTL_API": "3"},
+        )  # fmt: skip
+
+    def etcdctl_v2(
+        self, host: str, *args: str, timeout: float = 10
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``etcdctl`` with the v2 API (needs ``enable_v2``) inside ``host``'s namespace."""
+        return subprocess.run(
+            ["ip", "netns", "exec", self.sandbox.namespaces[host], "etcdctl",
+             "--endpoints", self.endpoints, "--timeout", "2s", *args],
+            capture_output=True, text=True, timeout=timeout,
+            env={**os.environ, "ETCDCTL_API": "2"},
         )  # fmt: skip
 
     def healthy(self, members: Iterable[str] | None = None) -> bool:
