@@ -13,6 +13,7 @@ from floatingip import __version__
 from floatingip.commands import Executor, LocalExecutor, NamespaceExecutor
 from floatingip.config import cluster_problem
 from floatingip.errors import FloatingIPError, UsageError
+from floatingip.etcd_lease import MIN_TTL
 from floatingip.manager import Manager
 from floatingip.preflight import format_checks, run_checks
 from floatingip.rule_files import RulesInstalledError, install_rules, load_rules
@@ -217,13 +218,16 @@ def _agent(args: argparse.Namespace) -> int:
     from floatingip.agent import Agent, JournalFormatter
     from floatingip.etcd_client import parse_endpoints
 
+    if not MIN_TTL <= args.ttl <= 3600:
+        raise UsageError(
+            f"--ttl must be whole seconds in {MIN_TTL}-3600 (a start needs a margin of 1 s "
+            f"before the drop deadline, TTL - margin after a renewal), not {args.ttl}"
+        )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JournalFormatter())
     verbosity = args.verbose + args.verbose_after
     logging.basicConfig(level=logging.DEBUG if verbosity > 1 else logging.INFO, force=True)
     logging.getLogger().handlers[:] = [handler]
-    if not 2 <= args.ttl <= 3600:
-        raise UsageError(f"--ttl must be whole seconds in 2-3600, not {args.ttl}")
     agent = Agent(
         cluster_home=args.cluster_home,
         cluster=args.cluster,
@@ -345,7 +349,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=5,
         metavar="SECONDS",
-        help="the lease TTL (default 5): a dead agent's VIP lock is freed after it, and an agent "
+        help="the lease TTL (default 5, at least 3): a dead agent's VIP lock is freed after it, and an agent "
         "cut from etcd drops its VIP within it",
     )
     agent.add_argument("--rules-dir", help="the rules directory (default: the shipped rules)")

@@ -1,0 +1,64 @@
+"""The agent's lease keeper without etcd: the shortest TTL that leaves room for a start, and
+the drop once renewals stop (a pool that grants once, then never answers)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from floatingip.cli import main
+from floatingip.errors import UsageError
+from floatingip.etcd_client import EtcdError, EtcdPool
+from floatingip.etcd_lease import MIN_TTL, LeaseKeeper
+from tests.conftest import wait_until
+
+
+class GrantsOnce:
+    """Grants one lease, then every call fails as an unreachable etcd does."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def call(self, what: str, request: Any, *, timeout: float) -> Any:
+        self.calls.append(what)
+        if what == "lease grant" and self.calls.count(what) == 1:
+            return SimpleNamespace(id=0x51, ttl=MIN_TTL)
+        raise EtcdError(f"{what}: etcd unreachable")
+
+
+def test_a_ttl_with_no_room_for_a_start_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--ttl 2 used to be accepted, and then every start was refused ("no live etcd lease"):
+    a start needs the margin (1 s) left of TTL - margin."""
+    with pytest.raises(UsageError, match=f"at least {MIN_TTL}"):
+        LeaseKeeper(EtcdPool.__new__(EtcdPool), ttl=MIN_TTL - 1)
+    status = main(
+        ["agent", "--cluster-home", str(tmp_path), "--cluster", "c", "--host", "db1",
+         "--etcd", "http://192.0.2.1:2379", "--ttl", str(MIN_TTL - 1)]
+    )  # fmt: skip
+    assert status != 0
+    assert f"--ttl must be whole seconds in {MIN_TTL}-3600" in capsys.readouterr().err
+
+
+def test_renewals_that_stop_drop_the_vips_once_and_forget_the_lease() -> None:
+    lost: list[str] = []
+    pool = GrantsOnce()
+    keeper = LeaseKeeper(pool, ttl=MIN_TTL, on_lost=lost.append)  # type: ignore[arg-type]
+    asyncio.run(keeper.renew())
+    lease, remaining = keeper.current()
+    assert lease == 0x51 and remaining > keeper.margin  # a start may be granted now
+    keeper.start()
+    try:
+        for _ in range(3):
+            asyncio.run(keeper.renew())  # fails: counted, not raised
+        assert wait_until(lambda: lost)
+        assert keeper.current() == (None, 0.0)
+        assert len(lost) == 1 and "no lease renewal" in lost[0]
+        assert keeper.losses == 1
+    finally:
+        asyncio.run(keeper.revoke())
