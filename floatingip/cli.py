@@ -349,8 +349,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=5,
         metavar="SECONDS",
-        help="the lease TTL (default 5, at least 3): a dead agent's VIP lock is freed after it, and an agent "
-        "cut from etcd drops its VIP within it",
+        help="the lease TTL (default 5, at least 3): a dead agent's VIP lock is freed after it, "
+        "and an agent cut from etcd drops its VIP within it",
     )
     agent.add_argument("--rules-dir", help="the rules directory (default: the shipped rules)")
     _add_monitor_option(agent)

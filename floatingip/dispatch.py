@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Mapping
 
 from floatingip import facts
-from floatingip.actions import ActionResult, perform
+from floatingip.actions import ActionResult, perform, probe
 from floatingip.announce import Announcer
 from floatingip.cluster import ClusterState
 from floatingip.commands import Executor
@@ -276,6 +276,10 @@ class Dispatcher:
             self.running = None
         if action.ok and intent.action == Action.STOP and _confirmed_gone(service, action):
             self._release(service.name, host)
+        elif answer is not None and answer.granted and not action.ok:
+            # Nothing here is held, so no stop would ever release the grant, and other hosts
+            # would be kept out while this manager lives: give it back if the VIP is not here.
+            self._release_if_absent(service, executor, host)
         if track and action.ok and intent.action in _TRACKED:
             # under the service's lock: the failsafe sees what this command did
             stopped = intent.action == Action.STOP
@@ -296,6 +300,10 @@ class Dispatcher:
         except Exception as exc:  # a fence must not raise; fail closed if it does
             logger.exception("fence %r failed on %s", self.fence, service.name)
             return FenceAnswer(granted=False, reason=f"the fence failed: {exc!r}")
+
+    def _release_if_absent(self, service: ServiceDefinition, executor: Executor, host: str) -> None:
+        if probe(service, executor) is False:
+            self._release(service.name, host)
 
     def _release(self, service: str, host: str) -> None:
         try:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from floatingip import FloatingIPError, Manager
+from floatingip.commands import CommandResult
 from floatingip.dad import PROBE_SCRIPT
 from floatingip.errors import ManagerClosedError, UsageError
 from floatingip.fence import DuplicateAddressFence, Fence, FenceAnswer, Fences, OpenFence
@@ -94,6 +95,32 @@ def test_a_refused_start_runs_nothing_and_is_a_failure_with_the_reason(
     lease.granted = True
     assert manager.update_datasource("db1", state="ONLINE").ok  # the operator's retry
     assert manager.held == {"master": "db1"} and "master" not in manager.problems
+
+
+def test_a_granted_start_that_failed_gives_the_lock_back_when_the_vip_is_not_here(
+    manager: Manager, recorder: RecordingExecutor, lease: Lease
+) -> None:
+    """A failed start used to keep the lock: nothing here was held, so no stop ever released
+    it, and while this manager lived no other host could take the VIP."""
+    recorder.network.fail_next(recorder.host, 1)
+    assert not manager.update_datasource("db1", state="ONLINE").ok
+    assert not manager.held and not recorder.addresses["eth0"]
+    assert lease.calls[-1] == ("release", "master", "db1", None)
+
+
+def test_a_granted_start_that_failed_keeps_the_lock_while_the_vip_may_be_here(
+    demo_home: Path, lease: Lease
+) -> None:
+    """Nothing answers (the start and the status both fail): the VIP may be up, so the lock
+    stays and keeps every other host out."""
+    unreachable = RecordingExecutor(lambda argv: CommandResult(argv, 255, stderr="no route\n"))
+    with Manager.from_cluster_home(
+        demo_home, "demo", host="db1", executor=unreachable, fence=lease, monitor_interval=0,
+        retry=RetryPolicy(initial=60, maximum=60),
+    ) as manager:  # fmt: skip
+        assert not manager.update_datasource("db1", state="ONLINE").ok
+        assert ("acquire", "master", "db1", "db1") in lease.calls
+        assert not any(call[0] == "release" for call in lease.calls)
 
 
 def test_a_fence_that_raises_refuses(
