@@ -308,7 +308,7 @@ class Agent:
                 # Another host let go: a start it refused may go now (our own release: nothing).
                 gone = [h for name, h in holders.items() if name not in view.holders]
                 if not gone or any(holder.host != self.host for holder in gone):
-                    self._submit("a lock was released", self._reconsider)
+                    self._submit("a lock was released", partial(self._reconsider, probe=False))
             elif changed in ("datasource", "policy"):
                 self._sync(view, reason=f"revision {view.revision}")
 
@@ -348,10 +348,11 @@ class Agent:
         if reason == "read":
             self._submit("re-evaluating after a read", self._reconsider)
 
-    def _reconsider(self) -> None:
-        """Ask the rules again (a start refused while another host held the lock may go now)."""
+    def _reconsider(self, *, probe: bool = True) -> None:
+        """Ask the rules again (a start refused while another host held the lock may go now);
+        after a lock released elsewhere without reading the host first (its start checks)."""
         if self.manager is not None and not self.manager.closed:
-            self.manager.reconcile()
+            self.manager.reconcile(probe=probe)
 
     # -- the fence's side --------------------------------------------------------------------
 

@@ -282,12 +282,13 @@ class Manager(ManagerView):
 
     # -- reconcile, monitor, retries ------------------------------------------------------
 
-    def reconcile(self) -> ChangeResult:
+    def reconcile(self, *, probe: bool = True) -> ChangeResult:
         """Compare each service's actual state with what the manager believes, correct the
         belief where it drifted (counted in ``repairs``), and let the rules act on the result:
-        a VIP deleted by someone else is restored, a stray one released."""
+        a VIP deleted by someone else is restored, a stray one released.  ``probe=False`` only
+        asks the rules again (a start the fence refused may go now), reading no host."""
         with self._open:
-            return reevaluate(self._dispatcher, sorted(self._services), "reconcile")
+            return reevaluate(self._dispatcher, sorted(self._services), "reconcile", probe=probe)
 
     # -- lifecycle --------------------------------------------------------------------------
 

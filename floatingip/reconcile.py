@@ -111,14 +111,17 @@ def correct_belief(dispatcher: Dispatcher, name: str) -> list[CommandOutcome]:
     return outcomes
 
 
-def reevaluate(dispatcher: Dispatcher, names: Iterable[str], description: str) -> ChangeResult:
-    """Reconcile ``names`` (those whose state can be read) and ask the rules about each."""
+def reevaluate(
+    dispatcher: Dispatcher, names: Iterable[str], description: str, *, probe: bool = True
+) -> ChangeResult:
+    """Reconcile ``names`` (those whose state can be read; not with ``probe=False``) and ask
+    the rules about each."""
     previous, dispatcher.busy = dispatcher.busy, description
     try:
         results = []
         commands: list[CommandOutcome] = []
         for name in names:
-            if dispatcher.services[name].reports_held:
+            if probe and dispatcher.services[name].reports_held:
                 commands += correct_belief(dispatcher, name)
             firing = dispatcher.engine.replace(dispatcher.service_fact(name))
             result = dispatcher.settle(f"{description}: {name}", firing)

@@ -123,6 +123,22 @@ def test_a_granted_start_that_failed_keeps_the_lock_while_the_vip_may_be_here(
         assert not any(call[0] == "release" for call in lease.calls)
 
 
+def test_asking_the_rules_again_without_a_probe_takes_a_refused_vip_at_once(
+    manager: Manager, recorder: RecordingExecutor, lease: Lease
+) -> None:
+    """What the agent does when another host lets go of the lock: no status read before the
+    start (the add itself fails on a conflict, and the monitor still reconciles)."""
+    lease.granted = False
+    assert not manager.update_datasource("db1", state="ONLINE").ok
+    lease.granted = True
+    before = len(recorder.calls)
+    assert manager.reconcile(probe=False).ok
+    assert manager.held == {"master": "db1"}
+    assert recorder.calls[before] == ADD
+    assert manager.reconcile().ok  # with the probe: the status is read first
+    assert "show" in recorder.calls[-1]
+
+
 def test_a_fence_that_raises_refuses(
     demo_home: Path, recorder: RecordingExecutor, lease: Lease
 ) -> None:
