@@ -13,6 +13,7 @@ from floatingip import __version__
 from floatingip.commands import Executor, LocalExecutor, NamespaceExecutor
 from floatingip.config import cluster_problem
 from floatingip.errors import FloatingIPError, UsageError
+from floatingip.hooks import add_hook_command
 from floatingip.manager import Manager
 from floatingip.preflight import format_checks, run_checks
 from floatingip.rules import RulesInstalledError, install_rules, load_rules
@@ -315,6 +316,7 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument("directory", help="the rules directory (created if missing)")
     install.add_argument("--force", action="store_true", help="replace existing files")
     install.set_defaults(handler=_install_rules)
+    add_hook_command(subparsers, lambda: [_verbosity()])
     return parser
 
 
