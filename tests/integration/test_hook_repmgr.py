@@ -11,6 +11,7 @@ lines for its ``ip`` commands, as the README shows.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shlex
@@ -129,40 +130,60 @@ def pair() -> Iterator[tuple[Sandbox, Node, Node]]:
     require_program("sudo", package="sudo")
     require((BINDIR / "initdb").exists(), "needs PostgreSQL 15 (Debian: postgresql-15)")
     require(shutil.which("repmgr") is not None, "needs repmgr (Debian: postgresql-15-repmgr)")
-    work = Path(tempfile.mkdtemp(prefix="fip-repmgr-"))
-    work.chmod(0o755)
-    account = pwd.getpwnam("postgres")
-    home = write_cluster_home(
-        work,
-        services={"master": SERVICE},
-        datasources={"db1": "name=db1\nrole=master\n", "db2": "name=db2\nrole=slave\n"},
-    )
-    locks = work / "locks"
-    for directory in (locks, work / "pg"):
-        directory.mkdir(mode=0o755)
-        os.chown(directory, account.pw_uid, account.pw_gid)
+    with (
+        hook_workspace("repmgr") as (work, hook),
+        Sandbox(["db1", "db2", "client"]) as sandbox,
+    ):
+        nodes = [
+            Node(sandbox, host, node_id, work, hook) for host, node_id in (("db1", 1), ("db2", 2))
+        ]
+        try:
+            yield sandbox, nodes[0], nodes[1]
+        finally:  # inside the sandbox: its namespaces are where the servers run
+            for node in nodes:
+                node.stop("immediate")
+
+
+@contextlib.contextmanager
+def hook_workspace(tool: str) -> Iterator[tuple[Path, str]]:
+    """A directory every account can read, with root's cluster home (cluster demo: the VIP
+    service, db1 master, db2 slave) and ``pg/`` for postgres; and the hook line postgres runs."""
+    work = Path(tempfile.mkdtemp(prefix=f"fip-{tool}-"))
+    try:
+        work.chmod(0o755)
+        home = write_cluster_home(
+            work,
+            services={"master": SERVICE},
+            datasources={"db1": "name=db1\nrole=master\n", "db2": "name=db2\nrole=slave\n"},
+        )
+        account = pwd.getpwnam("postgres")
+        for directory in (work / "locks", work / "pg"):
+            directory.mkdir(mode=0o755)
+            os.chown(directory, account.pw_uid, account.pw_gid)
+        with hook_through_sudo(tool, home, work / "locks") as hook:
+            yield work, hook
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def hook_through_sudo(tool: str, home: Path, locks: Path) -> Iterator[str]:
+    """The line that runs ``floatingip hook TOOL`` for the cluster of ``home`` as root through
+    ``sudo -n``, which a sudoers file lets postgres do for the test's duration."""
     hook = shlex.join([
-        sys.executable, "-m", "floatingip", "hook", "repmgr", "--cluster-home", str(home),
+        sys.executable, "-m", "floatingip", "hook", tool, "--cluster-home", str(home),
         "--cluster", "demo", "--lock-file", str(locks / "hook.lock"),
     ])  # fmt: skip
-    sudoers = Path("/etc/sudoers.d") / f"floatingip-test-repmgr-{os.getpid()}"
-    sudoers.write_text(f"postgres ALL=(root) NOPASSWD: {hook.replace(':', chr(92) + ':')} *\n")
-    sudoers.chmod(0o440)
-    subprocess.run(["visudo", "-c", "-q", "-f", str(sudoers)], check=True)
+    sudoers = Path("/etc/sudoers.d") / f"floatingip-test-{tool}-{os.getpid()}"
+    staged = sudoers.with_name(sudoers.name + ".new")  # sudo skips names with a '.'
+    staged.write_text(f"postgres ALL=(root) NOPASSWD: {hook.replace(':', chr(92) + ':')} *\n")
+    staged.chmod(0o440)
+    subprocess.run(["visudo", "-c", "-q", "-f", str(staged)], check=True)
+    staged.rename(sudoers)
     try:
-        with Sandbox(["db1", "db2", "client"]) as sandbox:
-            nodes = [
-                Node(sandbox, host, node_id, work, f"sudo -n {hook}")
-                for host, node_id in (("db1", 1), ("db2", 2))
-            ]
-            try:
-                yield sandbox, nodes[0], nodes[1]
-            finally:  # inside the sandbox: its namespaces are where the servers run
-                for node in nodes:
-                    node.stop("immediate")
+        yield f"sudo -n {hook}"
     finally:
         sudoers.unlink(missing_ok=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_repmgr_failover_and_rejoin_move_the_vip(pair: tuple[Sandbox, Node, Node]) -> None:
