@@ -7,14 +7,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from floatingip import CommandResult, Manager, UsageError, cli
+from floatingip.commands import Executor
+from floatingip.dad import PROBE_SCRIPT
 from floatingip.hooks import TOOLS, mha, patroni
 from floatingip.hooks.core import HookContext, HookLock, HookLockTimeout, Report, run_plan
-from floatingip.testing import RecordingExecutor
+from floatingip.testing import FakeNetwork, RecordingExecutor
+from tests.conftest import PATIENCE, wait_until
 
 VIP = "192.0.2.22/24"
 
@@ -336,3 +340,52 @@ def test_the_lock_bounds_the_wait_and_changes_nothing(demo_home: Path) -> None:
     assert db1.calls == []
     with HookLock(lock_file, 0.2, "free again"):
         pass
+
+
+def test_a_start_refused_while_the_old_host_has_the_vip_waits_for_its_release(
+    demo_home: Path,
+) -> None:
+    """Patroni calls the new primary's callback without waiting for the old one's."""
+    network = FakeNetwork(["db1", "db2"])
+    network.addresses["db1"].add(VIP)
+    db2 = ProbeCounter(network.executor("db2"))
+    context = dataclasses.replace(context_for(demo_home, db2=db2), release_wait=PATIENCE)
+    argv = parse("patroni", "--datasource", "db2", "on_role_change", "primary", "demo")
+    reports: list[Report] = []
+    worker = threading.Thread(
+        target=lambda: reports.append(run_plan(patroni.plan(argv, context), context))
+    )
+    worker.start()
+    assert wait_until(lambda: db2.probes >= 2)  # refused, and asking again
+    assert network.holders(VIP) == ["db1"]
+    network.addresses["db1"].discard(VIP)  # the old primary's on_stop ran
+    worker.join()
+    assert reports[0].exit_code == 0, reports[0].line
+    assert network.holders(VIP) == ["db2"]
+    assert "master start on db2 ok" in reports[0].line
+
+
+class ProbeCounter:
+    """An executor that counts the duplicate address probes it runs."""
+
+    def __init__(self, inner: Executor) -> None:
+        self.inner = inner
+        self.probes = 0
+
+    def run(
+        self, argv: Sequence[str], *, timeout: float = 10.0, check: bool = True
+    ) -> CommandResult:
+        if PROBE_SCRIPT in argv:
+            self.probes += 1
+        return self.inner.run(argv, timeout=timeout, check=check)
+
+
+def test_without_a_wait_the_refused_start_fails_at_once(demo_home: Path) -> None:
+    network = FakeNetwork(["db1", "db2"])
+    network.addresses["db1"].add(VIP)
+    context = context_for(demo_home, db2=network.executor("db2"))
+    argv = parse("patroni", "--datasource", "db2", "on_role_change", "primary", "demo")
+    report = run_plan(patroni.plan(argv, context), context)
+    assert report.exit_code == 1
+    assert "FAILED" in report.line and "another host still holds it" in report.line
+    assert network.holders(VIP) == ["db1"]

@@ -31,6 +31,8 @@ from floatingip.hooks.core import (
 )
 from floatingip.validation import check_seconds
 
+PATRONI_RELEASE_WAIT = 30.0
+
 __all__ = ["TOOLS", "HookLockTimeout", "Plan", "Report", "add_hook_command", "run_hook"]
 
 Planner = Callable[[argparse.Namespace, HookContext], Plan]
@@ -75,17 +77,17 @@ def add_hook_command(
         parser = tools.add_parser(
             name, help=description, description=description % {}, parents=parents()
         )
-        _add_common(parser, cluster_required=name != "patroni")
+        _add_common(parser, patroni=name == "patroni")
         add_arguments(parser)
         parser.set_defaults(handler=run_hook)
 
 
-def _add_common(parser: argparse.ArgumentParser, *, cluster_required: bool) -> None:
+def _add_common(parser: argparse.ArgumentParser, *, patroni: bool) -> None:
     parser.add_argument("--cluster-home", required=True, help="the cluster-home directory")
     parser.add_argument(
         "--cluster",
-        required=cluster_required,
-        help="the cluster's name" + ("" if cluster_required else " (default: Patroni's scope)"),
+        required=not patroni,
+        help="the cluster's name" + (" (default: Patroni's scope)" if patroni else ""),
     )
     parser.add_argument("--rules-dir", help="the rules directory (default: the shipped rules)")
     parser.add_argument("--host", help="this machine's host name (default: its hostname)")
@@ -106,6 +108,17 @@ def _add_common(parser: argparse.ArgumentParser, *, cluster_required: bool) -> N
         default=DEFAULT_LOCK_TIMEOUT,
         metavar="SECONDS",
         help=f"give up when another hook holds the lock so long (default {DEFAULT_LOCK_TIMEOUT:g})",
+    )
+    # Patroni starts the new primary's callback without waiting for the old one's: the old
+    # host may still have the VIP for a moment.  The others call the stop first and wait.
+    wait = PATRONI_RELEASE_WAIT if patroni else 0.0
+    parser.add_argument(
+        "--wait-for-release",
+        type=float,
+        default=wait,
+        metavar="SECONDS",
+        help="while another host still answers for the VIP, try again this long before "
+        f"failing (default {wait:g})",
     )
 
 
@@ -140,6 +153,7 @@ def run_hook(args: argparse.Namespace) -> int:
             executors=_executors(args.netns),
             lock_file=Path(args.lock_file) if args.lock_file else None,
             lock_timeout=check_seconds(args.lock_timeout, "--lock-timeout"),
+            release_wait=check_seconds(args.wait_for_release, "--wait-for-release"),
         )
         report = run_plan(TOOLS[tool][2](args, context), context)
     except FloatingIPError as exc:

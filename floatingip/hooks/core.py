@@ -25,7 +25,7 @@ from types import FrameType
 
 from floatingip.commands import Executor, LocalExecutor
 from floatingip.datasource import DataSource, Role, State, load_datasources
-from floatingip.errors import FloatingIPError, UsageError
+from floatingip.errors import DuplicateAddressError, FloatingIPError, UsageError
 from floatingip.manager import Manager
 from floatingip.results import CommandOutcome, Event
 from floatingip.supervisor import RetryPolicy
@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 EXIT_DONE = 0
 EXIT_FAILED = 1
 DEFAULT_LOCK_TIMEOUT = 30.0
+RELEASE_POLL = 0.5  # between starts refused because another host still has the VIP
 
 
 class HookLockTimeout(FloatingIPError):
@@ -122,6 +123,7 @@ class HookContext:
     executors: Mapping[str, Executor] = field(default_factory=dict)
     lock_file: Path | None = None
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    release_wait: float = 0.0
 
     def datasources(self) -> dict[str, DataSource]:
         return load_datasources(self.cluster_home, self.cluster)
@@ -307,11 +309,32 @@ def _run_locked(plan: Plan, context: HookContext, host: str, executor: Executor)
         if plan.check_only:
             outcomes = [manager.run_service(name, "status") for name in sorted(manager.services)]
             return _check_report(plan, outcomes)
-        events = manager.history
-        held = dict(manager.held)
+        _wait_for_release(manager, context.release_wait)
+        events, held, problems = manager.history, dict(manager.held), dict(manager.problems)
     finally:
         manager.close()
-    return _change_report(plan, events, held, host)
+    return _change_report(plan, events, held, problems, host)
+
+
+def _wait_for_release(manager: Manager, seconds: float) -> None:
+    """While the start is refused because another host still answers for the VIP, try again
+    for at most ``seconds``: a tool that calls the new primary's hook without waiting for the
+    old one's (Patroni) would otherwise leave the VIP nowhere."""
+    deadline = time.monotonic() + seconds
+    while _refused_as_duplicate(manager) and time.monotonic() < deadline:
+        time.sleep(RELEASE_POLL)
+        manager.reconcile()
+
+
+def _refused_as_duplicate(manager: Manager) -> bool:
+    if not manager.problems:
+        return False
+    failed = [
+        event.outcome
+        for event in manager.history
+        if event.kind is EventKind.COMMAND and event.outcome is not None and not event.ok
+    ]
+    return bool(failed) and isinstance(failed[-1].error, DuplicateAddressError)
 
 
 def _check_report(plan: Plan, outcomes: list[CommandOutcome]) -> Report:
@@ -325,19 +348,31 @@ def _check_report(plan: Plan, outcomes: list[CommandOutcome]) -> Report:
     )
 
 
-def _change_report(plan: Plan, events: list[Event], held: Mapping[str, str], host: str) -> Report:
+def _change_report(
+    plan: Plan,
+    events: list[Event],
+    held: Mapping[str, str],
+    problems: Mapping[str, str],
+    host: str,
+) -> Report:
+    """Done when no service is left with a problem (a start refused and then granted counts
+    as done) and no rule failed."""
     commands = tuple(
         event.outcome
         for event in events
         if event.kind is EventKind.COMMAND and event.outcome is not None
     )
-    failures = [str(o.error or f"{o.service} {o.action} failed") for o in commands if not o.ok]
+    failures = [f"{name}: {problem}" for name, problem in sorted(problems.items())]
     failures += [event.message for event in events if event.kind is EventKind.RULE_ERROR]
-    ran = ", ".join(
-        f"{o.service} {o.action} on {o.host or host} {'ok' if o.ok else 'FAILED'}" for o in commands
-    )
+    ran = [f"{o.service} {o.action} on {o.host or host} ok" for o in commands if o.ok]
+    refused = sum(1 for o in commands if not o.ok)
+    if refused and not failures:
+        ran.append(f"after {refused} failed attempt{'s' if refused > 1 else ''}")
+    elif refused:
+        last = next(o for o in reversed(commands) if not o.ok)
+        ran.append(f"{last.service} {last.action} on {last.host or host} FAILED")
     holding = ", ".join(sorted(held)) or "nothing"
-    summary = f"{plan.why}: {ran or 'nothing ran'}; {host} holds {holding}"
+    summary = f"{plan.why}: {', '.join(ran) or 'nothing ran'}; {host} holds {holding}"
     if failures:
         return Report(
             exit_code=plan.failure_exit,

@@ -84,8 +84,10 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 # -- Patroni: shlex.split(callback) + [action, role, scope], run without a shell ------------
 
 
-def patroni(world: World, host: str, action: str, role: str) -> subprocess.CompletedProcess[str]:
-    callback = world.floatingip("patroni", "--host", host)
+def patroni(
+    world: World, host: str, action: str, role: str, *options: str
+) -> subprocess.CompletedProcess[str]:
+    callback = world.floatingip("patroni", "--host", host, *options)
     return world.on(host, [*shlex.split(callback), action, role, "demo"])
 
 
@@ -108,9 +110,33 @@ def test_patroni_callbacks_move_the_vip_through_a_switchover(world: World) -> No
     assert world.holders() == []
 
 
-def test_a_promotion_while_the_old_primary_still_holds_the_vip_is_refused(world: World) -> None:
+def test_a_promotion_waits_for_the_old_primary_to_release_the_vip(world: World) -> None:
+    """Patroni releases the leader key before the old primary's on_stop callback has run: the
+    new primary's callback waits for the VIP to be released, then takes it."""
     ok(patroni(world, "db1", "on_role_change", "master"))  # Patroni < 4 says master
-    refused = patroni(world, "db2", "on_role_change", "primary")
+    callback = world.floatingip("patroni", "-v", "--host", "db2", "--lock-file", f"{world.lock}.2")
+    promoted = subprocess.Popen(
+        ["ip", "netns", "exec", world.sandbox.namespaces["db2"], *shlex.split(callback),
+         "on_role_change", "primary", "demo"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert promoted.stderr is not None
+    with promoted, promoted.stderr:
+        lines = []
+        for line in promoted.stderr:  # refused once at least: db1 still answers
+            lines.append(line)
+            if "another host still holds it" in line:
+                break
+        ok(patroni(world, "db1", "on_stop", "demoted"))
+        lines += promoted.stderr.readlines()
+    assert promoted.returncode == 0, "".join(lines)
+    assert "master start on db2 ok, after" in lines[-1] and "failed attempt" in lines[-1]
+    assert world.holders() == ["db2"]
+
+
+def test_a_promotion_while_the_old_primary_still_holds_the_vip_is_refused(world: World) -> None:
+    ok(patroni(world, "db1", "on_role_change", "master"))
+    refused = patroni(world, "db2", "on_role_change", "primary", "--wait-for-release", "0")
     assert refused.returncode == 1
     assert "FAILED" in refused.stderr and "another host still holds it" in refused.stderr
     assert refused.stderr.count("\n") >= 1 and "Traceback" not in refused.stderr
