@@ -16,7 +16,14 @@ from floatingip import CommandResult, Manager, UsageError, cli
 from floatingip.commands import Executor
 from floatingip.dad import PROBE_SCRIPT
 from floatingip.hooks import TOOLS, mha, patroni
-from floatingip.hooks.core import HookContext, HookLock, HookLockTimeout, Report, run_plan
+from floatingip.hooks.core import (
+    HookContext,
+    HookLock,
+    HookLockTimeout,
+    Report,
+    lock_path,
+    run_plan,
+)
 from floatingip.testing import FakeNetwork, RecordingExecutor
 from tests.conftest import PATIENCE, wait_until
 
@@ -64,7 +71,7 @@ def context_for(home: Path, **hosts: RecordingExecutor) -> HookContext:
         cluster="demo",
         this_host="db1",
         executors=hosts,
-        lock_file=home / "hook.lock",
+        lock_dir=home,
     )
 
 
@@ -316,7 +323,7 @@ def test_mha_status_only_looks(demo_home: Path) -> None:
 
 
 def test_the_lock_bounds_the_wait_and_changes_nothing(demo_home: Path) -> None:
-    lock_file = demo_home / "hook.lock"
+    lock_file = lock_path(demo_home, "demo", "db1")
     db1 = RecordingExecutor()
     with HookLock(lock_file, 1, "the test"):
         outcome: list[BaseException] = []

@@ -99,8 +99,10 @@ def _add_common(parser: argparse.ArgumentParser, *, patroni: bool) -> None:
         help="reach HOST by running its commands inside network namespace NAMESPACE",
     )
     parser.add_argument(
-        "--lock-file",
-        help="serializes the hooks of this cluster (default /run/lock/floatingip-CLUSTER.lock)",
+        "--lock-dir",
+        default="/run/lock",
+        help="where the lock that serializes the hooks acting on one host is taken "
+        "(floatingip-CLUSTER-HOST.lock; default /run/lock)",
     )
     parser.add_argument(
         "--lock-timeout",
@@ -151,7 +153,7 @@ def run_hook(args: argparse.Namespace) -> int:
             this_host=args.host or socket.gethostname(),
             rules_dir=Path(args.rules_dir) if args.rules_dir else None,
             executors=_executors(args.netns),
-            lock_file=Path(args.lock_file) if args.lock_file else None,
+            lock_dir=Path(args.lock_dir),
             lock_timeout=check_seconds(args.lock_timeout, "--lock-timeout"),
             release_wait=check_seconds(args.wait_for_release, "--wait-for-release"),
         )

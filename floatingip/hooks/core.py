@@ -40,8 +40,8 @@ __all__ = [
     "HookLockTimeout",
     "Plan",
     "Report",
-    "default_lock_file",
     "find_datasource",
+    "lock_path",
     "run_plan",
 ]
 
@@ -121,7 +121,7 @@ class HookContext:
     this_host: str
     rules_dir: Path | None = None
     executors: Mapping[str, Executor] = field(default_factory=dict)
-    lock_file: Path | None = None
+    lock_dir: Path = Path("/run/lock")
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     release_wait: float = 0.0
 
@@ -160,10 +160,13 @@ def find_datasource(
     raise UsageError(f"{what}: no datasource is named or hosted at {given} (known: {known})")
 
 
-def default_lock_file(cluster: str) -> Path:
-    """/run/lock (a sticky directory every account may create in, on Debian and Red Hat), so
-    that the database account a tool runs its hooks as can take it."""
-    return Path("/run/lock") / f"floatingip-{cluster}.lock"
+def lock_path(directory: Path, cluster: str, host: str) -> Path:
+    """The lock of the hooks acting on ``host`` for ``cluster``: one per host, so that a hook
+    waiting for another host to release the VIP never holds up that host's own hook (they
+    share the directory when one machine acts for several hosts).  The default directory,
+    /run/lock, is sticky and open to every account on Debian and Red Hat: the database account
+    a tool runs its hooks as can take it."""
+    return directory / f"floatingip-{cluster}-{host}.lock"
 
 
 class HookLock:
@@ -212,7 +215,7 @@ class HookLock:
         except OSError as exc:
             raise UsageError(
                 f"cannot open the hook lock file {self.path}: {exc.strerror} "
-                "(choose another with --lock-file)"
+                "(choose another directory with --lock-dir)"
             ) from None
 
 
@@ -281,8 +284,8 @@ def run_plan(plan: Plan, context: HookContext) -> Report:
             line=f"{plan.event}: {plan.why}; but host {plan.host!r} cannot be reached from "
             f"{context.this_host!r} (run the hook there, or give --netns {plan.host}=NAMESPACE)",
         )
-    lock_file = context.lock_file or default_lock_file(context.cluster)
-    with HookLock(lock_file, context.lock_timeout, plan.event):
+    lock = lock_path(context.lock_dir, context.cluster, plan.host)
+    with HookLock(lock, context.lock_timeout, plan.event):
         return _run_locked(plan, context, plan.host, executor)
 
 

@@ -172,7 +172,7 @@ def hook_through_sudo(tool: str, home: Path, locks: Path) -> Iterator[str]:
     ``sudo -n``, which a sudoers file lets postgres do for the test's duration."""
     hook = shlex.join([
         sys.executable, "-m", "floatingip", "hook", tool, "--cluster-home", str(home),
-        "--cluster", "demo", "--lock-file", str(locks / "hook.lock"),
+        "--cluster", "demo", "--lock-dir", str(locks),
     ])  # fmt: skip
     sudoers = Path("/etc/sudoers.d") / f"floatingip-test-{tool}-{os.getpid()}"
     staged = sudoers.with_name(sudoers.name + ".new")  # sudo skips names with a '.'

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from floatingip.hooks.core import HookLock
+from floatingip.hooks.core import HookLock, lock_path
 from floatingip.sandbox import Sandbox
 from floatingip.testing import write_cluster_home
 from tests.conftest import REPO, require_program, require_root, wait_until
@@ -49,14 +49,14 @@ class World:
             services={"master": SERVICE},
             datasources={"db1": "name=db1\nrole=master\n", "db2": "name=db2\nrole=slave\n"},
         )
-        self.lock = tmp_path / "hook.lock"
+        self.locks = tmp_path
         for host in ("db1", "db2"):
             sandbox.start_server(host, PORT)
 
     def floatingip(self, tool: str, *options: str) -> str:
         """The command line a tool's configuration names (before the tool's own arguments)."""
         argv = [sys.executable, "-m", "floatingip", "hook", tool, "--cluster-home",
-                str(self.home), "--lock-file", str(self.lock), *options]  # fmt: skip
+                str(self.home), "--lock-dir", str(self.locks), *options]  # fmt: skip
         return shlex.join(argv)
 
     def netns_options(self, *hosts: str) -> list[str]:
@@ -114,7 +114,7 @@ def test_a_promotion_waits_for_the_old_primary_to_release_the_vip(world: World) 
     """Patroni releases the leader key before the old primary's on_stop callback has run: the
     new primary's callback waits for the VIP to be released, then takes it."""
     ok(patroni(world, "db1", "on_role_change", "master"))  # Patroni < 4 says master
-    callback = world.floatingip("patroni", "-v", "--host", "db2", "--lock-file", f"{world.lock}.2")
+    callback = world.floatingip("patroni", "-v", "--host", "db2")
     promoted = subprocess.Popen(
         ["ip", "netns", "exec", world.sandbox.namespaces["db2"], *shlex.split(callback),
          "on_role_change", "primary", "demo"],
@@ -163,10 +163,10 @@ def test_bad_callback_arguments_change_nothing(world: World) -> None:
 def test_concurrent_callbacks_are_serialized(world: World) -> None:
     """Two callbacks at once on one host: while the lock is taken both wait in the kernel
     (/proc/locks lists them); released, one starts the VIP and the other finds it held."""
-    world.lock.touch()
+    lock = lock_path(world.locks, "demo", "db1")
     callback = [*shlex.split(world.floatingip("patroni", "--host", "db1"))]
     argv = ["ip", "netns", "exec", world.sandbox.namespaces["db1"], *callback]
-    with HookLock(world.lock, 5, "the test"):
+    with HookLock(lock, 5, "the test"):
         callers = [
             subprocess.Popen(
                 [*argv, "on_role_change", "primary", "demo"],
@@ -177,7 +177,7 @@ def test_concurrent_callbacks_are_serialized(world: World) -> None:
             )
             for _ in range(2)
         ]
-        inode = world.lock.stat().st_ino
+        inode = lock.stat().st_ino
         assert wait_until(lambda: waiters(inode) == 2), "the hooks did not wait for the lock"
         assert world.holders() == []  # nothing happened while the lock was held
     lines = [caller.communicate(timeout=120)[1] for caller in callers]
@@ -196,8 +196,8 @@ def waiters(inode: int) -> int:
 
 
 def test_a_hook_that_waits_too_long_gives_up_and_changes_nothing(world: World) -> None:
-    world.lock.touch()
-    with HookLock(world.lock, 5, "the test"):
+    lock = lock_path(world.locks, "demo", "db1")
+    with HookLock(lock, 5, "the test"):
         callback = world.floatingip("patroni", "--host", "db1", "--lock-timeout", "0.5")
         result = world.on("db1", [*shlex.split(callback), "on_start", "primary", "demo"])
     assert result.returncode == 1
