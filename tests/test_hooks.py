@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -396,3 +397,17 @@ def test_without_a_wait_the_refused_start_fails_at_once(demo_home: Path) -> None
     assert report.exit_code == 1
     assert "FAILED" in report.line and "another host still holds it" in report.line
     assert network.holders(VIP) == ["db1"]
+
+
+def test_the_hook_log_says_a_repeated_message_once_in_a_row() -> None:
+    from floatingip.hooks import _DropRepeats
+
+    drop = _DropRepeats()
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord(
+            "floatingip.dispatch", logging.ERROR, __file__, 1, message, (), None
+        )
+
+    kept = [drop.filter(record(m)) for m in ("refused", "refused", "refused", "started", "refused")]
+    assert kept == [True, False, False, True, True]

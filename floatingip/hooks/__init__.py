@@ -170,4 +170,19 @@ def _configure_logging(prefix: str, verbosity: int) -> None:
     level = {0: logging.ERROR, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{prefix}: %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_DropRepeats())
     logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+class _DropRepeats(logging.Filter):
+    """Each message once in a row: a start refused every half second while the hook waits for
+    another host to release the VIP would otherwise fill the tool's log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: tuple[str, int, str] | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, record.getMessage())
+        repeated, self._last = key == self._last, key
+        return not repeated

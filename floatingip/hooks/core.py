@@ -305,7 +305,7 @@ def _run_locked(plan: Plan, context: HookContext, host: str, executor: Executor)
         states=states,
         reconcile_at_start=not plan.check_only,
         monitor_interval=0,
-        retry=RetryPolicy(attempts=0),  # the tool calls again; a one-shot does not linger
+        retry=RetryPolicy(attempts=0),  # a one-shot does not linger for retries
         failsafe=False,
     )
     try:

@@ -71,7 +71,7 @@ def plan(args: argparse.Namespace, context: HookContext) -> Plan:
     if command == "status":
         return Plan(
             event=event,
-            why=f"{orig.name} is the master",
+            why=f"checking the master's datasource {orig.name}",
             datasource=orig.name,
             host=orig.host,
             check_only=True,
