@@ -57,6 +57,7 @@ class Arguments:
     history_size: int
     retry: RetryPolicy
     fence: Fence | None
+    failsafe: bool
 
 
 def check_arguments(
@@ -75,6 +76,7 @@ def check_arguments(
     reconcile_at_start: object,
     retry: object,
     fence: object,
+    failsafe: object = True,
 ) -> Arguments:
     """The Manager's arguments (but monitor_interval, which its Supervisor checks), checked."""
     cluster = check_name(cluster, "cluster")
@@ -112,6 +114,7 @@ def check_arguments(
     if fence is not None:
         check_instance(fence, Fence, "fence", "a Fence (with acquire and release methods)")
     check_instance(reconcile_at_start, bool, "reconcile_at_start", "True or False")
+    checked_failsafe = check_instance(failsafe, bool, "failsafe", "True or False")
     check_fact_identities(
         [
             (facts.MANAGER, None),
@@ -134,6 +137,7 @@ def check_arguments(
         history_size=history_size,
         retry=retry if isinstance(retry, RetryPolicy) else RetryPolicy(),
         fence=fence if isinstance(fence, Fence) else None,
+        failsafe=checked_failsafe,
     )
 
 

@@ -14,6 +14,7 @@ from floatingip.commands import Executor, LocalExecutor, NamespaceExecutor
 from floatingip.config import cluster_problem
 from floatingip.errors import FloatingIPError, UsageError
 from floatingip.etcd_lease import MIN_TTL
+from floatingip.hooks import add_hook_command
 from floatingip.manager import Manager
 from floatingip.preflight import format_checks, run_checks
 from floatingip.rule_files import RulesInstalledError, install_rules, load_rules
@@ -362,6 +363,7 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument("directory", help="the rules directory (created if missing)")
     install.add_argument("--force", action="store_true", help="replace existing files")
     install.set_defaults(handler=_install_rules)
+    add_hook_command(subparsers, lambda: [_verbosity()])
     return parser
 
 

@@ -36,15 +36,24 @@ CLOSE_GRACE = 10.0
 
 
 def close(
-    dispatcher: Dispatcher, lock: threading.RLock, supervisor: Supervisor, wait: float
+    dispatcher: Dispatcher,
+    lock: threading.RLock,
+    supervisor: Supervisor,
+    wait: float,
+    *,
+    release: bool = True,
 ) -> ChangeResult:
     """Close: the rules release what is held, then the manager whatever they kept (unless in
-    MAINTENANCE); past ``wait`` seconds without the rules.  ``lock``: the manager's."""
+    MAINTENANCE); past ``wait`` seconds without the rules.  ``lock``: the manager's.  Without
+    ``release`` (the Manager's ``failsafe=False``) nothing is stopped: what is held stays."""
     done: list[ChangeResult | BaseException] = []
 
     def close_with_rules() -> None:
         try:
-            done.append(_close_with_rules(dispatcher, lock, supervisor))
+            if release:
+                done.append(_close_with_rules(dispatcher, lock, supervisor))
+            else:
+                done.append(_close_keeping(dispatcher, lock, supervisor))
         except BaseException as exc:  # re-raised in the caller's thread
             done.append(exc)
 
@@ -54,7 +63,7 @@ def close(
     )
     worker.start()
     worker.join(wait)
-    result = None if done else _close_without_rules(dispatcher, supervisor, wait)
+    result = None if done else _close_without_rules(dispatcher, supervisor, wait, release)
     if result is None:  # the rules finished after all
         worker.join()
         outcome = done[0]
@@ -64,10 +73,26 @@ def close(
     dispatcher.announcer.wait(timeout=30)
     with dispatcher.state.lock:
         still_held = ", ".join(dispatcher.state.holders) or "nothing"
-    dispatcher.record(
-        Event(kind=EventKind.MANAGER, message=f"manager closed; holding {still_held}")
-    )
+    message = f"manager closed; holding {still_held}"
+    if not release:
+        message = f"manager closed without its failsafe; keeping {still_held}"
+    dispatcher.record(Event(kind=EventKind.MANAGER, message=message))
     return result
+
+
+def _close_keeping(
+    dispatcher: Dispatcher, lock: threading.RLock, supervisor: Supervisor
+) -> ChangeResult:
+    """Close without the failsafe: no STOPPING fact (the rules' failsafe would fire), no stop."""
+    with lock:
+        if dispatcher.closed:
+            dispatcher.engine.close()
+            return ChangeResult(change="manager closed")
+        supervisor.stop(timeout=0)
+        with dispatcher.state.lock:
+            dispatcher.closed = True
+        dispatcher.engine.close()
+        return ChangeResult(change="manager closed without its failsafe")
 
 
 def _close_with_rules(
@@ -107,7 +132,7 @@ def _release_what_the_rules_kept(dispatcher: Dispatcher, result: ChangeResult) -
 
 
 def _close_without_rules(
-    dispatcher: Dispatcher, supervisor: Supervisor, waited: float
+    dispatcher: Dispatcher, supervisor: Supervisor, waited: float, release: bool = True
 ) -> ChangeResult | None:
     """The failsafe when the rules cannot run: stop what is held, each service after the
     command it may be running.  None if the manager closed normally meanwhile."""
@@ -122,17 +147,18 @@ def _close_without_rules(
     if running is not None:
         what += f", running {running[0]} (for {now - running[1]:.1f} s)"
     policy = dispatcher.state.policy
-    release = "nothing (policy MAINTENANCE)" if policy is PolicyMode.MAINTENANCE else (
-        "what this host holds, without the rules"
+    stops = release and policy is not PolicyMode.MAINTENANCE
+    releases = "what this host holds, without the rules" if stops else (
+        "nothing (its failsafe is off)" if not release else "nothing (policy MAINTENANCE)"
     )  # fmt: skip
     message = (
         f"closing: {what} has not returned after {waited:g} s (a rule's consequence or a "
-        f"command is wedged); the manager releases {release}"
+        f"command is wedged); the manager releases {releases}"
     )
     logger.error("%s", message)
     dispatcher.record(Event(kind=EventKind.MANAGER, message=message, ok=False))
     commands = []
-    if policy is not PolicyMode.MAINTENANCE:
+    if stops:
         for name in sorted(dispatcher.services):
             outcome = failsafe_stop(dispatcher, name)
             if outcome is not None:

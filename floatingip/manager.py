@@ -68,6 +68,8 @@ class Manager(ManagerView):
     may take anything.  ``monitor_interval`` seconds between drift checks (0: off); ``retry``
     bounds the retries of failed commands; ``history_size`` bounds the history.  ``fence`` is
     asked before every start (default: duplicate address detection, see floatingip.fence).
+    ``failsafe`` (Tungsten's ``manager.vip.isFailSafe``): closing releases what this manager
+    holds; False keeps it, for a one-shot process (``floatingip hook``) whose VIP must outlive it.
     """
 
     def __init__(
@@ -88,14 +90,16 @@ class Manager(ManagerView):
         monitor_interval: float = DEFAULT_MONITOR_INTERVAL,
         retry: RetryPolicy | None = None,
         fence: Fence | None = None,
+        failsafe: bool = True,
     ) -> None:
         # Every argument is checked before anything is built, started or run.
         given = assembly.check_arguments(
             cluster=cluster, services=services, rulesets=rulesets, datasources=datasources,
             host=host, executor=executor, executors=executors, policy=policy,
             history_size=history_size, roles=roles, states=states,
-            reconcile_at_start=reconcile_at_start, retry=retry, fence=fence,
+            reconcile_at_start=reconcile_at_start, retry=retry, fence=fence, failsafe=failsafe,
         )  # fmt: skip
+        self.failsafe = given.failsafe
         self.cluster, self.host, self.executor = given.cluster, given.host, given.executor
         self.hosts = frozenset(given.executors)
         self._services = given.services
@@ -299,7 +303,8 @@ class Manager(ManagerView):
         return self._dispatcher.announcer.wait(timeout)
 
     def close(self, timeout: float | None = None) -> ChangeResult:
-        """Stop: the failsafe rules release what this host holds (unless in MAINTENANCE).
+        """Stop: the failsafe rules release what this host holds (unless in MAINTENANCE, or
+        built with ``failsafe=False``: then what is held stays held, and the history says so).
 
         ``timeout`` (default 30 s) bounds the wait for the rules and for a change in progress.
         Past it (a consequence or a command that does not return), the manager says so (log and
@@ -311,7 +316,9 @@ class Manager(ManagerView):
             wait = check_seconds(timeout, "timeout")
         if self.closed:
             return ChangeResult(change="manager closed")
-        return failsafe.close(self._dispatcher, self._lock, self._supervisor, wait)
+        return failsafe.close(
+            self._dispatcher, self._lock, self._supervisor, wait, release=self.failsafe
+        )
 
     def __enter__(self) -> Manager:
         return self

@@ -1,0 +1,388 @@
+"""What every cluster manager's hook shares: the plan an event maps to, the lock that serializes
+invocations, and the one-shot Manager that carries the plan out.
+
+A hook is a short process that a cluster manager (Patroni, repmgr, MHA, orchestrator) starts on an
+event.  It maps the event to one datasource's new role and state (a :class:`Plan`), takes the
+lock, builds a Manager for the host concerned with that fact already known, lets it reconcile
+(it learns what is really held) and the rules act, and closes it without its failsafe: the VIP it
+should hold stays when the process ends.  Running the same hook twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from floatingip.commands import Executor, LocalExecutor
+from floatingip.datasource import DataSource, Role, State, load_datasources
+from floatingip.errors import DuplicateAddressError, FloatingIPError, UsageError
+from floatingip.manager import Manager
+from floatingip.results import CommandOutcome, Event
+from floatingip.supervisor import RetryPolicy
+from floatingip.vocabulary import EventKind
+
+__all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
+    "EXIT_DONE",
+    "EXIT_FAILED",
+    "HookContext",
+    "HookLock",
+    "HookLockTimeout",
+    "Plan",
+    "Report",
+    "find_datasource",
+    "lock_path",
+    "run_plan",
+]
+
+logger = logging.getLogger(__name__)
+
+EXIT_DONE = 0
+EXIT_FAILED = 1
+DEFAULT_LOCK_TIMEOUT = 30.0
+RELEASE_POLL = 0.5  # between starts refused because another host still has the VIP
+
+
+class HookLockTimeout(FloatingIPError):
+    """Another hook held the lock for longer than the bounded wait; nothing was changed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What an event means for the VIP: ``datasource`` (on ``host``) becomes ``role`` and
+    ``state``; or, with no datasource, nothing to do (``why`` says why).  ``action`` is None
+    for a read-only check (MHA's status).  A failure exits ``failure_exit`` (MHA: 10 means
+    "failed, but go on with the failover")."""
+
+    event: str
+    why: str
+    datasource: str | None = None
+    host: str | None = None
+    role: Role | None = None
+    state: State | None = None
+    check_only: bool = False
+    failure_exit: int = EXIT_FAILED
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.datasource is None
+
+    @classmethod
+    def change(
+        cls,
+        event: str,
+        datasource: DataSource,
+        role: Role | None = None,
+        state: State | None = None,
+        *,
+        why: str,
+        failure_exit: int = EXIT_FAILED,
+    ) -> Plan:
+        """``datasource`` becomes ``role`` and ``state`` (None: as it is); ``why`` follows its
+        name in the report ("db1: it is the primary")."""
+        return cls(
+            event=event,
+            why=f"{datasource.name}: {why}",
+            datasource=datasource.name,
+            host=datasource.host,
+            role=role,
+            state=state,
+            failure_exit=failure_exit,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    """The hook's outcome: its exit status and the one line the calling tool keeps."""
+
+    exit_code: int
+    line: str
+    commands: tuple[CommandOutcome, ...] = ()
+    held: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HookContext:
+    """Where a hook runs: the cluster home, this machine's host name, and how to reach the
+    other hosts it may act for (``executors``: host -> executor, e.g. a namespace)."""
+
+    cluster_home: Path
+    cluster: str
+    this_host: str
+    rules_dir: Path | None = None
+    executors: Mapping[str, Executor] = field(default_factory=dict)
+    lock_dir: Path = Path("/run/lock")
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    release_wait: float = 0.0
+
+    def datasources(self) -> dict[str, DataSource]:
+        return load_datasources(self.cluster_home, self.cluster)
+
+    def executor_for(self, host: str) -> Executor | None:
+        """How to run commands on ``host``: its executor, this machine's own when it is this
+        host, None when this machine cannot reach it."""
+        if host in self.executors:
+            return self.executors[host]
+        if host == self.this_host:
+            return LocalExecutor()
+        return None
+
+
+def find_datasource(
+    datasources: Mapping[str, DataSource], *, names: Sequence[str], what: str
+) -> DataSource:
+    """The datasource called or hosted at one of ``names`` (a tool's node name, host name or
+    address: the first that matches wins); UsageError naming them and the known ones."""
+    for name in names:
+        if name in datasources:
+            return datasources[name]
+    for name in names:
+        hosted = sorted(ds.name for ds in datasources.values() if ds.host == name)
+        if len(hosted) > 1:
+            raise UsageError(
+                f"{what}: several datasources run on host {name!r} ({', '.join(hosted)}); "
+                "name one with --datasource"
+            )
+        if hosted:
+            return datasources[hosted[0]]
+    known = ", ".join(f"{ds.name} (host {ds.host})" for ds in datasources.values()) or "none"
+    given = " or ".join(repr(name) for name in names if name)
+    raise UsageError(f"{what}: no datasource is named or hosted at {given} (known: {known})")
+
+
+def lock_path(directory: Path, cluster: str, host: str) -> Path:
+    """The lock of the hooks acting on ``host`` for ``cluster``: one per host, so that a hook
+    waiting for another host to release the VIP never holds up that host's own hook (they
+    share the directory when one machine acts for several hosts).  The default directory,
+    /run/lock, is sticky and open to every account on Debian and Red Hat: the database account
+    a tool runs its hooks as can take it."""
+    return directory / f"floatingip-{cluster}-{host}.lock"
+
+
+class HookLock:
+    """An exclusive flock on ``path``, waited for at most ``timeout`` seconds: one hook of a
+    cluster at a time on this machine.  The kernel frees it when the process dies (Patroni kills
+    a callback still running when it starts the next), so a killed hook never wedges the next."""
+
+    def __init__(self, path: Path, timeout: float, holder: str) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.holder = holder
+        self._fd: int | None = None
+
+    def __enter__(self) -> HookLock:
+        fd, writable = self._open()
+        try:
+            if not _try_lock(fd):
+                logger.info("waiting for %s (%s)", self.path, _holder_of(fd))
+                _wait_for_lock(fd, self.timeout, self.path)
+            if writable:  # who holds it, for the message of a hook that waits in vain
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()}: {self.holder}\n".encode(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def _open(self) -> tuple[int, bool]:
+        flags = os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            return os.open(self.path, flags | os.O_RDWR | os.O_CREAT, 0o644), True
+        except PermissionError:
+            pass  # made by another account: a read-only descriptor locks as well
+        except OSError as exc:
+            raise UsageError(
+                f"cannot open the hook lock file {self.path}: {exc.strerror}"
+            ) from None
+        try:
+            return os.open(self.path, flags | os.O_RDONLY), False
+        except OSError as exc:
+            raise UsageError(
+                f"cannot open the hook lock file {self.path}: {exc.strerror} "
+                "(choose another directory with --lock-dir)"
+            ) from None
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def _holder_of(fd: int) -> str:
+    with contextlib.suppress(OSError):
+        text = os.pread(fd, 300, 0).decode(errors="replace").strip()
+        if text:
+            return f"held by {text}"
+    return "held by another hook"
+
+
+class _Expired(Exception):
+    pass
+
+
+def _wait_for_lock(fd: int, timeout: float, path: Path) -> None:
+    """A blocking flock (the kernel lists the waiter in /proc/locks) bounded by a timer signal;
+    polling where no signal can be used (not the main thread)."""
+    if threading.current_thread() is threading.main_thread():
+
+        def expire(signum: int, frame: FrameType | None) -> None:
+            raise _Expired
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, max(timeout, 0.001))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return
+        except _Expired:
+            pass
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    else:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _try_lock(fd):
+                return
+            time.sleep(0.05)
+    raise HookLockTimeout(
+        f"another floatingip hook still holds {path} after {timeout:g} s "
+        f"({_holder_of(fd)}); nothing was changed"
+    )
+
+
+def run_plan(plan: Plan, context: HookContext) -> Report:
+    """Carry ``plan`` out under the hook lock; never raises for a command that fails (the
+    report says it), only for bad input or the lock (FloatingIPError, nothing changed)."""
+    if plan.nothing_to_do:
+        return Report(exit_code=EXIT_DONE, line=f"{plan.event}: nothing to do: {plan.why}")
+    assert plan.host is not None and plan.datasource is not None
+    executor = context.executor_for(plan.host)
+    if executor is None:
+        return Report(
+            exit_code=plan.failure_exit,
+            line=f"{plan.event}: {plan.why}; but host {plan.host!r} cannot be reached from "
+            f"{context.this_host!r} (run the hook there, or give --netns {plan.host}=NAMESPACE)",
+        )
+    lock = lock_path(context.lock_dir, context.cluster, plan.host)
+    with HookLock(lock, context.lock_timeout, plan.event):
+        return _run_locked(plan, context, plan.host, executor)
+
+
+def _run_locked(plan: Plan, context: HookContext, host: str, executor: Executor) -> Report:
+    assert plan.datasource is not None
+    roles = {plan.datasource: plan.role} if plan.role is not None else {}
+    states = {plan.datasource: plan.state} if plan.state is not None else {}
+    # The event's facts are known before the manager reconciles: it learns what is held with
+    # them in place, so a VIP that should stay is never dropped and retaken (no flap).
+    manager = Manager.from_cluster_home(
+        context.cluster_home,
+        context.cluster,
+        rules_dir=context.rules_dir,
+        host=host,
+        executor=executor,
+        roles=roles,
+        states=states,
+        reconcile_at_start=not plan.check_only,
+        monitor_interval=0,
+        retry=RetryPolicy(attempts=0),  # a one-shot does not linger for retries
+        failsafe=False,
+    )
+    try:
+        if plan.check_only:
+            outcomes = [manager.run_service(name, "status") for name in sorted(manager.services)]
+            return _check_report(plan, outcomes)
+        _wait_for_release(manager, context.release_wait)
+        events, held, problems = manager.history, dict(manager.held), dict(manager.problems)
+    finally:
+        manager.close()
+    return _change_report(plan, events, held, problems, host)
+
+
+def _wait_for_release(manager: Manager, seconds: float) -> None:
+    """While the start is refused because another host still answers for the VIP, try again
+    for at most ``seconds``: a tool that calls the new primary's hook without waiting for the
+    old one's (Patroni) would otherwise leave the VIP nowhere."""
+    deadline = time.monotonic() + seconds
+    while _refused_as_duplicate(manager) and time.monotonic() < deadline:
+        time.sleep(RELEASE_POLL)
+        manager.reconcile()
+
+
+def _refused_as_duplicate(manager: Manager) -> bool:
+    if not manager.problems:
+        return False
+    failed = [
+        event.outcome
+        for event in manager.history
+        if event.kind is EventKind.COMMAND and event.outcome is not None and not event.ok
+    ]
+    return bool(failed) and isinstance(failed[-1].error, DuplicateAddressError)
+
+
+def _check_report(plan: Plan, outcomes: list[CommandOutcome]) -> Report:
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        reasons = "; ".join(f"{o.service} status on {o.host}: {o.error}" for o in failed)
+        return Report(exit_code=plan.failure_exit, line=f"{plan.event}: FAILED: {reasons}")
+    parts = [f"{o.service} status on {o.host} ok" for o in outcomes] or ["no services"]
+    return Report(
+        exit_code=EXIT_DONE, line=f"{plan.event}: {plan.why}: {', '.join(parts)}", commands=()
+    )
+
+
+def _change_report(
+    plan: Plan,
+    events: list[Event],
+    held: Mapping[str, str],
+    problems: Mapping[str, str],
+    host: str,
+) -> Report:
+    """Done when no service is left with a problem (a start refused and then granted counts
+    as done) and no rule failed."""
+    commands = tuple(
+        event.outcome
+        for event in events
+        if event.kind is EventKind.COMMAND and event.outcome is not None
+    )
+    failures = [f"{name}: {problem}" for name, problem in sorted(problems.items())]
+    failures += [event.message for event in events if event.kind is EventKind.RULE_ERROR]
+    ran = [f"{o.service} {o.action} on {o.host or host} ok" for o in commands if o.ok]
+    refused = sum(1 for o in commands if not o.ok)
+    if refused and not failures:
+        ran.append(f"after {refused} failed attempt{'s' if refused > 1 else ''}")
+    elif refused:
+        last = next(o for o in reversed(commands) if not o.ok)
+        ran.append(f"{last.service} {last.action} on {last.host or host} FAILED")
+    holding = ", ".join(sorted(held)) or "nothing"
+    summary = f"{plan.why}: {', '.join(ran) or 'nothing ran'}; {host} holds {holding}"
+    if failures:
+        return Report(
+            exit_code=plan.failure_exit,
+            line=f"{plan.event}: FAILED: {summary}: {'; '.join(failures)}",
+            commands=commands,
+            held=held,
+        )
+    return Report(
+        exit_code=EXIT_DONE, line=f"{plan.event}: {summary}", commands=commands, held=held
+    )

@@ -1,0 +1,246 @@
+"""Real Patroni (Debian's 3.0) on real PostgreSQL 15 and a real etcd, each in a sandbox host, with
+``floatingip hook patroni`` as its on_start/on_stop/on_role_change callbacks: the VIP is on the
+leader after bootstrap, follows ``patronictl switchover``, and follows a failover when the
+leader's host dies; psql from a client through the VIP reaches a primary that takes writes.
+Both database hosts are polled all along: never two holders.
+
+Patroni runs the callbacks as its own account (postgres); the line calls the hook through
+``sudo -n`` (see test_hook_repmgr.hook_through_sudo).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from floatingip.sandbox import Sandbox
+from tests.conftest import PATIENCE, report, require, require_program, require_root, wait_until
+from tests.integration.etcd_cluster import EtcdCluster
+from tests.integration.test_hook_repmgr import BINDIR, hook_workspace
+from tests.integration.test_hooks_contract import VIP
+
+FAILOVER_PATIENCE = 120.0  # Patroni's ttl (10 s here) and a loaded 2-core machine
+
+
+class PatroniNode:
+    """``patroni`` for one database host, as postgres, inside its namespace."""
+
+    def __init__(self, sandbox: Sandbox, host: str, work: Path, etcd: str, hook: str) -> None:
+        self.sandbox, self.host = sandbox, host
+        address = sandbox.addresses[host]
+        self.config = work / f"{host}.yml"
+        self.log = work / f"{host}.patroni.log"
+        self.data = data = work / "pg" / host
+        sockets = work / "pg" / f"{host}-sockets"  # one each: same port, same file system
+        sockets.mkdir()
+        account = pwd.getpwnam("postgres")
+        os.chown(sockets, account.pw_uid, account.pw_gid)
+        config = {
+            "scope": "demo",
+            "name": host,
+            "restapi": {"listen": f"{address}:8008", "connect_address": f"{address}:8008"},
+            "etcd3": {"hosts": [etcd]},
+            "bootstrap": {
+                "dcs": {"ttl": 10, "loop_wait": 1, "retry_timeout": 4},
+                "initdb": [{"encoding": "UTF8"}],
+            },
+            "postgresql": {
+                "listen": "0.0.0.0:5432",
+                "connect_address": f"{address}:5432",
+                "data_dir": str(data),
+                "bin_dir": str(BINDIR),
+                "pgpass": str(work / "pg" / f"{host}.pgpass"),
+                "authentication": {
+                    "superuser": {"username": "postgres", "password": "postgres"},
+                    "replication": {"username": "postgres", "password": "postgres"},
+                },
+                "pg_hba": [
+                    "local all all trust",
+                    "host all all 127.0.0.1/32 trust",
+                    "host replication all 127.0.0.1/32 trust",
+                    f"host all all {sandbox.network} trust",
+                    f"host replication all {sandbox.network} trust",
+                ],
+                "parameters": {
+                    "unix_socket_directories": str(sockets),
+                    "fsync": "off",
+                    "wal_log_hints": "on",
+                },
+                "callbacks": {name: f"{hook} --host {host}" for name in CALLBACKS},
+            },
+        }
+        self.config.write_text(json.dumps(config))  # YAML is a superset of JSON
+        self.config.chmod(0o644)
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                ["ip", "netns", "exec", sandbox.namespaces[host],
+                 "runuser", "-u", "postgres", "--", "patroni", str(self.config)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/",
+                start_new_session=True,
+            )  # fmt: skip
+
+    def patronictl(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ip", "netns", "exec", self.sandbox.namespaces[self.host],
+             "patronictl", "-c", str(self.config), *argv],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        """The host dies: Patroni and its PostgreSQL killed with -9 (the postmaster by the pid
+        in its pid file; its backends follow it)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(postmaster, signal.SIGKILL)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # Patroni stops PostgreSQL
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+
+
+CALLBACKS = ("on_start", "on_stop", "on_restart", "on_role_change")
+
+
+class Watcher:
+    """Polls both database hosts for the VIP until stopped; counts samples held by two."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.samples = 0
+        self.both: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def holders(self) -> list[str]:
+        return [host for host in ("db1", "db2") if VIP in self.sandbox.addresses_on(host)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if len(self.holders()) > 1:
+                self.both.append(time.monotonic())
+            self.samples += 1
+            self._stop.wait(0.05)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def primary_through_vip(sandbox: Sandbox, value: int) -> bool:
+    """From the client through the VIP: a server that is not in recovery and takes a write."""
+    result = sandbox.run(
+        "client",
+        ["env", "PGCONNECT_TIMEOUT=3", "psql", "-q", "-h", VIP, "-U", "postgres", "-At", "-c",
+         "CREATE TABLE IF NOT EXISTS t (v int); INSERT INTO t VALUES "
+         f"({value}) RETURNING v, pg_is_in_recovery()"],
+        check=False, timeout=20,
+    )  # fmt: skip
+    last_answer[:] = [result.stdout + result.stderr]
+    return result.ok and f"{value}|f" in result.stdout.splitlines()
+
+
+last_answer: list[str] = []
+
+
+@pytest.fixture
+def cluster() -> Iterator[tuple[Sandbox, EtcdCluster, Callable[[str], PatroniNode]]]:
+    require_root()
+    require_program("patroni", package="patroni")
+    require_program("etcd", package="etcd-server")
+    require_program("psql", package="postgresql-client")
+    require_program("runuser", package="util-linux")
+    require((BINDIR / "initdb").exists(), "needs PostgreSQL 15 (Debian: postgresql-15)")
+    with (
+        hook_workspace("patroni") as (work, hook),
+        Sandbox(["db1", "db2", "client", "etcd"]) as sandbox,
+    ):
+        etcd = EtcdCluster(sandbox, ["etcd"], work / "etcd").start()
+        nodes: dict[str, PatroniNode] = {}
+        endpoint = f"{sandbox.addresses['etcd']}:2379"
+
+        def start(host: str) -> PatroniNode:
+            nodes[host] = PatroniNode(sandbox, host, work, endpoint, hook)
+            return nodes[host]
+
+        try:
+            yield sandbox, etcd, start
+        finally:
+            for node in nodes.values():
+                node.stop()
+            etcd.close()
+            for node in nodes.values():  # the hooks' lines and the end, for a failure's report
+                text = node.log.read_text(errors="replace")
+                hooks = [line for line in text.splitlines() if "floatingip hook" in line]
+                print(f"--- {node.host}", *hooks, text[-2000:], sep="\n")
+
+
+def test_patroni_callbacks_move_the_vip_on_switchover_and_failover(
+    cluster: tuple[Sandbox, EtcdCluster, Callable[[str], PatroniNode]],
+) -> None:
+    sandbox, etcd, start = cluster
+    watcher = Watcher(sandbox)
+    try:
+        # db1 bootstraps the cluster and leads it: on_start with role master
+        db1 = start("db1")
+        assert wait_until(lambda: watcher.holders() == ["db1"], FAILOVER_PATIENCE)
+        assert wait_until(lambda: primary_through_vip(sandbox, 1), PATIENCE), last_answer
+        db2 = start("db2")
+        assert wait_until(lambda: _running_replica(db1), FAILOVER_PATIENCE), last_answer
+        assert watcher.holders() == ["db1"]
+
+        began = time.monotonic()
+        switched = db1.patronictl("switchover", "--leader", "db1", "--candidate", "db2", "--force")
+        assert switched.returncode == 0, switched.stdout + switched.stderr
+        assert wait_until(lambda: watcher.holders() == ["db2"], FAILOVER_PATIENCE)
+        switch_vip = time.monotonic() - began
+        assert wait_until(lambda: primary_through_vip(sandbox, 2), PATIENCE), last_answer
+        switch_write = time.monotonic() - began
+        assert wait_until(lambda: _running_replica(db2), FAILOVER_PATIENCE)
+    finally:
+        watcher.close()
+    # the leader's host dies: Patroni and PostgreSQL killed, its network gone (its VIP stays
+    # configured on the dead interface: from here on only db1 is watched)
+    began = time.monotonic()
+    db2.kill()
+    sandbox.run("db2", ["ip", "link", "set", "eth0", "down"])
+    assert wait_until(lambda: VIP in sandbox.addresses_on("db1"), FAILOVER_PATIENCE)
+    fail_vip = time.monotonic() - began
+    assert wait_until(lambda: primary_through_vip(sandbox, 3), PATIENCE), last_answer
+    fail_write = time.monotonic() - began
+    assert not watcher.both, f"two holders in {len(watcher.both)} of {watcher.samples} samples"
+    waited = sum(n.log.read_text().count("failed attempt") for n in (db1, db2))
+    report(
+        f"patroni callbacks: switchover -> VIP on the new leader {switch_vip:.1f} s, first write "
+        f"through it {switch_write:.1f} s; leader host killed -> {fail_vip:.1f} s / "
+        f"{fail_write:.1f} s (ttl 10); {waited} callback(s) waited for the old host's release; "
+        f"VIP polled {watcher.samples} times before the kill, never on two hosts"
+    )
+    assert etcd.healthy()
+
+
+def _running_replica(leader: PatroniNode) -> bool:
+    listed = leader.patronictl("list", "--format", "json")
+    last_answer[:] = [listed.stdout + listed.stderr]
+    if listed.returncode != 0:
+        return False
+    members = json.loads(listed.stdout or "[]")
+    return any(m.get("Role") == "Replica" and m.get("State") in ("running", "streaming")
+               for m in members)  # fmt: skip
