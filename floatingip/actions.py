@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from floatingip.commands import CommandResult, Executor
 from floatingip.dad import probe_argv
@@ -53,7 +53,11 @@ class ActionResult:
 
     def after(self, steps: tuple[CommandResult, ...]) -> ActionResult:
         """This result, with ``steps`` (run before it, by a fence) first among its steps."""
-        return replace(self, steps=steps + self.steps)
+        # not dataclasses.replace: it inspects the fields on every call, and this is every start
+        return ActionResult(
+            self.argv, self.result, self.error, steps + self.steps, self.notes, self.held,
+            self.announce,
+        )  # fmt: skip
 
 
 @dataclass

@@ -10,6 +10,7 @@ of its commands, so that close()'s failsafe never overlaps a command of the same
 
 from __future__ import annotations
 
+import functools
 import logging
 import shlex
 import threading
@@ -154,7 +155,8 @@ class Dispatcher:
         pending = deque(firing.intents)
         commands: list[CommandOutcome] = []
         engine_errors: list[FloatingIPError] = []
-        self.record_rule_errors(firing)
+        if firing.errors:
+            self.record_rule_errors(firing)
         while pending:
             if len(commands) >= MAX_COMMANDS_PER_CHANGE:
                 loop = EngineError(
@@ -173,7 +175,8 @@ class Dispatcher:
             if outcome.ok and intent.action in _TRACKED:  # held changed (_perform)
                 follow_up = self.engine.replace(self.service_fact(intent.service))
                 everything.extend(follow_up)
-                self.record_rule_errors(follow_up)
+                if follow_up.errors:
+                    self.record_rule_errors(follow_up)
                 pending.extend(follow_up.intents)
         return ChangeResult(
             change=description,
@@ -336,7 +339,7 @@ class Dispatcher:
             notes=action.notes,
         )
         if outcome.ok:
-            message = f"{intent.service} {intent.action} on {host}: ran {shlex.join(action.argv)}"
+            message = f"{intent.service} {intent.action} on {host}: ran {_joined(action.argv)}"
             if action.notes:
                 message += f" ({'; '.join(action.notes)})"
             logger.info("%s (rule %r)", message, intent.rule)
@@ -345,6 +348,13 @@ class Dispatcher:
             logger.error("%s (rule %r)", message, intent.rule)
         self._record_about(intent, EventKind.COMMAND, message, outcome)
         return outcome
+
+
+@functools.lru_cache(maxsize=256)
+def _joined(argv: tuple[str, ...]) -> str:
+    """``argv`` as a shell line, for messages: a service runs the same few argvs on every change,
+    and quoting each word again costs more than the rest of the message."""
+    return shlex.join(argv)
 
 
 def _takes(service: ServiceDefinition, intent: Intent) -> bool:

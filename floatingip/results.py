@@ -112,13 +112,14 @@ class History:
 
     def __init__(self, size: int) -> None:
         self._events: deque[Event] = deque(maxlen=size)
-        self._listeners: list[Listener] = []
+        # a tuple, replaced on each change: record() takes it as is, without copying under the lock
+        self._listeners: tuple[Listener, ...] = ()
         self.lock = threading.RLock()
 
     def record(self, event: Event) -> None:
         with self.lock:
             self._events.append(event)
-            listeners = list(self._listeners)
+            listeners = self._listeners
         for listener in listeners:
             try:
                 listener(event)
@@ -132,10 +133,12 @@ class History:
 
     def add_listener(self, listener: Listener) -> None:
         with self.lock:
-            self._listeners.append(listener)
+            self._listeners += (listener,)
 
     def remove_listener(self, listener: Listener) -> None:
         with self.lock:
             if listener not in self._listeners:
                 raise UsageError(f"listener {listener!r:.60} is not registered")
-            self._listeners.remove(listener)
+            listeners = list(self._listeners)
+            listeners.remove(listener)
+            self._listeners = tuple(listeners)
