@@ -120,12 +120,12 @@ class Dispatcher:
         if old is None:
             description = f"datasource {new.name} added"
         else:
-            parts = []
+            parts = []  # _value_: Enum.value without its descriptor, on every change
             if new.role is not old.role:
-                parts.append(f"role {old.role.value} -> {new.role.value}")
+                parts.append(f"role {old.role._value_} -> {new.role._value_}")
             if new.state is not old.state:
-                parts.append(f"state {old.state.value} -> {new.state.value}")
-            changed = ", ".join(parts) or new.state.value + " again"
+                parts.append(f"state {old.state._value_} -> {new.state._value_}")
+            changed = ", ".join(parts) or new.state._value_ + " again"
             description = f"datasource {new.name}: {changed}"
         previous, self.busy = self.busy, description
         try:
@@ -316,13 +316,7 @@ class Dispatcher:
     def skip(self, intent: Intent, why: str) -> None:
         message = f"{intent.service} {intent.action} not run ({why}); asked by rule {intent.rule!r}"
         logger.info("%s", message)
-        self._record_about(intent, EventKind.SKIPPED, message)
-
-    def _record_about(
-        self, intent: Intent, kind: EventKind, message: str, outcome: CommandOutcome | None = None
-    ) -> None:
-        ok = outcome.ok if outcome is not None else True
-        self.record(Event(kind=kind, message=message, ok=ok, outcome=outcome,
+        self.record(Event(kind=EventKind.SKIPPED, message=message,
                           datasource=intent.datasource, service=intent.service))  # fmt: skip
 
     def _finish(self, intent: Intent, action: ActionResult, host: str) -> CommandOutcome:
@@ -338,7 +332,8 @@ class Dispatcher:
             steps=action.steps,
             notes=action.notes,
         )
-        if outcome.ok:
+        ok = outcome.ok
+        if ok:
             message = f"{intent.service} {intent.action} on {host}: ran {_joined(action.argv)}"
             if action.notes:
                 message += f" ({'; '.join(action.notes)})"
@@ -346,7 +341,8 @@ class Dispatcher:
         else:
             message = f"{intent.service} {intent.action} on {host} failed: {action.error}"
             logger.error("%s (rule %r)", message, intent.rule)
-        self._record_about(intent, EventKind.COMMAND, message, outcome)
+        self.record(Event(kind=EventKind.COMMAND, message=message, ok=ok, outcome=outcome,
+                          datasource=intent.datasource, service=intent.service))  # fmt: skip
         return outcome
 
 

@@ -70,7 +70,10 @@ class ServiceTarget:
         """Whether ``output`` shows exactly this address (192.0.2.22 is not 192.0.2.222)."""
         if self.address is None:
             return False
-        return any(m.group(1) == str(self.address) for m in _IPV4.finditer(output))
+        wanted = str(self.address)
+        if wanted not in output:  # most outputs (a stop's status): no regex needed to say no
+            return False
+        return any(m.group(1) == wanted for m in _IPV4.finditer(output))
 
 
 def _target_of_commands(argv: Sequence[str]) -> ServiceTarget:
