@@ -7,10 +7,12 @@ Nothing here raises for what a command does: every outcome, failure included, co
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shlex
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 
 from floatingip.commands import CommandResult, Executor
 from floatingip.dad import probe_argv
@@ -163,7 +165,13 @@ def duplicate_probe_argv(
     ):
         return None
     use_sudo = os.geteuid() != 0 if sudo is None else sudo
-    return probe_argv(target.interface, str(target.address), DEFAULT_DAD_WAIT, sudo=use_sudo)
+    return _classic_probe_argv(target.interface, target.address, use_sudo)
+
+
+@functools.lru_cache(maxsize=64)
+def _classic_probe_argv(interface: str, address: IPv4Address, sudo: bool) -> tuple[str, ...]:
+    # built once per service and sudo mode: every start of a classic service asks for it
+    return probe_argv(interface, str(address), DEFAULT_DAD_WAIT, sudo=sudo)
 
 
 def _perform_classic(service: ServiceDefinition, action: Action | str, run: _Run) -> ActionResult:
