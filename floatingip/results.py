@@ -100,6 +100,27 @@ class Event:
     outcome: CommandOutcome | None = None
     time: float = field(default_factory=time.time)
 
+    # Written out, and kept by @dataclass: a frozen dataclass's own __init__ sets each field
+    # through object.__setattr__, which takes twice as long, and every change records events.
+    def __init__(
+        self,
+        *,
+        kind: EventKind,
+        message: str,
+        ok: bool = True,
+        datasource: str | None = None,
+        service: str | None = None,
+        outcome: CommandOutcome | None = None,
+        time: float | None = None,  # None: now
+    ) -> None:
+        self.__dict__.update(
+            kind=kind, message=message, ok=ok, datasource=datasource, service=service,
+            outcome=outcome, time=_now() if time is None else time,
+        )  # fmt: skip
+
+
+_now = time.time
+
 
 Listener = Callable[[Event], None]
 

@@ -3,6 +3,10 @@ still compare, hash and print as the strings rule files and callers use."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import time
+
 import pytest
 
 from floatingip.commands import CommandResult
@@ -46,3 +50,27 @@ def test_the_readme_lists_every_event_kind() -> None:
 def test_new_errors_are_caught_by_the_old_except_clauses() -> None:
     assert issubclass(ManagerClosedError, FloatingIPError)
     assert issubclass(VerificationError, FloatingIPError)
+
+
+def test_event_takes_exactly_its_fields_and_stays_frozen() -> None:
+    """Event's __init__ is written out (it is on every change's path): it must take each field,
+    with the field's default, and the event must stay immutable for listeners."""
+    fields = {f.name: f for f in dataclasses.fields(Event)}
+    parameters = dict(inspect.signature(Event.__init__).parameters)
+    parameters.pop("self")
+    assert list(parameters) == list(fields)
+    for name, parameter in parameters.items():
+        assert parameter.kind is inspect.Parameter.KEYWORD_ONLY, name
+        if name == "time":
+            continue  # a factory: now
+        default = fields[name].default
+        expected = inspect.Parameter.empty if default is dataclasses.MISSING else default
+        assert parameter.default == expected, name
+    before = time.time()
+    event = Event(kind=EventKind.POLICY, message="policy AUTOMATIC -> MAINTENANCE")
+    assert before <= event.time <= time.time()
+    assert (event.ok, event.datasource, event.service, event.outcome) == (True, None, None, None)
+    assert Event(kind=EventKind.POLICY, message="m", time=1.5).time == 1.5
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.message = "changed"  # type: ignore[misc]
+    assert event == dataclasses.replace(event)
