@@ -39,6 +39,26 @@ class CommandOutcome:
     steps: tuple[CommandResult, ...] = ()
     notes: tuple[str, ...] = ()
 
+    # Written out, as Event's (see there): one per command, on the path of every change that runs one
+    def __init__(
+        self,
+        *,
+        service: str,
+        action: Action | str,
+        rule: str,
+        datasource: str | None,
+        argv: tuple[str, ...],
+        result: CommandResult | None,
+        error: FloatingIPError | None = None,
+        host: str = "",
+        steps: tuple[CommandResult, ...] = (),
+        notes: tuple[str, ...] = (),
+    ) -> None:
+        self.__dict__.update(
+            service=service, action=action, rule=rule, datasource=datasource, argv=argv,
+            result=result, error=error, host=host, steps=steps, notes=notes,
+        )  # fmt: skip
+
     @property
     def ok(self) -> bool:
         return self.error is None and self.result is not None and self.result.ok
@@ -101,7 +121,8 @@ class Event:
     time: float = field(default_factory=time.time)
 
     # Written out, and kept by @dataclass: a frozen dataclass's own __init__ sets each field
-    # through object.__setattr__, which takes twice as long, and every change records events.
+    # through object.__setattr__, which takes twice as long, and every change records events
+    # (tests/test_results.py holds the two to the same fields and defaults).
     def __init__(
         self,
         *,

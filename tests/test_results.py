@@ -52,11 +52,12 @@ def test_new_errors_are_caught_by_the_old_except_clauses() -> None:
     assert issubclass(VerificationError, FloatingIPError)
 
 
-def test_event_takes_exactly_its_fields_and_stays_frozen() -> None:
-    """Event's __init__ is written out (it is on every change's path): it must take each field,
-    with the field's default, and the event must stay immutable for listeners."""
-    fields = {f.name: f for f in dataclasses.fields(Event)}
-    parameters = dict(inspect.signature(Event.__init__).parameters)
+@pytest.mark.parametrize("kind", [Event, CommandOutcome])
+def test_written_out_constructors_take_exactly_their_fields(kind: type) -> None:
+    """Event's and CommandOutcome's __init__ are written out (they are on every change's path):
+    each must take every field, keyword-only, with the field's default."""
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    parameters = dict(inspect.signature(kind.__init__).parameters)
     parameters.pop("self")
     assert list(parameters) == list(fields)
     for name, parameter in parameters.items():
@@ -66,6 +67,10 @@ def test_event_takes_exactly_its_fields_and_stays_frozen() -> None:
         default = fields[name].default
         expected = inspect.Parameter.empty if default is dataclasses.MISSING else default
         assert parameter.default == expected, name
+
+
+def test_events_and_outcomes_stay_frozen_and_events_are_timed() -> None:
+    """What listeners receive cannot be changed under the history."""
     before = time.time()
     event = Event(kind=EventKind.POLICY, message="policy AUTOMATIC -> MAINTENANCE")
     assert before <= event.time <= time.time()
@@ -74,3 +79,11 @@ def test_event_takes_exactly_its_fields_and_stays_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.message = "changed"  # type: ignore[misc]
     assert event == dataclasses.replace(event)
+    outcome = CommandOutcome(
+        service="master", action=Action.STOP, rule="r", datasource=None, argv=("true",),
+        result=CommandResult(("true",), 0),
+    )  # fmt: skip
+    assert (outcome.error, outcome.host, outcome.steps, outcome.notes) == (None, "", (), ())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        outcome.host = "db2"  # type: ignore[misc]
+    assert outcome == dataclasses.replace(outcome) and outcome.ok
