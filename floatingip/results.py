@@ -39,7 +39,7 @@ class CommandOutcome:
     steps: tuple[CommandResult, ...] = ()
     notes: tuple[str, ...] = ()
 
-    # Written out, as Event's (see there): one per command, on the path of every change that runs one
+    # Written out, as Event's (see there): one per command, on the path of a change that runs one
     def __init__(
         self,
         *,
