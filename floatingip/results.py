@@ -74,6 +74,21 @@ class ChangeResult:
     rules_fired: tuple[str, ...] = ()
     engine_errors: tuple[FloatingIPError, ...] = ()
 
+    # Written out, as Event's (see there): one per change, quiet ones included
+    def __init__(
+        self,
+        *,
+        change: str,
+        commands: tuple[CommandOutcome, ...] = (),
+        rule_errors: tuple[RuleFailure, ...] = (),
+        rules_fired: tuple[str, ...] = (),
+        engine_errors: tuple[FloatingIPError, ...] = (),
+    ) -> None:
+        self.__dict__.update(
+            change=change, commands=commands, rule_errors=rule_errors, rules_fired=rules_fired,
+            engine_errors=engine_errors,
+        )  # fmt: skip
+
     @property
     def ok(self) -> bool:
         return (

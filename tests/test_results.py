@@ -52,9 +52,9 @@ def test_new_errors_are_caught_by_the_old_except_clauses() -> None:
     assert issubclass(VerificationError, FloatingIPError)
 
 
-@pytest.mark.parametrize("kind", [Event, CommandOutcome])
+@pytest.mark.parametrize("kind", [Event, CommandOutcome, ChangeResult])
 def test_written_out_constructors_take_exactly_their_fields(kind: type) -> None:
-    """Event's and CommandOutcome's __init__ are written out (they are on every change's path):
+    """Event's, CommandOutcome's and ChangeResult's __init__ are written out (every change's path):
     each must take every field, keyword-only, with the field's default."""
     fields = {f.name: f for f in dataclasses.fields(kind)}
     parameters = dict(inspect.signature(kind.__init__).parameters)
@@ -87,3 +87,8 @@ def test_events_and_outcomes_stay_frozen_and_events_are_timed() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         outcome.host = "db2"  # type: ignore[misc]
     assert outcome == dataclasses.replace(outcome) and outcome.ok
+    change = ChangeResult(change="datasource db1: state OFFLINE -> ONLINE", commands=(outcome,))
+    assert (change.rule_errors, change.rules_fired, change.engine_errors) == ((), (), ())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        change.commands = ()  # type: ignore[misc]
+    assert change == dataclasses.replace(change) and change.ok
