@@ -49,6 +49,23 @@ class ActionResult:
     held: bool | None = None
     announce: tuple[str, ...] | None = None
 
+    # Written out, and kept by @dataclass: a frozen dataclass's own __init__ sets each field
+    # through object.__setattr__, twice as slow; every command makes one (tests/test_actions.py)
+    def __init__(
+        self,
+        argv: tuple[str, ...],
+        result: CommandResult | None,
+        error: FloatingIPError | None = None,
+        steps: tuple[CommandResult, ...] = (),
+        notes: tuple[str, ...] = (),
+        held: bool | None = None,
+        announce: tuple[str, ...] | None = None,
+    ) -> None:
+        self.__dict__.update(
+            argv=argv, result=result, error=error, steps=steps, notes=notes, held=held,
+            announce=announce,
+        )  # fmt: skip
+
     @property
     def ok(self) -> bool:
         return self.error is None and self.result is not None and self.result.ok
