@@ -12,7 +12,6 @@ import logging
 import os
 import shlex
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
 
 from floatingip.commands import CommandResult, Executor
 from floatingip.dad import probe_argv
@@ -175,20 +174,17 @@ def duplicate_probe_argv(
     if service.vip is not None:
         return service.vip.dad_argv(sudo) if service.vip.dad_wait > 0 else None
     target = service.target
-    if (
-        service.commands[Action.STATUS] is None
-        or target.address is None
-        or target.interface is None
-    ):
+    address = target.address_text
+    if service.commands[Action.STATUS] is None or address is None or target.interface is None:
         return None
     use_sudo = os.geteuid() != 0 if sudo is None else sudo
-    return _classic_probe_argv(target.interface, target.address, use_sudo)
+    return _classic_probe_argv(target.interface, address, use_sudo)
 
 
 @functools.lru_cache(maxsize=64)
-def _classic_probe_argv(interface: str, address: IPv4Address, sudo: bool) -> tuple[str, ...]:
+def _classic_probe_argv(interface: str, address: str, sudo: bool) -> tuple[str, ...]:
     # built once per service and sudo mode: every start of a classic service asks for it
-    return probe_argv(interface, str(address), DEFAULT_DAD_WAIT, sudo=sudo)
+    return probe_argv(interface, address, DEFAULT_DAD_WAIT, sudo=sudo)
 
 
 def _perform_classic(service: ServiceDefinition, action: Action | str, run: _Run) -> ActionResult:
