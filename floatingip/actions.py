@@ -7,10 +7,11 @@ Nothing here raises for what a command does: every outcome, failure included, co
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from floatingip.commands import CommandResult, Executor
 from floatingip.dad import probe_argv
@@ -47,13 +48,34 @@ class ActionResult:
     held: bool | None = None
     announce: tuple[str, ...] | None = None
 
+    # Written out, and kept by @dataclass: a frozen dataclass's own __init__ sets each field
+    # through object.__setattr__, twice as slow; every command makes one (tests/test_actions.py)
+    def __init__(
+        self,
+        argv: tuple[str, ...],
+        result: CommandResult | None,
+        error: FloatingIPError | None = None,
+        steps: tuple[CommandResult, ...] = (),
+        notes: tuple[str, ...] = (),
+        held: bool | None = None,
+        announce: tuple[str, ...] | None = None,
+    ) -> None:
+        self.__dict__.update(
+            argv=argv, result=result, error=error, steps=steps, notes=notes, held=held,
+            announce=announce,
+        )  # fmt: skip
+
     @property
     def ok(self) -> bool:
         return self.error is None and self.result is not None and self.result.ok
 
     def after(self, steps: tuple[CommandResult, ...]) -> ActionResult:
         """This result, with ``steps`` (run before it, by a fence) first among its steps."""
-        return replace(self, steps=steps + self.steps)
+        # not dataclasses.replace: it inspects the fields on every call, and this is every start
+        return ActionResult(
+            self.argv, self.result, self.error, steps + self.steps, self.notes, self.held,
+            self.announce,
+        )  # fmt: skip
 
 
 @dataclass
@@ -152,14 +174,17 @@ def duplicate_probe_argv(
     if service.vip is not None:
         return service.vip.dad_argv(sudo) if service.vip.dad_wait > 0 else None
     target = service.target
-    if (
-        service.commands[Action.STATUS] is None
-        or target.address is None
-        or target.interface is None
-    ):
+    address = target.address_text
+    if service.commands[Action.STATUS] is None or address is None or target.interface is None:
         return None
     use_sudo = os.geteuid() != 0 if sudo is None else sudo
-    return probe_argv(target.interface, str(target.address), DEFAULT_DAD_WAIT, sudo=use_sudo)
+    return _classic_probe_argv(target.interface, address, use_sudo)
+
+
+@functools.lru_cache(maxsize=64)
+def _classic_probe_argv(interface: str, address: str, sudo: bool) -> tuple[str, ...]:
+    # built once per service and sudo mode: every start of a classic service asks for it
+    return probe_argv(interface, address, DEFAULT_DAD_WAIT, sudo=sudo)
 
 
 def _perform_classic(service: ServiceDefinition, action: Action | str, run: _Run) -> ActionResult:

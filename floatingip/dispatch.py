@@ -10,6 +10,7 @@ of its commands, so that close()'s failsafe never overlaps a command of the same
 
 from __future__ import annotations
 
+import functools
 import logging
 import shlex
 import threading
@@ -124,12 +125,12 @@ class Dispatcher:
         if old is None:
             description = f"datasource {new.name} added"
         else:
-            parts = []
+            parts = []  # _value_: Enum.value without its descriptor, on every change
             if new.role is not old.role:
-                parts.append(f"role {old.role.value} -> {new.role.value}")
+                parts.append(f"role {old.role._value_} -> {new.role._value_}")
             if new.state is not old.state:
-                parts.append(f"state {old.state.value} -> {new.state.value}")
-            changed = ", ".join(parts) or new.state.value + " again"
+                parts.append(f"state {old.state._value_} -> {new.state._value_}")
+            changed = ", ".join(parts) or new.state._value_ + " again"
             description = f"datasource {new.name}: {changed}"
         previous, self.busy = self.busy, description
         try:
@@ -159,7 +160,8 @@ class Dispatcher:
         pending = deque(firing.intents)
         commands: list[CommandOutcome] = []
         engine_errors: list[FloatingIPError] = []
-        self.record_rule_errors(firing)
+        if firing.errors:
+            self.record_rule_errors(firing)
         while pending:
             if len(commands) >= MAX_COMMANDS_PER_CHANGE:
                 loop = EngineError(
@@ -178,7 +180,8 @@ class Dispatcher:
             if outcome.ok and intent.action in _TRACKED:  # held changed (_perform)
                 follow_up = self.engine.replace(self.service_fact(intent.service))
                 everything.extend(follow_up)
-                self.record_rule_errors(follow_up)
+                if follow_up.errors:
+                    self.record_rule_errors(follow_up)
                 pending.extend(follow_up.intents)
         return ChangeResult(
             change=description,
@@ -332,13 +335,7 @@ class Dispatcher:
     def skip(self, intent: Intent, why: str) -> None:
         message = f"{intent.service} {intent.action} not run ({why}); asked by rule {intent.rule!r}"
         logger.info("%s", message)
-        self._record_about(intent, EventKind.SKIPPED, message)
-
-    def _record_about(
-        self, intent: Intent, kind: EventKind, message: str, outcome: CommandOutcome | None = None
-    ) -> None:
-        ok = outcome.ok if outcome is not None else True
-        self.record(Event(kind=kind, message=message, ok=ok, outcome=outcome,
+        self.record(Event(kind=EventKind.SKIPPED, message=message,
                           datasource=intent.datasource, service=intent.service))  # fmt: skip
 
     def _finish(self, intent: Intent, action: ActionResult, host: str) -> CommandOutcome:
@@ -354,16 +351,25 @@ class Dispatcher:
             steps=action.steps,
             notes=action.notes,
         )
-        if outcome.ok:
-            message = f"{intent.service} {intent.action} on {host}: ran {shlex.join(action.argv)}"
+        ok = outcome.ok
+        if ok:
+            message = f"{intent.service} {intent.action} on {host}: ran {_joined(action.argv)}"
             if action.notes:
                 message += f" ({'; '.join(action.notes)})"
             logger.info("%s (rule %r)", message, intent.rule)
         else:
             message = f"{intent.service} {intent.action} on {host} failed: {action.error}"
             logger.error("%s (rule %r)", message, intent.rule)
-        self._record_about(intent, EventKind.COMMAND, message, outcome)
+        self.record(Event(kind=EventKind.COMMAND, message=message, ok=ok, outcome=outcome,
+                          datasource=intent.datasource, service=intent.service))  # fmt: skip
         return outcome
+
+
+@functools.lru_cache(maxsize=256)
+def _joined(argv: tuple[str, ...]) -> str:
+    """``argv`` as a shell line, for messages: a service runs the same few argvs on every change,
+    and quoting each word again costs more than the rest of the message."""
+    return shlex.join(argv)
 
 
 def _takes(service: ServiceDefinition, intent: Intent) -> bool:

@@ -60,15 +60,16 @@ def datasource_fact(
     datasource: DataSource, previous: DataSource | None, hosts: Collection[str]
 ) -> Fact:
     """``hosts``: the hosts this manager acts for (``local``: the datasource is on one)."""
+    # _value_ is what Enum.value returns, read as a plain attribute: this runs on every change
     return {
         "id": f"{DATASOURCE}:{datasource.name}",
         KIND: DATASOURCE,
         "cluster": datasource.cluster,
         "name": datasource.name,
         "host": datasource.host,
-        "role": datasource.role.value,
-        "state": datasource.state.value,
+        "role": datasource.role._value_,
+        "state": datasource.state._value_,
         "local": datasource.host in hosts,
-        "previous_role": previous.role.value if previous else "",
-        "previous_state": previous.state.value if previous else "",
+        "previous_role": previous.role._value_ if previous else "",
+        "previous_state": previous.state._value_ if previous else "",
     }

@@ -39,6 +39,26 @@ class CommandOutcome:
     steps: tuple[CommandResult, ...] = ()
     notes: tuple[str, ...] = ()
 
+    # Written out, as Event's (see there): one per command, on the path of a change that runs one
+    def __init__(
+        self,
+        *,
+        service: str,
+        action: Action | str,
+        rule: str,
+        datasource: str | None,
+        argv: tuple[str, ...],
+        result: CommandResult | None,
+        error: FloatingIPError | None = None,
+        host: str = "",
+        steps: tuple[CommandResult, ...] = (),
+        notes: tuple[str, ...] = (),
+    ) -> None:
+        self.__dict__.update(
+            service=service, action=action, rule=rule, datasource=datasource, argv=argv,
+            result=result, error=error, host=host, steps=steps, notes=notes,
+        )  # fmt: skip
+
     @property
     def ok(self) -> bool:
         return self.error is None and self.result is not None and self.result.ok
@@ -53,6 +73,21 @@ class ChangeResult:
     rule_errors: tuple[RuleFailure, ...] = ()
     rules_fired: tuple[str, ...] = ()
     engine_errors: tuple[FloatingIPError, ...] = ()
+
+    # Written out, as Event's (see there): one per change, quiet ones included
+    def __init__(
+        self,
+        *,
+        change: str,
+        commands: tuple[CommandOutcome, ...] = (),
+        rule_errors: tuple[RuleFailure, ...] = (),
+        rules_fired: tuple[str, ...] = (),
+        engine_errors: tuple[FloatingIPError, ...] = (),
+    ) -> None:
+        self.__dict__.update(
+            change=change, commands=commands, rule_errors=rule_errors, rules_fired=rules_fired,
+            engine_errors=engine_errors,
+        )  # fmt: skip
 
     @property
     def ok(self) -> bool:
@@ -100,6 +135,28 @@ class Event:
     outcome: CommandOutcome | None = None
     time: float = field(default_factory=time.time)
 
+    # Written out, and kept by @dataclass: a frozen dataclass's own __init__ sets each field
+    # through object.__setattr__, which takes twice as long, and every change records events
+    # (tests/test_results.py holds the two to the same fields and defaults).
+    def __init__(
+        self,
+        *,
+        kind: EventKind,
+        message: str,
+        ok: bool = True,
+        datasource: str | None = None,
+        service: str | None = None,
+        outcome: CommandOutcome | None = None,
+        time: float | None = None,  # None: now
+    ) -> None:
+        self.__dict__.update(
+            kind=kind, message=message, ok=ok, datasource=datasource, service=service,
+            outcome=outcome, time=_now() if time is None else time,
+        )  # fmt: skip
+
+
+_now = time.time
+
 
 Listener = Callable[[Event], None]
 
@@ -112,13 +169,14 @@ class History:
 
     def __init__(self, size: int) -> None:
         self._events: deque[Event] = deque(maxlen=size)
-        self._listeners: list[Listener] = []
+        # a tuple, replaced on each change: record() takes it as is, without copying under the lock
+        self._listeners: tuple[Listener, ...] = ()
         self.lock = threading.RLock()
 
     def record(self, event: Event) -> None:
         with self.lock:
             self._events.append(event)
-            listeners = list(self._listeners)
+            listeners = self._listeners
         for listener in listeners:
             try:
                 listener(event)
@@ -132,10 +190,12 @@ class History:
 
     def add_listener(self, listener: Listener) -> None:
         with self.lock:
-            self._listeners.append(listener)
+            self._listeners += (listener,)
 
     def remove_listener(self, listener: Listener) -> None:
         with self.lock:
             if listener not in self._listeners:
                 raise UsageError(f"listener {listener!r:.60} is not registered")
-            self._listeners.remove(listener)
+            listeners = list(self._listeners)
+            listeners.remove(listener)
+            self._listeners = tuple(listeners)

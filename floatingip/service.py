@@ -66,11 +66,20 @@ class ServiceTarget:
     address: ipaddress.IPv4Address | None
     prefixlen: int | None
 
+    @functools.cached_property
+    def address_text(self) -> str | None:
+        """The address as commands print it (str() of an IPv4Address is slow, and asked for on
+        every stop's status and every start's duplicate address probe)."""
+        return str(self.address) if self.address is not None else None
+
     def held_in(self, output: str) -> bool:
         """Whether ``output`` shows exactly this address (192.0.2.22 is not 192.0.2.222)."""
-        if self.address is None:
+        wanted = self.address_text
+        if wanted is None:
             return False
-        return any(m.group(1) == str(self.address) for m in _IPV4.finditer(output))
+        if wanted not in output:  # most outputs (a stop's status): no regex needed to say no
+            return False
+        return any(m.group(1) == wanted for m in _IPV4.finditer(output))
 
 
 def _target_of_commands(argv: Sequence[str]) -> ServiceTarget:

@@ -81,10 +81,8 @@ def _after(words: Sequence[str], key: str, default: str = "") -> str:
     return default
 
 
-def _ip_addr_verb(program: str, words: Sequence[str]) -> str | None:
+def _ip_addr_verb(words: Sequence[str]) -> str | None:
     """For ``ip [options] addr|address VERB ...``: VERB ("" for none); None for another command."""
-    if program != "ip":
-        return None
     for index, word in enumerate(words):
         if word in ("addr", "address"):
             return words[index + 1] if index + 1 < len(words) else ""
@@ -182,7 +180,7 @@ class FakeNetwork:
         """What ``host`` would answer to ``argv``, and the change it would make."""
         words = _command_words(argv)
         program = words[0].rpartition("/")[2] if words else ""
-        verb = _ip_addr_verb(program, words)
+        verb = _ip_addr_verb(words) if program == "ip" else None
         with self.lock:
             on = self.interfaces[host]
             if verb in ("", "show", "list"):
@@ -293,7 +291,8 @@ class FakeHost:
     def run(
         self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, check: bool = True
     ) -> CommandResult:
-        argv = as_argv(argv)
+        if type(argv) is not tuple or not argv:  # what the Manager passes is already one
+            argv = as_argv(argv)
         with self.network.lock:
             self.calls.append(argv)
             if self._respond is None:

@@ -15,11 +15,9 @@ __all__ = ["Action", "Backend", "EventKind", "Phase", "SudoMode", "Word"]
 class Word(str, enum.Enum):
     """A ``str`` enum that prints (and formats) as its value, on every Python from 3.10."""
 
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
+    # A member's text is its value: str's own methods print it, in C (f-strings on every change).
+    __str__ = str.__str__
+    __format__ = str.__format__  # type: ignore[assignment]  # same signature, named "spec"
 
 
 class Action(Word):
