@@ -10,10 +10,10 @@ timer threads (floatingip's rules use no timers).
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,13 +41,19 @@ Fact = dict[str, Any]
 
 
 def _unix_now() -> float:
-    """durable_rules' clock, as it computes it (local time minus the naive epoch), without the
-    datetime.utcfromtimestamp() it calls on every firing: deprecated since Python 3.12, so with
-    warnings as errors every firing failed."""
-    return (datetime.datetime.now() - _EPOCH).total_seconds()
+    """durable_rules' clock, as it computes it (local time minus the naive epoch: UTC plus the
+    local offset), without the datetime.utcfromtimestamp() it calls on every firing: deprecated
+    since Python 3.12, so with warnings as errors every firing failed.  The offset is read once a
+    minute (it changes on whole minutes only), not twice per change."""
+    global _offset, _offset_until
+    now = time.time()
+    if not _offset_until - 60 <= now < _offset_until:
+        _offset = float(time.localtime(now).tm_gmtoff)
+        _offset_until = now - now % 60 + 60
+    return now + _offset
 
 
-_EPOCH = datetime.datetime(1970, 1, 1)
+_offset, _offset_until = 0.0, 0.0
 durable_engine._unix_now = _unix_now
 
 _FNV_PRIME, _FNV_BASIS, _MASK = 0x01000193, 0x811C9DC5, 0xFFFFFFFF
