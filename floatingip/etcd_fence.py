@@ -96,7 +96,7 @@ class EtcdFence:
                 return FenceAnswer(
                     granted=False, reason=f"this agent fences host {self.host!r}, not {host!r}"
                 )
-            lease, remaining = self.keeper.current()
+            lease, remaining = self.keeper.current(wait=self.keeper.period)
             if lease is None or remaining < self.keeper.margin:
                 return FenceAnswer(
                     granted=False,

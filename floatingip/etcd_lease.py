@@ -55,6 +55,7 @@ class LeaseKeeper:
         self._on_lost = on_lost
         self._on_recovered = on_recovered
         self._lock = threading.Lock()
+        self._renewed = threading.Condition(self._lock)  # notified on each grant and renewal
         self._lease: int | None = None  # the current lease's id
         self._granted = ttl  # what etcd granted (it may raise a requested TTL)
         self._last_ok = 0.0  # monotonic time the last successful grant/keepalive was sent
@@ -80,10 +81,18 @@ class LeaseKeeper:
     def call_timeout(self) -> float:
         return min(1.0, self._granted / 5)
 
-    def current(self) -> tuple[int | None, float]:
-        """The live lease (None: none) and the seconds left before its drop deadline."""
-        with self._lock:
-            return self._lease, self._remaining()
+    def current(self, wait: float = 0.0) -> tuple[int | None, float]:
+        """The live lease (None: none) and the seconds left before its drop deadline.  With
+        ``wait``, a live lease short of the margin is given up to that long to be renewed (a
+        renewal a little late on a loaded machine need not refuse a start)."""
+        until = time.monotonic() + wait
+        with self._renewed:
+            while True:
+                remaining = self._remaining()
+                left = until - time.monotonic()
+                if self._lease is None or remaining >= self.margin or left <= 0:
+                    return self._lease, remaining
+                self._renewed.wait(left)
 
     def _remaining(self) -> float:
         """Seconds until the drop deadline (<= 0: past it); the caller holds the lock."""
@@ -120,6 +129,7 @@ class LeaseKeeper:
             with self._lock:
                 self._lease, self._granted = int(granted.id), max(int(granted.ttl), 1)
                 self._last_ok, self._lost = sent, False
+                self._renewed.notify_all()
             logger.info(
                 "lease %x granted, TTL %d s (asked %d s); the VIP is dropped after %.1f s "
                 "without a renewal",
@@ -137,6 +147,7 @@ class LeaseKeeper:
         with self._lock:
             if self._lease == lease and not self._lost:
                 self._last_ok = sent
+                self._renewed.notify_all()
 
     def _watch_deadline(self) -> None:
         nap = 0.0

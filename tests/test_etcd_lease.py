@@ -4,6 +4,7 @@ the drop once renewals stop (a pool that grants once, then never answers)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -28,6 +29,31 @@ class GrantsOnce:
         if what == "lease grant" and self.calls.count(what) == 1:
             return SimpleNamespace(id=0x51, ttl=MIN_TTL)
         raise EtcdError(f"{what}: etcd unreachable")
+
+
+class Renews:
+    """Grants a lease, then renews it whenever asked."""
+
+    async def call(self, what: str, request: Any, *, timeout: float) -> Any:
+        if what == "lease grant":
+            return SimpleNamespace(id=0x52, ttl=MIN_TTL)
+        return SimpleNamespace(TTL=MIN_TTL)
+
+
+def test_a_start_short_of_the_margin_waits_for_the_next_renewal() -> None:
+    """A renewal a little late (a loaded machine) used to refuse every start in between ("no
+    live etcd lease"); the fence now gives the lease up to a period to be renewed."""
+    keeper = LeaseKeeper(Renews(), ttl=MIN_TTL)  # type: ignore[arg-type]
+    asyncio.run(keeper.renew())
+    assert wait_until(lambda: keeper.current()[1] < keeper.margin)  # no renewal for a while
+    assert keeper.current()[1] < keeper.margin  # without waiting: short
+    answers: list[tuple[int | None, float]] = []
+    waiting = threading.Thread(target=lambda: answers.append(keeper.current(wait=30)))
+    waiting.start()
+    asyncio.run(keeper.renew())
+    waiting.join(timeout=60)
+    ((lease, remaining),) = answers
+    assert lease == 0x52 and remaining >= keeper.margin
 
 
 def test_a_ttl_with_no_room_for_a_start_is_refused(
