@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from floatingip import __version__
-from floatingip.commands import Executor, LocalExecutor, NamespaceExecutor
+from floatingip.commands import Executor, LocalExecutor, namespace_executors
 from floatingip.config import cluster_problem
 from floatingip.errors import FloatingIPError, UsageError
 from floatingip.etcd_lease import MIN_TTL
@@ -86,19 +86,6 @@ def _install_rules(args: argparse.Namespace) -> int:
     return 0
 
 
-def _host_namespaces(specs: Sequence[str], inner: Executor) -> dict[str, Executor]:
-    executors: dict[str, Executor] = {}
-    for spec in specs:
-        host, separator, netns = spec.partition("=")
-        if not separator or not host or not netns:
-            raise UsageError(f"--netns takes HOST=NAMESPACE, not {spec!r}")
-        try:
-            executors[host] = NamespaceExecutor(netns, inner=inner)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    return executors
-
-
 def _assignments(specs: Sequence[str], option: str) -> dict[str, str]:
     found = {}
     for spec in specs:
@@ -163,7 +150,7 @@ def _shell(args: argparse.Namespace) -> int:
             rules_dir=args.rules_dir,
             host=args.host,
             executor=base,
-            executors=_host_namespaces(args.netns, base),
+            executors=namespace_executors(args.netns, base),
             roles=_assignments(args.role, "--role"),
             states=_assignments(args.state, "--state"),
             reconcile_at_start=not args.dry_run,

@@ -24,6 +24,7 @@ from floatingip.errors import (
     CommandNotFoundError,
     CommandStartError,
     CommandTimeout,
+    UsageError,
 )
 from floatingip.process import OUTPUT_TAIL, run_process
 
@@ -38,6 +39,7 @@ __all__ = [
     "command_argv",
     "ipv4_addresses",
     "ipv4_addresses_argv",
+    "namespace_executors",
     "shell_syntax",
     "split_sudo",
 ]
@@ -333,3 +335,18 @@ def __getattr__(name: str) -> Any:
 
         return testing.RecordingExecutor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def namespace_executors(specs: Sequence[str], inner: Executor) -> dict[str, Executor]:
+    """``--netns HOST=NAMESPACE`` options: an executor per host, each running ``inner`` in its
+    network namespace."""
+    executors: dict[str, Executor] = {}
+    for spec in specs:
+        host, separator, netns = spec.partition("=")
+        if not separator or not host or not netns:
+            raise UsageError(f"--netns takes HOST=NAMESPACE, not {spec!r}")
+        try:
+            executors[host] = NamespaceExecutor(netns, inner=inner)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return executors

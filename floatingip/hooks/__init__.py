@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from floatingip.commands import Executor, LocalExecutor, NamespaceExecutor
+from floatingip.commands import LocalExecutor, namespace_executors
 from floatingip.config import cluster_problem
 from floatingip.errors import FloatingIPError, UsageError
 from floatingip.hooks import mha, orchestrator, patroni, repmgr
@@ -124,19 +124,6 @@ def _add_common(parser: argparse.ArgumentParser, *, patroni: bool) -> None:
     )
 
 
-def _executors(specs: list[str]) -> dict[str, Executor]:
-    executors: dict[str, Executor] = {}
-    for spec in specs:
-        host, separator, netns = spec.partition("=")
-        if not separator or not host or not netns:
-            raise UsageError(f"--netns takes HOST=NAMESPACE, not {spec!r}")
-        try:
-            executors[host] = NamespaceExecutor(netns, inner=LocalExecutor())
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    return executors
-
-
 def run_hook(args: argparse.Namespace) -> int:
     """The ``floatingip hook TOOL`` handler: plan, run, print the line, return the status."""
     tool = args.tool
@@ -152,7 +139,7 @@ def run_hook(args: argparse.Namespace) -> int:
             cluster=cluster,
             this_host=args.host or socket.gethostname(),
             rules_dir=Path(args.rules_dir) if args.rules_dir else None,
-            executors=_executors(args.netns),
+            executors=namespace_executors(args.netns, LocalExecutor()),
             lock_dir=Path(args.lock_dir),
             lock_timeout=check_seconds(args.lock_timeout, "--lock-timeout"),
             release_wait=check_seconds(args.wait_for_release, "--wait-for-release"),
