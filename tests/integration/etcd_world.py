@@ -21,6 +21,7 @@ from pathlib import Path
 
 from floatingip.rules import install_rules
 from floatingip.sandbox import Sandbox
+from tests.conftest import require_program, require_root
 from tests.integration.etcd_cluster import EtcdCluster, die_with_parent
 
 NETWORK = "198.51.100.0/24"
@@ -303,6 +304,27 @@ class World:
         self.etcd.close()
         for reader in self._readers.values():
             reader.close()
+
+
+def require_etcd() -> None:
+    """What every test with a real etcd needs: root (namespaces), ip, etcd and etcdctl."""
+    require_root()
+    require_program("ip", package="iproute2")
+    require_program("etcd", package="etcd-server")
+    require_program("etcdctl", package="etcd-client")
+
+
+def start_with_db1_master(w: World) -> None:
+    """AUTOMATIC; db1 the master, every other database a slave, all ONLINE; an agent on each
+    host; wait until db1 holds the VIP, then start polling every host."""
+    w.put("policy", '{"mode":"AUTOMATIC"}')
+    w.set_datasource("db1", "master")
+    for host in w.databases[1:]:
+        w.set_datasource(host, "slave")
+    for host in w.databases:
+        w.start_agent(host)
+    w.wait_for_holder("db1")
+    w.start_poller()
 
 
 @contextmanager

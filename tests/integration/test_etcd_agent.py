@@ -10,9 +10,9 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import report, require_program, require_root
+from tests.conftest import report
 from tests.integration.etcd_cluster import cut, freeze, heal, thaw
-from tests.integration.etcd_world import ETCD, World, world
+from tests.integration.etcd_world import ETCD, World, require_etcd, start_with_db1_master, world
 
 # The chaos run: at least EVENTS events (the coordinator's changes and the faults), PARTITIONS of
 # them a master host cut from etcd.  CI runs the default (about 5 minutes on 2 busy cores);
@@ -32,28 +32,10 @@ DAD_WAIT = 0.2  # the duplicate address check's listening time (vip.dad.wait def
 LOADED = 1.0  # commands, etcdctl and the poller's sweep on a loaded 2-core machine
 
 
-def _require() -> None:
-    require_root()
-    require_program("ip", package="iproute2")
-    require_program("etcd", package="etcd-server")
-    require_program("etcdctl", package="etcd-client")
-
-
-def _begin(w: World) -> None:
-    w.put("policy", '{"mode":"AUTOMATIC"}')
-    w.set_datasource("db1", "master")
-    for host in w.databases[1:]:
-        w.set_datasource(host, "slave")
-    for host in w.databases:
-        w.start_agent(host)
-    w.wait_for_holder("db1")
-    w.start_poller()
-
-
 def test_agent_follows_a_switch_and_releases_on_sigterm() -> None:
-    _require()
+    require_etcd()
     with world() as w:
-        _begin(w)
+        start_with_db1_master(w)
         w.switch("db1", "db2")
         w.wait_for_holder("db2")
         holder = w.etcdctl("get", "/floatingip/demo/service/master/holder", "--print-value-only")
@@ -277,7 +259,7 @@ def test_chaos_switches_failures_policies_faults_never_two_holders() -> None:
     of it frozen, cut or killed, beside its bound: an etcd leader election (a killed member),
     then the agent's keeper period and call timeout, the duplicate address check, and commands
     on a loaded machine."""
-    _require()
+    require_etcd()
     rng = random.Random(SEED)
     faults = ["partition"] * PARTITIONS + [
         kind for kind in ("kill -9", "freeze", "etcd member", "quorum") for _ in range(FAULTS_EACH)
@@ -285,7 +267,7 @@ def test_chaos_switches_failures_policies_faults_never_two_holders() -> None:
     rng.shuffle(faults)
     started = time.monotonic()
     with world(DATABASES, ttl=CHAOS_TTL) as w:
-        _begin(w)
+        start_with_db1_master(w)
         chaos = Chaos(w, rng)
         chaos.settle("start")
         actions = {

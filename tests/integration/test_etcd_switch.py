@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import require_program, require_root, wait_until
-from tests.integration.etcd_world import VIP, World, world
+from tests.conftest import wait_until
+from tests.integration.etcd_world import VIP, require_etcd, start_with_db1_master, world
 
 HOLDER = "/floatingip/demo/service/master/holder"
 RELEASED = "/floatingip/demo/service/master/released"
@@ -19,31 +19,14 @@ VACATED_LINE = re.compile(r"master: lock taken, released cleanly by (db\d)")
 REFUSED_LINE = f"refusing to take {VIP}: another host still holds it"
 
 
-def _require() -> None:
-    require_root()
-    require_program("ip", package="iproute2")
-    require_program("etcd", package="etcd-server")
-    require_program("etcdctl", package="etcd-client")
-
-
-def _start_with_db1_master(w: World) -> None:
-    w.put("policy", '{"mode":"AUTOMATIC"}')
-    w.set_datasource("db1", "master")
-    w.set_datasource("db2", "slave")
-    for host in w.databases:
-        w.start_agent(host)
-    w.wait_for_holder("db1")
-    w.start_poller()
-
-
 def _count(pattern: re.Pattern[str], text: str) -> int:
     return len(pattern.findall(text))
 
 
 def test_a_planned_switch_skips_the_duplicate_address_check_and_never_two_holders() -> None:
-    _require()
+    require_etcd()
     with world(ttl=3) as w:
-        _start_with_db1_master(w)
+        start_with_db1_master(w)
         # the first holder ever: no release on record, so the check ran
         assert _count(DAD_LINE, w.agent_log("db1")) >= 1, w.agent_log("db1")
         checks = {host: _count(DAD_LINE, w.agent_log(host)) for host in w.databases}
@@ -66,9 +49,9 @@ def test_an_expired_lock_runs_the_check_even_after_an_earlier_clean_release() ->
     """db1 releases cleanly to db2; db2's agent is killed -9 holding the VIP (its kernel keeps
     it); when db2's lease expires, db1 must run the check, see db2 answer, and refuse, until the
     VIP is gone from db2; then db1 takes it."""
-    _require()
+    require_etcd()
     with world(ttl=3) as w:
-        _start_with_db1_master(w)
+        start_with_db1_master(w)
         w.switch("db1", "db2")
         w.wait_for_holder("db2")
         assert VACATED_LINE.findall(w.agent_log("db2")) == ["db1"], w.agent_log("db2")

@@ -12,25 +12,18 @@ from pathlib import Path
 import pytest
 
 from floatingip.sandbox import Sandbox
-from tests.conftest import EXAMPLE_CLUSTER_HOME, require_program, require_root
+from tests.conftest import EXAMPLE_CLUSTER_HOME
 from tests.integration.etcd_cluster import EtcdCluster
-from tests.integration.etcd_world import world
+from tests.integration.etcd_world import require_etcd, start_with_db1_master, world
 
 PROMPT = "[LOGICAL] /cluster/demo/> "
 KEYS = "/floatingip/demo/"
 
 
-def _require() -> None:
-    require_root()
-    require_program("ip", package="iproute2")
-    require_program("etcd", package="etcd-server")
-    require_program("etcdctl", package="etcd-client")
-
-
 @pytest.fixture
 def etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
     """One etcd member on host etcd1; the shell runs on host client."""
-    _require()
+    require_etcd()
     with Sandbox(["etcd1", "client"], network="203.0.113.0/24") as sandbox:
         cluster = EtcdCluster(sandbox, ["etcd1"], tmp_path / "etcd")
         try:
@@ -216,15 +209,9 @@ asyncio.run(main())
 def test_a_switch_from_the_shell_moves_the_vip_between_agents(tmp_path: Path) -> None:
     """End to end: two agents, a 3-member etcd; `switch to db2` typed in `shell --etcd` on the
     client moves the VIP to db2, and ls shows db2's agent holding it."""
-    _require()
+    require_etcd()
     with world() as w:
-        w.put("policy", '{"mode":"AUTOMATIC"}')
-        w.set_datasource("db1", "master")
-        w.set_datasource("db2", "slave")
-        for host in w.databases:
-            w.start_agent(host)
-        w.wait_for_holder("db1")
-        w.start_poller()
+        start_with_db1_master(w)
         result = subprocess.run(
             ["ip", "netns", "exec", w.sandbox.namespaces["client"], sys.executable, "-m",
              "floatingip", "shell", "--cluster-home", str(w.home), "--cluster", "demo",
