@@ -26,7 +26,7 @@ from floatingip.commands import Executor
 from floatingip.datasource import DataSource, PolicyMode
 from floatingip.engine import Engine, Firing
 from floatingip.errors import EngineError, FloatingIPError
-from floatingip.fence import Fence, FenceAnswer, ProbedAnswer
+from floatingip.fence import Fence, FenceAnswer, ProbedAnswer, give_back
 from floatingip.results import ChangeResult, CommandOutcome, Event, History
 from floatingip.rules import Intent
 from floatingip.service import ServiceDefinition
@@ -277,21 +277,28 @@ class Dispatcher:
                     action = action.after(answer.steps)
         finally:
             self.running = None
-        if action.ok and intent.action == Action.STOP and _confirmed_gone(service, action):
-            self._release(service.name, host)
-        elif answer is not None and answer.granted and not action.ok:
-            # Nothing here is held, so no stop would ever release the grant, and other hosts
+        granted = answer is not None and answer.granted
+        if action.ok and intent.action == Action.STOP:
+            if action.held is False:  # the status confirmed it gone: a clean release
+                self._let_go(service.name, host, clean=True)
+            elif not service.reports_held:  # nothing can confirm it: the next holder checks
+                self._let_go(service.name, host, clean=False)
+        elif granted and not action.ok:
+            # Nothing here is held, so no stop would ever give the grant back, and other hosts
             # would be kept out while this manager lives: give it back if the VIP is not here.
-            self._release_if_absent(service, executor, host)
-        if track and action.ok and intent.action in _TRACKED:
-            # under the service's lock: the failsafe sees what this command did
-            stopped = intent.action == Action.STOP
+            self._give_back_if_absent(service, executor, host)
+        if granted and action.ok:
+            # the check and the record under one lock: drop_all moves the epoch under it
             with self.drop_lock:
-                dropped = not stopped and self.epoch != epoch
-                if not dropped:
-                    self.state.hold(intent.service, None if stopped else intent.datasource or "")
-            if dropped:
+                dropped = self.epoch != epoch
+                if not dropped and track and intent.action in _TRACKED:
+                    self.state.hold(intent.service, intent.datasource or "")
+            if dropped:  # every VIP was dropped while this start ran: undo it, give back
                 action = _undo(service, executor, action, self.dropped)
+                self._give_back_if_absent(service, executor, host)
+        elif track and action.ok and intent.action == Action.STOP:
+            with self.drop_lock:  # under the service's lock: the failsafe sees what it did
+                self.state.hold(intent.service, None)
         outcome = self._finish(intent, action, host)
         if action.ok and action.announce is not None:
             self.announcer.announce(service, action.announce, executor, host)
@@ -304,13 +311,20 @@ class Dispatcher:
             logger.exception("fence %r failed on %s", self.fence, service.name)
             return FenceAnswer(granted=False, reason=f"the fence failed: {exc!r}")
 
-    def _release_if_absent(self, service: ServiceDefinition, executor: Executor, host: str) -> None:
+    def _give_back_if_absent(
+        self, service: ServiceDefinition, executor: Executor, host: str
+    ) -> None:
+        """A grant this host did not use: returned, with no clean release claimed, if the status
+        shows the VIP is not here; kept (keeping other hosts out) while it may be."""
         if probe(service, executor) is False:
-            self._release(service.name, host)
+            self._let_go(service.name, host, clean=False)
 
-    def _release(self, service: str, host: str) -> None:
+    def _let_go(self, service: str, host: str, *, clean: bool) -> None:
         try:
-            self.fence.release(service, host=host)
+            if clean:
+                self.fence.release(service, host=host)
+            else:
+                give_back(self.fence, service, host=host)
         except Exception as exc:
             message = f"{service}: the fence failed to release it on {host}: {exc!r}"
             logger.exception("%s", message)
@@ -400,9 +414,3 @@ def _refused(service: ServiceDefinition, action: Action | str, answer: FenceAnsw
         return ActionResult(argv, None, error, answer.steps)
     reason = answer.reason or "no reason given"
     return ActionResult(argv, None, FloatingIPError(f"the fence refused it: {reason}"))
-
-
-def _confirmed_gone(service: ServiceDefinition, action: ActionResult) -> bool:
-    """Whether a stop that succeeded is confirmed: the status no longer shows the VIP (or the
-    service cannot tell, and its stop is all the confirmation there is)."""
-    return action.held is False or not service.reports_held

@@ -91,6 +91,8 @@ class EtcdFence:
     # -- the Fence protocol (from Manager threads) ------------------------------------------
 
     def acquire(self, service: str, *, host: str, datasource: str | None) -> FenceAnswer:
+        with self._lock:  # only what this call reads counts (held_elsewhere)
+            self._others.pop(service, None)
         try:
             if host != self.host:
                 return FenceAnswer(

@@ -154,13 +154,14 @@ class LeaseKeeper:
         while not self._stopped.wait(nap):
             with self._lock:
                 lease = self._lease
+                live = lease is not None and not self._lost
                 remaining = self._remaining()
-                late = lease is not None and not self._lost and remaining <= 0
-            if late and lease is not None:
+            if live and lease is not None and remaining <= 0:
                 self._lose(lease, f"no lease renewal for {self._granted - self.margin:.1f} s")
             # Wake at the deadline, not on a fixed tick (20 wake-ups a second were 40% of an
-            # idle agent's CPU); a renewal meanwhile only moves the deadline later.
-            nap = min(max(remaining, 0.001), WATCHDOG_NAP)
+            # idle agent's CPU); a renewal meanwhile only moves the deadline later.  No live
+            # lease: nothing to watch until one is granted.
+            nap = min(max(remaining, 0.001), WATCHDOG_NAP) if live else WATCHDOG_NAP
 
     def _lose(self, lease: int, reason: str) -> None:
         """Drop the VIPs (on_lost) once per lease, then forget it: the keeper grants another."""

@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 
 from floatingip import facts
-from floatingip.actions import perform
+from floatingip.actions import perform, probe
 from floatingip.datasource import PolicyMode
 from floatingip.dispatch import Dispatcher
 from floatingip.errors import EngineError
@@ -238,6 +238,12 @@ def drop_all(dispatcher: Dispatcher, reason: str) -> ChangeResult:
     executor = dispatcher.executors[state.host]
     commands = []
     for name, service in sorted(dispatcher.services.items()):
+        holder = state.holders.get(name)
+        if holder is not None and state.host_of(holder) != state.host:
+            continue  # held on another host this manager acts for: not this host's to drop
+        if probe(service, executor) is False:  # not here (belief is not trusted for this)
+            state.hold(name, None)
+            continue
         stop = perform(service, Action.STOP, executor)
         state.hold(name, None)
         intent = Intent(name, Action.STOP, f"dropped: {reason}")

@@ -39,6 +39,7 @@ __all__ = [
     "Fences",
     "OpenFence",
     "ProbedAnswer",
+    "give_back",
 ]
 
 logger = logging.getLogger(__name__)
@@ -110,10 +111,7 @@ class Fences:
             answer = fence.acquire(service, host=host, datasource=datasource)
             if not answer.granted:
                 for earlier in reversed(granted):
-                    if isinstance(earlier, Abandons):
-                        earlier.abandon(service, host=host)
-                    else:
-                        earlier.release(service, host=host)
+                    give_back(earlier, service, host=host)
                 return answer
             vacated = vacated or answer.vacated
             granted.append(fence)
@@ -122,6 +120,19 @@ class Fences:
     def release(self, service: str, *, host: str) -> None:
         for fence in reversed(self._fences):
             fence.release(service, host=host)
+
+    def abandon(self, service: str, *, host: str) -> None:
+        for fence in reversed(self._fences):
+            give_back(fence, service, host=host)
+
+
+def give_back(fence: Fence, service: str, *, host: str) -> None:
+    """Return a grant without claiming the VIP is confirmed gone: ``abandon`` where the fence
+    has it (no clean release recorded: the next holder runs its own check), else ``release``."""
+    if isinstance(fence, Abandons):
+        fence.abandon(service, host=host)
+    else:
+        fence.release(service, host=host)
 
 
 @dataclass(frozen=True, kw_only=True)

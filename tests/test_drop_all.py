@@ -15,7 +15,7 @@ from floatingip.cluster_state import ClusterStateError, Snapshot, parse_released
 from floatingip.errors import UsageError
 from floatingip.fence import FenceAnswer, Fences
 from floatingip.supervisor import RetryPolicy
-from floatingip.testing import RecordingExecutor
+from floatingip.testing import FakeNetwork, RecordingExecutor
 
 ADD = ("sudo", "-n", "ip", "addr", "add", "192.0.2.22/24", "dev", "eth0", "label", "eth0:0")
 DELETE = ("sudo", "-n", "ip", "addr", "del", "192.0.2.22/24", "dev", "eth0")
@@ -87,6 +87,32 @@ def test_drop_all_stops_what_is_held_and_says_why(
     assert "release" not in lock.calls  # nothing is confirmed released to the fence
 
 
+def test_drop_all_on_a_host_without_the_vip_reports_nothing_failed(
+    manager: Manager, recorder: RecordingExecutor
+) -> None:
+    """A standby losing its lease used to run `ip addr del` for an address it never had, and
+    report 'VIP NOT dropped' and a problem on every etcd hiccup."""
+    result = manager.drop_all("etcd lease lost")
+    assert result.ok and DELETE not in recorder.calls
+    assert manager.held == {} and "master" not in manager.problems
+
+
+def test_drop_all_leaves_a_vip_held_on_another_host_of_the_manager(demo_home: Path) -> None:
+    """A manager that acts for db1 and db2 drops db1's VIPs only: it used to mark db2's VIP not
+    held while it stayed up there."""
+    network = FakeNetwork(["db1", "db2"])
+    with Manager.from_cluster_home(
+        demo_home, "demo", host="db1", executor=network.executor("db1"),
+        executors={"db2": network.executor("db2")}, states={"db2": "ONLINE"},
+        monitor_interval=0,
+    ) as manager:  # fmt: skip
+        manager.update_datasource("db2", role="master")
+        manager.update_datasource("db1", role="slave")
+        assert manager.held == {"master": "db2"}
+        assert manager.drop_all("db1's lease lost").ok
+        assert manager.held == {"master": "db2"} and network.holders("192.0.2.22/24") == ["db2"]
+
+
 def test_drop_all_does_not_wait_for_the_managers_lock(
     manager: Manager, recorder: RecordingExecutor
 ) -> None:
@@ -113,10 +139,23 @@ def test_a_start_past_the_fence_when_everything_is_dropped_is_stopped_again(
     assert "dropped while this start ran (etcd lease lost); stopped again" in result.errors[0]
     assert recorder.calls.index(ADD) < len(recorder.calls) - recorder.calls[::-1].index(DELETE)
     assert manager.held == {} and "192.0.2.22" not in str(recorder.addresses)
+    # its grant is given back (it used to stay, keeping every other host out), claiming no
+    # clean release
+    assert lock.calls == ["acquire", "abandon"]
     # the next start after the drop is an ordinary one
     lock.during.clear()
     assert manager.update_datasource("db1", state="ONLINE").ok
     assert manager.held == {"master": "db1"}
+
+
+def test_a_start_by_hand_past_the_fence_when_everything_is_dropped_is_stopped_again(
+    manager: Manager, recorder: RecordingExecutor, lock: Lock
+) -> None:
+    """Not only the rules' starts: one by hand (the shell's `service`) adds the VIP too."""
+    lock.during.append(lambda: manager.drop_all("etcd lease lost"))
+    outcome = manager.run_service("master", "start")
+    assert not outcome.ok and "dropped while this start ran" in str(outcome.error)
+    assert "192.0.2.22" not in str(recorder.addresses) and manager.held == {}
 
 
 def test_drop_all_checks_its_reason(manager: Manager) -> None:

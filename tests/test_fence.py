@@ -14,7 +14,7 @@ from floatingip.dad import PROBE_SCRIPT
 from floatingip.errors import ManagerClosedError, UsageError
 from floatingip.fence import DuplicateAddressFence, Fence, FenceAnswer, Fences, OpenFence
 from floatingip.supervisor import RetryPolicy
-from floatingip.testing import RecordingExecutor
+from floatingip.testing import RecordingExecutor, write_cluster_home
 from tests.conftest import SEED_MASTER_PROPERTIES
 
 ADD = ("sudo", "-n", "ip", "addr", "add", "192.0.2.22/24", "dev", "eth0", "label", "eth0:0")
@@ -36,6 +36,9 @@ class Lease:
 
     def release(self, service: str, *, host: str) -> None:
         self.calls.append(("release", service, host, None))
+
+    def abandon(self, service: str, *, host: str) -> None:
+        self.calls.append(("abandon", service, host, None))
 
 
 @pytest.fixture
@@ -105,7 +108,9 @@ def test_a_granted_start_that_failed_gives_the_lock_back_when_the_vip_is_not_her
     recorder.network.fail_next(recorder.host, 1)
     assert not manager.update_datasource("db1", state="ONLINE").ok
     assert not manager.held and not recorder.addresses["eth0"]
-    assert lease.calls[-1] == ("release", "master", "db1", None)
+    # given back claiming no clean release: this host never held it, so it cannot vouch that
+    # nobody does (the next holder runs its own duplicate address check)
+    assert lease.calls[-1] == ("abandon", "master", "db1", None)
 
 
 def test_a_granted_start_that_failed_keeps_the_lock_while_the_vip_may_be_here(
@@ -120,7 +125,7 @@ def test_a_granted_start_that_failed_keeps_the_lock_while_the_vip_may_be_here(
     ) as manager:  # fmt: skip
         assert not manager.update_datasource("db1", state="ONLINE").ok
         assert ("acquire", "master", "db1", "db1") in lease.calls
-        assert not any(call[0] == "release" for call in lease.calls)
+        assert not any(call[0] in ("release", "abandon") for call in lease.calls)
 
 
 def test_asking_the_rules_again_without_a_probe_takes_a_refused_vip_at_once(
@@ -137,6 +142,25 @@ def test_asking_the_rules_again_without_a_probe_takes_a_refused_vip_at_once(
     assert recorder.calls[before] == ADD
     assert manager.reconcile().ok  # with the probe: the status is read first
     assert "show" in recorder.calls[-1]
+
+
+def test_a_stop_nothing_can_confirm_gives_the_lock_back_claiming_no_clean_release(
+    tmp_path: Path, lease: Lease
+) -> None:
+    """A classic service with no command.status: its stop exiting 0 does not prove the address
+    gone, so the lock goes back without the clean-release record (which would let the next
+    holder skip its duplicate address check)."""
+    home = write_cluster_home(
+        tmp_path,
+        services={"master": "name=master\ncommand.start=true start\ncommand.stop=true stop\n"},
+        datasources={"db1": "name=db1\nrole=master\n"},
+    )
+    with Manager.from_cluster_home(
+        home, "demo", host="db1", executor=RecordingExecutor(), fence=lease, monitor_interval=0
+    ) as manager:
+        assert manager.update_datasource("db1", state="ONLINE").ok
+        assert manager.update_datasource("db1", state="OFFLINE").ok
+        assert lease.calls[-1] == ("abandon", "master", "db1", None)
 
 
 def test_a_fence_that_raises_refuses(
@@ -232,7 +256,7 @@ def test_fences_all_must_grant_and_a_later_refusal_gives_back_what_was_granted()
     probe.granted = False
     answer = both.acquire("master", host="db1", datasource="db1")
     assert not answer.granted and answer.reason == "the lease on etcd is held by db2"
-    assert lock.calls[-1] == ("release", "master", "db1", None)
+    assert lock.calls[-1] == ("abandon", "master", "db1", None)  # no clean release claimed
     lock.granted, probe.granted = False, True
     assert not both.acquire("master", host="db1", datasource="db1").granted
     assert probe.calls[-1][0] == "acquire" and len(probe.calls) == 2  # not asked after a refusal
