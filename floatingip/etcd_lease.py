@@ -10,6 +10,7 @@ host take what it guarded.  ``current()`` tells the fence how much of that time 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -142,7 +143,9 @@ class LeaseKeeper:
             timeout=self.call_timeout,
         )
         if reply is None or int(reply.TTL) <= 0:
-            self._lose(lease, "etcd says the lease has expired")
+            # in a thread: on_lost runs stop commands, which must not stall the event loop (the
+            # fence's calls and the watch run on it)
+            await asyncio.to_thread(self._lose, lease, "etcd says the lease has expired")
             return
         with self._lock:
             if self._lease == lease and not self._lost:

@@ -91,6 +91,41 @@ def test_held_elsewhere_reports_only_what_etcd_said_now() -> None:
         loop.close()
 
 
+class Expires:
+    """Grants a lease; etcd then says it has expired (a renewal answered with TTL 0)."""
+
+    async def call(self, what: str, request: Any, *, timeout: float) -> Any:
+        if what == "lease grant":
+            return SimpleNamespace(id=0x53, ttl=MIN_TTL)
+        return SimpleNamespace(TTL=0)
+
+
+def test_dropping_after_etcd_says_expired_does_not_stall_the_event_loop() -> None:
+    """on_lost runs the stop commands: run on the loop, it used to stall the fence's calls and
+    the watch for as long as they took."""
+    dropping, done = threading.Event(), threading.Event()
+
+    def slow_drop(reason: str) -> None:
+        dropping.set()
+        done.wait(60)  # a stop command that takes its time
+
+    keeper = LeaseKeeper(Expires(), ttl=MIN_TTL, on_lost=slow_drop)  # type: ignore[arg-type]
+
+    async def scenario() -> bool:
+        await keeper.renew()  # granted
+        renewing = asyncio.ensure_future(keeper.renew())  # expired: the drop starts
+        while not dropping.is_set():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the loop still runs while the drop does
+        ran = not renewing.done()
+        done.set()
+        await renewing
+        return ran
+
+    assert asyncio.run(scenario())
+    assert keeper.losses == 1 and keeper.current() == (None, 0.0)
+
+
 def test_a_ttl_with_no_room_for_a_start_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
