@@ -10,8 +10,8 @@ Patroni (``etcd3:`` in patroni.yml, etcd's v3 API) keeps, under ``/<namespace>/<
 (patroni/dcs/__init__.py: ``_LEADER``, ``_MEMBERS``, ``client_path``; ha.py: ``touch_member``).
 Each member is a datasource named after it, on the host of the same name (the agent's ``--host``
 is the member's ``name:`` in patroni.yml, as vip-manager's trigger-value).  Only the member the
-leader key names, with role ``master`` (Patroni 3.x) or ``primary`` (4.x) and state ``running``,
-is an ONLINE master; every other member is a slave, ONLINE when running, else OFFLINE; with no
+leader key names, with role ``master`` (Patroni 3.x), ``primary`` (4.x) or ``promoted`` (just
+promoted, until Patroni's next loop) and state ``running``, is an ONLINE master; every other member is a slave, ONLINE when running, else OFFLINE; with no
 leader key nobody may hold the VIP.  A member whose value does not parse is reported and left
 out (taken as gone), like a bad key of floatingip's own layout.
 
@@ -51,7 +51,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PRIMARY_ROLES = frozenset({"master", "primary"})  # 3.x writes master, 4.x primary
+# 3.x writes master, 4.x primary; promoted: pg_ctl promote -W has returned (a writable primary)
+# and Patroni's next loop writes master/primary (Patroni counts it a primary too: ha.py)
+PRIMARY_ROLES = frozenset({"master", "primary", "promoted"})
 RUNNING = "running"
 
 

@@ -2,7 +2,9 @@
 real etcd, each in a sandbox host, with no floatingip callback in Patroni (they run ``true``):
 an agent on each database host follows Patroni's own leader and member keys.  The VIP is on
 nobody before Patroni writes a leader, on the leader after bootstrap, and follows ``patronictl
-switchover``; psql from a client through the VIP reaches a primary that takes writes.  Both
+switchover`` and the leader host's death (its agent, cut from etcd, drops the VIP; the survivor
+takes it once Patroni promotes it); psql from a client through the VIP reaches a primary that
+takes writes.  Both
 database hosts are polled all along: never two holders."""
 
 from __future__ import annotations
@@ -107,12 +109,26 @@ def test_agents_follow_patroni_keys_through_a_switchover(world: World) -> None:
         switch_write = time.monotonic() - began
         assert wait_until(lambda: _running_replica(db2), FAILOVER_PATIENCE)
         assert watcher.holders() == ["db2"]
+
+        # the leader's host dies: Patroni and PostgreSQL killed -9, its network gone; its agent,
+        # cut from etcd, drops the VIP; the leader key expires (ttl 10), db1 is promoted
+        began = time.monotonic()
+        db2.kill()
+        sandbox.run("db2", ["ip", "link", "set", "eth0", "down"])
+        assert wait_until(lambda: watcher.holders() == [], FAILOVER_PATIENCE)
+        dropped = time.monotonic() - began
+        assert wait_until(lambda: watcher.holders() == ["db1"], FAILOVER_PATIENCE)
+        fail_vip = time.monotonic() - began
+        assert wait_until(lambda: primary_through_vip(sandbox, 3), PATIENCE), last_answer
+        fail_write = time.monotonic() - began
     finally:
         watcher.close()
     assert not watcher.both, f"two holders in {len(watcher.both)} of {watcher.samples} samples"
     report(
         f"patroni DCS watch (agents on Patroni's keys): switchover -> VIP on the new leader "
-        f"{switch_vip:.1f} s, first write through it {switch_write:.1f} s; VIP polled "
-        f"{watcher.samples} times, never on two hosts"
+        f"{switch_vip:.1f} s, first write through it {switch_write:.1f} s; leader host killed -> "
+        f"VIP dropped there {dropped:.1f} s (agent --ttl 5), on the survivor {fail_vip:.1f} s, "
+        f"first write {fail_write:.1f} s (Patroni ttl 10); VIP polled {watcher.samples} times, "
+        "never on two hosts"
     )
     assert etcd.healthy()
