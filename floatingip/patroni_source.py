@@ -12,8 +12,9 @@ Each member is a datasource named after it, on the host of the same name (the ag
 is the member's ``name:`` in patroni.yml, as vip-manager's trigger-value).  Only the member the
 leader key names, with role ``master`` (Patroni 3.x), ``primary`` (4.x) or ``promoted`` (just
 promoted, until Patroni's next loop) and state ``running``, is an ONLINE master; every other
-member is a slave, ONLINE when running, else OFFLINE; with no leader key nobody may hold the VIP.  A member whose value does not parse is reported and left
-out (taken as gone), like a bad key of floatingip's own layout.
+member is a slave, ONLINE when running, else OFFLINE; with no leader key nobody may hold the VIP.
+A member whose value does not parse is reported and left out (taken as gone), like a bad key of
+floatingip's own layout.
 
 The holder locks and the policy stay floatingip's own (/floatingip/<cluster>/), read after
 Patroni's keys and watched with them; datasource keys there are ignored in this mode.
