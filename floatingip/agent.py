@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from floatingip.actions import perform
-from floatingip.cluster_state import ClusterState, DataSourceRecord, Snapshot
+from floatingip.cluster_state import DataSourceRecord, Snapshot
 from floatingip.commands import Executor, LocalExecutor
 from floatingip.datasource import DataSource, PolicyMode, State
 from floatingip.errors import FloatingIPError
@@ -33,6 +33,7 @@ from floatingip.etcd_client import Endpoint, EtcdError, EtcdPool
 from floatingip.etcd_fence import DEFAULT_TTL, EtcdFence
 from floatingip.fence import DuplicateAddressFence, Fences
 from floatingip.manager import Manager
+from floatingip.patroni_source import PatroniScope, state_reader, watched_prefixes
 from floatingip.rule_files import load_rules, shipped_rules_dir
 from floatingip.service import load_services
 from floatingip.supervisor import DEFAULT_MONITOR_INTERVAL
@@ -108,7 +109,7 @@ def _add(manager: Manager, record: DataSourceRecord) -> Any:
     )
 
 
-async def _watch_prefix(client: Any, *, prefix: bytes, start: int) -> Any:
+async def _watch(client: Any, *, prefix: bytes, start: int) -> Any:
     return await client.watch_prefix(prefix, start_revision=start)
 
 
@@ -126,6 +127,7 @@ class Agent:
         rules_dir: str | Path | None = None,
         monitor_interval: float = DEFAULT_MONITOR_INTERVAL,
         executor: Executor | None = None,
+        patroni: PatroniScope | None = None,  # datasources from Patroni's keys, not ours
     ) -> None:
         # Files first: a bad service or rule file stops the agent before it touches etcd.
         self.services = load_services(cluster_home, cluster)
@@ -136,6 +138,7 @@ class Agent:
         self.ttl = ttl
         self.monitor_interval = monitor_interval
         self.executor = executor if executor is not None else LocalExecutor()
+        self.patroni = patroni
         self.manager: Manager | None = None
         self._applied: dict[str, DataSourceRecord] = {}
         self._policy = PolicyMode.AUTOMATIC
@@ -150,7 +153,7 @@ class Agent:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
         self.pool = EtcdPool(self.endpoints, timeout=1.0)
-        self.state = ClusterState(self.pool, self.cluster)
+        self.state = state_reader(self.pool, self.cluster, self.patroni)
         self.fence = EtcdFence(
             self.pool,
             self.cluster,
@@ -259,35 +262,34 @@ class Agent:
     async def _follow(self, view: Snapshot) -> None:
         """Watch from the view's revision + 1; after any error or a recovery, read again and
         apply the difference."""
-        prefix = self.state.prefix.encode()
+        prefixes = watched_prefixes(self.state)
         while not self._stop.is_set():
+            watches: list[Any] = []
             try:
-                watch = await self.pool.call(
-                    "watch", partial(_watch_prefix, prefix=prefix, start=view.revision + 1)
-                )
+                for prefix in prefixes:
+                    request = partial(_watch, prefix=prefix.encode(), start=view.revision + 1)
+                    watches.append(await self.pool.call("watch", request))
                 self._rewatch.clear()
-                consumer = asyncio.create_task(self._consume(watch, view))
-                rewatch = asyncio.create_task(self._rewatch.wait())
-                done, _ = await asyncio.wait(
-                    {consumer, rewatch}, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in (consumer, rewatch):
+                tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self._rewatch.wait())]
+                tasks += [asyncio.create_task(self._consume(w, view)) for w in watches]
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in tasks:
                     task.cancel()
-                await asyncio.gather(consumer, rewatch, return_exceptions=True)
-                try:
-                    await asyncio.wait_for(watch.cancel(), 1.0)
-                except Exception as exc:  # a dead stream's cancel may fail too
-                    logger.debug("watch cancel: %r", exc)
-                if consumer in done and consumer.exception() is not None:
-                    raise consumer.exception()  # type: ignore[misc]
+                await asyncio.gather(*tasks, return_exceptions=True)
+                if failed := next((t.exception() for t in done if t.exception()), None):
+                    raise failed
                 logger.info("re-reading the cluster's state (etcd reachable again)")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # every watch failure is handled the same way
+            except Exception as exc:  # every watch failure (not a cancel) is handled the same way
                 logger.warning(
                     "watch ended (%s: %s); reading the state again", type(exc).__name__, exc
                 )
                 await asyncio.sleep(0.2)
+            finally:
+                for watch in watches:
+                    try:
+                        await asyncio.wait_for(watch.cancel(), 1.0)
+                    except Exception as exc:  # a dead stream's cancel may fail too
+                        logger.debug("watch cancel: %r", exc)
             view = await self._reread()
 
     async def _reread(self) -> Snapshot:

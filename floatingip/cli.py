@@ -205,7 +205,13 @@ def _agent(args: argparse.Namespace) -> int:
 
     from floatingip.agent import Agent, JournalFormatter
     from floatingip.etcd_client import parse_endpoints
+    from floatingip.patroni_source import PatroniScope
 
+    if args.patroni_namespace is not None and args.patroni_scope is None:
+        raise UsageError("--patroni-namespace needs --patroni-scope")
+    patroni = None
+    if args.patroni_scope is not None:
+        patroni = PatroniScope(args.patroni_scope, args.patroni_namespace or "/service")
     if not MIN_TTL <= args.ttl <= 3600:
         raise UsageError(
             f"--ttl must be whole seconds in {MIN_TTL}-3600 (a start needs a margin of 1 s "
@@ -224,6 +230,7 @@ def _agent(args: argparse.Namespace) -> int:
         ttl=args.ttl,
         rules_dir=args.rules_dir,
         monitor_interval=check_interval(args.monitor, "--monitor"),
+        patroni=patroni,
     )
     return asyncio.run(agent.run())
 
@@ -341,6 +348,19 @@ def _parser() -> argparse.ArgumentParser:
         "and an agent cut from etcd drops its VIP within it",
     )
     agent.add_argument("--rules-dir", help="the rules directory (default: the shipped rules)")
+    agent.add_argument(
+        "--patroni-scope",
+        metavar="SCOPE",
+        help="follow Patroni's own keys in the same etcd (etcd3: in patroni.yml) instead of "
+        "/floatingip/CLUSTER/datasource/: each member a datasource on the host of its name "
+        "(--host is this member's name:), the member the leader key names, primary and "
+        "running, the master; no leader key, no VIP",
+    )
+    agent.add_argument(
+        "--patroni-namespace",
+        metavar="PATH",
+        help="Patroni's namespace: (default /service): keys /PATH/SCOPE/leader, members/NAME",
+    )
     _add_monitor_option(agent)
     agent.set_defaults(handler=_agent)
     install = add_command(

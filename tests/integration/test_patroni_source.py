@@ -1,0 +1,134 @@
+"""``floatingip agent --patroni-scope``: real Patroni (Debian's 3.0) on real PostgreSQL 15 and a
+real etcd, each in a sandbox host, with no floatingip callback in Patroni (they run ``true``):
+an agent on each database host follows Patroni's own leader and member keys.  The VIP is on
+nobody before Patroni writes a leader, on the leader after bootstrap, and follows ``patronictl
+switchover`` and the leader host's death (its agent, cut from etcd, drops the VIP; the survivor
+takes it once Patroni promotes it); psql from a client through the VIP reaches a primary that
+takes writes.  Both
+database hosts are polled all along: never two holders."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from floatingip.sandbox import Sandbox
+from tests.conftest import PATIENCE, report, require, require_program, require_root, wait_until
+from tests.integration.etcd_cluster import EtcdCluster, die_with_parent
+from tests.integration.test_hook_patroni import (
+    FAILOVER_PATIENCE,
+    PatroniNode,
+    Watcher,
+    _running_replica,
+    last_answer,
+    primary_through_vip,
+)
+from tests.integration.test_hook_repmgr import BINDIR, hook_workspace
+
+World = tuple[Sandbox, EtcdCluster, Callable[[str], PatroniNode]]
+
+
+def start_agent(
+    sandbox: Sandbox, work: Path, host: str, etcd: EtcdCluster
+) -> subprocess.Popen[bytes]:
+    with (work / f"agent-{host}.log").open("ab") as log:
+        return subprocess.Popen(
+            ["ip", "netns", "exec", sandbox.namespaces[host], sys.executable, "-m",
+             "floatingip", "agent", "--cluster-home", str(work / "cluster-home"),
+             "--cluster", "demo", "--host", host, "--etcd", etcd.endpoints, "--ttl", "5",
+             "--monitor", "2", "--patroni-scope", "demo"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=die_with_parent,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    require_root()
+    require_program("patroni", package="patroni")
+    require_program("etcd", package="etcd-server")
+    require_program("psql", package="postgresql-client")
+    require_program("runuser", package="util-linux")
+    require((BINDIR / "initdb").exists(), "needs PostgreSQL 15 (Debian: postgresql-15)")
+    with (
+        hook_workspace("patronisrc") as (work, _),
+        Sandbox(["db1", "db2", "client", "etcd"]) as sandbox,
+    ):
+        etcd = EtcdCluster(sandbox, ["etcd"], work / "etcd").start()
+        agents = {host: start_agent(sandbox, work, host, etcd) for host in ("db1", "db2")}
+        nodes: dict[str, PatroniNode] = {}
+        endpoint = f"{sandbox.addresses['etcd']}:2379"
+
+        def start(host: str) -> PatroniNode:
+            nodes[host] = PatroniNode(sandbox, host, work, endpoint, "true")
+            return nodes[host]
+
+        try:
+            yield sandbox, etcd, start
+        finally:
+            for process in agents.values():  # SIGTERM: each releases what it holds
+                process.terminate()
+            for process in agents.values():
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            for node in nodes.values():
+                node.stop()
+            etcd.close()
+            for host in agents:
+                text = (work / f"agent-{host}.log").read_text(errors="replace")
+                print(f"--- agent {host}", text[-3000:], sep="\n")
+
+
+def test_agents_follow_patroni_keys_through_a_switchover(world: World) -> None:
+    sandbox, etcd, start = world
+    watcher = Watcher(sandbox)
+    try:
+        time.sleep(2)  # the agents are up with no Patroni key: nobody may hold the VIP
+        assert watcher.holders() == []
+        db1 = start("db1")
+        assert wait_until(lambda: watcher.holders() == ["db1"], FAILOVER_PATIENCE)
+        assert wait_until(lambda: primary_through_vip(sandbox, 1), PATIENCE), last_answer
+        db2 = start("db2")
+        assert wait_until(lambda: _running_replica(db1), FAILOVER_PATIENCE), last_answer
+        assert watcher.holders() == ["db1"]
+        keys = etcd.etcdctl("client", "get", "--prefix", "/service/demo/members/")
+        print("Patroni's member keys:", keys.stdout, sep="\n")
+
+        began = time.monotonic()
+        switched = db1.patronictl("switchover", "--leader", "db1", "--candidate", "db2", "--force")
+        assert switched.returncode == 0, switched.stdout + switched.stderr
+        assert wait_until(lambda: watcher.holders() == ["db2"], FAILOVER_PATIENCE)
+        switch_vip = time.monotonic() - began
+        assert wait_until(lambda: primary_through_vip(sandbox, 2), PATIENCE), last_answer
+        switch_write = time.monotonic() - began
+        assert wait_until(lambda: _running_replica(db2), FAILOVER_PATIENCE)
+        assert watcher.holders() == ["db2"]
+
+        # the leader's host dies: Patroni and PostgreSQL killed -9, its network gone; its agent,
+        # cut from etcd, drops the VIP; the leader key expires (ttl 10), db1 is promoted
+        began = time.monotonic()
+        db2.kill()
+        sandbox.run("db2", ["ip", "link", "set", "eth0", "down"])
+        assert wait_until(lambda: watcher.holders() == [], FAILOVER_PATIENCE)
+        dropped = time.monotonic() - began
+        assert wait_until(lambda: watcher.holders() == ["db1"], FAILOVER_PATIENCE)
+        fail_vip = time.monotonic() - began
+        assert wait_until(lambda: primary_through_vip(sandbox, 3), PATIENCE), last_answer
+        fail_write = time.monotonic() - began
+    finally:
+        watcher.close()
+    assert not watcher.both, f"two holders in {len(watcher.both)} of {watcher.samples} samples"
+    report(
+        f"patroni DCS watch (agents on Patroni's keys): switchover -> VIP on the new leader "
+        f"{switch_vip:.1f} s, first write through it {switch_write:.1f} s; leader host killed -> "
+        f"VIP dropped there {dropped:.1f} s (agent --ttl 5), on the survivor {fail_vip:.1f} s, "
+        f"first write {fail_write:.1f} s (Patroni ttl 10); VIP polled {watcher.samples} times, "
+        "never on two hosts"
+    )
+    assert etcd.healthy()
