@@ -27,6 +27,7 @@ __all__ = [
     "no_interface",
     "perform",
     "probe",
+    "stop_again",
 ]
 
 logger = logging.getLogger(__name__)
@@ -283,3 +284,13 @@ def _verify(
         return run.done(change, changed, error, held=now)
     announce = vip.arping_argv() if starting and vip.arp_count else None
     return run.done(change, changed, held=now, announce=announce)
+
+
+def stop_again(
+    service: ServiceDefinition, executor: Executor, started: ActionResult, why: str
+) -> ActionResult:
+    """A start that crossed a drop_all: stop it again; it fails, and is not held."""
+    stop = perform(service, Action.STOP, executor)
+    undone = "stopped again" if stop.ok else f"stopping it again FAILED: {stop.error}"
+    error = FloatingIPError(f"every VIP was dropped while this start ran ({why}); {undone}")
+    return ActionResult(started.argv, started.result, error, (*started.steps, *stop.steps))

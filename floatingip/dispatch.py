@@ -19,16 +19,16 @@ from collections import deque
 from collections.abc import Mapping
 
 from floatingip import facts
-from floatingip.actions import ActionResult, perform, probe
+from floatingip.actions import ActionResult, perform, probe, stop_again
 from floatingip.announce import Announcer
 from floatingip.cluster import ClusterState
 from floatingip.commands import Executor
 from floatingip.datasource import DataSource, PolicyMode
 from floatingip.engine import Engine, Firing
 from floatingip.errors import EngineError, FloatingIPError
-from floatingip.fence import Fence, FenceAnswer, ProbedAnswer, give_back
+from floatingip.fence import Fence, FenceAnswer, ProbedAnswer, give_back, refused
 from floatingip.results import ChangeResult, CommandOutcome, Event, History
-from floatingip.rules import Intent
+from floatingip.ruleset import Intent
 from floatingip.service import ServiceDefinition
 from floatingip.supervisor import Retries
 from floatingip.vocabulary import Action, EventKind, Phase
@@ -270,7 +270,7 @@ class Dispatcher:
         try:
             answer = self._ask_fence(service, intent, host) if _takes(service, intent) else None
             if answer is not None and not answer.granted:
-                action = _refused(service, intent.action, answer)
+                action = refused(service, intent.action, answer)
             else:
                 action = perform(service, intent.action, executor)
                 if isinstance(answer, ProbedAnswer) and answer.steps:
@@ -294,7 +294,7 @@ class Dispatcher:
                 if not dropped and track and intent.action in _TRACKED:
                     self.state.hold(intent.service, intent.datasource or "")
             if dropped:  # every VIP was dropped while this start ran: undo it, give back
-                action = _undo(service, executor, action, self.dropped)
+                action = stop_again(service, executor, action, self.dropped)
                 self._give_back_if_absent(service, executor, host)
         elif track and action.ok and intent.action == Action.STOP:
             with self.drop_lock:  # under the service's lock: the failsafe sees what it did
@@ -393,24 +393,3 @@ def _takes(service: ServiceDefinition, intent: Intent) -> bool:
     return intent.action == Action.START or (
         intent.action == Action.RESTART and service.vip is not None
     )
-
-
-def _undo(
-    service: ServiceDefinition, executor: Executor, started: ActionResult, why: str
-) -> ActionResult:
-    """A start that crossed a drop_all: stop it again; it fails, and is not held."""
-    stop = perform(service, Action.STOP, executor)
-    undone = "stopped again" if stop.ok else f"stopping it again FAILED: {stop.error}"
-    error = FloatingIPError(f"every VIP was dropped while this start ran ({why}); {undone}")
-    return ActionResult(started.argv, started.result, error, (*started.steps, *stop.steps))
-
-
-def _refused(service: ServiceDefinition, action: Action | str, answer: FenceAnswer) -> ActionResult:
-    """The result of a start the fence refused: no command ran (but the fence's own probes)."""
-    taking = Action.START if service.vip is not None else action
-    argv = service.argv(taking) if service.missing(taking) is None else ()
-    if isinstance(answer, ProbedAnswer):
-        error = answer.error or FloatingIPError(answer.reason)
-        return ActionResult(argv, None, error, answer.steps)
-    reason = answer.reason or "no reason given"
-    return ActionResult(argv, None, FloatingIPError(f"the fence refused it: {reason}"))

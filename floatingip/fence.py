@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
-from floatingip.actions import duplicate_probe_argv, last_line, perform
+from floatingip.actions import ActionResult, duplicate_probe_argv, last_line, perform
 from floatingip.commands import CommandResult, Executor
 from floatingip.dad import FREE, IN_USE
 from floatingip.errors import CommandError, DuplicateAddressError, FloatingIPError
@@ -40,6 +40,7 @@ __all__ = [
     "OpenFence",
     "ProbedAnswer",
     "give_back",
+    "refused",
 ]
 
 logger = logging.getLogger(__name__)
@@ -254,3 +255,14 @@ def _unprobed(
         argv=argv,
         result=result,
     )
+
+
+def refused(service: ServiceDefinition, action: Action | str, answer: FenceAnswer) -> ActionResult:
+    """The result of a start the fence refused: no command ran (but the fence's own probes)."""
+    taking = Action.START if service.vip is not None else action
+    argv = service.argv(taking) if service.missing(taking) is None else ()
+    if isinstance(answer, ProbedAnswer):
+        error = answer.error or FloatingIPError(answer.reason)
+        return ActionResult(argv, None, error, answer.steps)
+    reason = answer.reason or "no reason given"
+    return ActionResult(argv, None, FloatingIPError(f"the fence refused it: {reason}"))
