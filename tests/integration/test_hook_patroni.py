@@ -160,14 +160,31 @@ def primary_through_vip(sandbox: Sandbox, value: int) -> bool:
 last_answer: list[str] = []
 
 
-@pytest.fixture
-def cluster() -> Iterator[tuple[Sandbox, EtcdCluster, Callable[[str], PatroniNode]]]:
+def switch_over_to_db2(db1: PatroniNode, sandbox: Sandbox, watcher: Watcher) -> tuple[float, float]:
+    """`patronictl switchover` from db1 to db2: seconds until the VIP is on db2 (and only
+    there), and until a write through it reaches db2's PostgreSQL."""
+    began = time.monotonic()
+    switched = db1.patronictl("switchover", "--leader", "db1", "--candidate", "db2", "--force")
+    assert switched.returncode == 0, switched.stdout + switched.stderr
+    assert wait_until(lambda: watcher.holders() == ["db2"], FAILOVER_PATIENCE)
+    switch_vip = time.monotonic() - began
+    assert wait_until(lambda: primary_through_vip(sandbox, 2), PATIENCE), last_answer
+    return switch_vip, time.monotonic() - began
+
+
+def require_patroni() -> None:
+    """Root (namespaces), Patroni, etcd, psql, runuser and PostgreSQL 15's server."""
     require_root()
     require_program("patroni", package="patroni")
     require_program("etcd", package="etcd-server")
     require_program("psql", package="postgresql-client")
     require_program("runuser", package="util-linux")
     require((BINDIR / "initdb").exists(), "needs PostgreSQL 15 (Debian: postgresql-15)")
+
+
+@pytest.fixture
+def cluster() -> Iterator[tuple[Sandbox, EtcdCluster, Callable[[str], PatroniNode]]]:
+    require_patroni()
     with (
         hook_workspace("patroni") as (work, hook),
         Sandbox(["db1", "db2", "client", "etcd"]) as sandbox,
@@ -206,13 +223,7 @@ def test_patroni_callbacks_move_the_vip_on_switchover_and_failover(
         assert wait_until(lambda: _running_replica(db1), FAILOVER_PATIENCE), last_answer
         assert watcher.holders() == ["db1"]
 
-        began = time.monotonic()
-        switched = db1.patronictl("switchover", "--leader", "db1", "--candidate", "db2", "--force")
-        assert switched.returncode == 0, switched.stdout + switched.stderr
-        assert wait_until(lambda: watcher.holders() == ["db2"], FAILOVER_PATIENCE)
-        switch_vip = time.monotonic() - began
-        assert wait_until(lambda: primary_through_vip(sandbox, 2), PATIENCE), last_answer
-        switch_write = time.monotonic() - began
+        switch_vip, switch_write = switch_over_to_db2(db1, sandbox, watcher)
         assert wait_until(lambda: _running_replica(db2), FAILOVER_PATIENCE)
     finally:
         watcher.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from floatingip.sandbox import Sandbox
-from tests.conftest import PATIENCE, report, require, require_program, require_root, wait_until
+from tests.conftest import PATIENCE, report, wait_until
 from tests.integration.etcd_cluster import EtcdCluster, die_with_parent
 from tests.integration.test_hook_patroni import (
     FAILOVER_PATIENCE,
@@ -27,8 +27,10 @@ from tests.integration.test_hook_patroni import (
     _running_replica,
     last_answer,
     primary_through_vip,
+    require_patroni,
+    switch_over_to_db2,
 )
-from tests.integration.test_hook_repmgr import BINDIR, hook_workspace
+from tests.integration.test_hook_repmgr import hook_workspace
 
 World = tuple[Sandbox, EtcdCluster, Callable[[str], PatroniNode]]
 
@@ -48,12 +50,7 @@ def start_agent(
 
 @pytest.fixture
 def world() -> Iterator[World]:
-    require_root()
-    require_program("patroni", package="patroni")
-    require_program("etcd", package="etcd-server")
-    require_program("psql", package="postgresql-client")
-    require_program("runuser", package="util-linux")
-    require((BINDIR / "initdb").exists(), "needs PostgreSQL 15 (Debian: postgresql-15)")
+    require_patroni()
     with (
         hook_workspace("patronisrc") as (work, _),
         Sandbox(["db1", "db2", "client", "etcd"]) as sandbox,
@@ -100,13 +97,7 @@ def test_agents_follow_patroni_keys_through_a_switchover(world: World) -> None:
         keys = etcd.etcdctl("client", "get", "--prefix", "/service/demo/members/")
         print("Patroni's member keys:", keys.stdout, sep="\n")
 
-        began = time.monotonic()
-        switched = db1.patronictl("switchover", "--leader", "db1", "--candidate", "db2", "--force")
-        assert switched.returncode == 0, switched.stdout + switched.stderr
-        assert wait_until(lambda: watcher.holders() == ["db2"], FAILOVER_PATIENCE)
-        switch_vip = time.monotonic() - began
-        assert wait_until(lambda: primary_through_vip(sandbox, 2), PATIENCE), last_answer
-        switch_write = time.monotonic() - began
+        switch_vip, switch_write = switch_over_to_db2(db1, sandbox, watcher)
         assert wait_until(lambda: _running_replica(db2), FAILOVER_PATIENCE)
         assert watcher.holders() == ["db2"]
 
