@@ -160,6 +160,20 @@ def primary_through_vip(sandbox: Sandbox, value: int) -> bool:
 last_answer: list[str] = []
 
 
+def bootstrap_db1_then_db2(
+    start: Callable[[str], PatroniNode], sandbox: Sandbox, watcher: Watcher
+) -> tuple[PatroniNode, PatroniNode]:
+    """db1 bootstraps the cluster and leads it (the VIP on db1, a write through it reaches
+    db1), then db2 joins as a running replica while the VIP stays on db1."""
+    db1 = start("db1")
+    assert wait_until(lambda: watcher.holders() == ["db1"], FAILOVER_PATIENCE)
+    assert wait_until(lambda: primary_through_vip(sandbox, 1), PATIENCE), last_answer
+    db2 = start("db2")
+    assert wait_until(lambda: _running_replica(db1), FAILOVER_PATIENCE), last_answer
+    assert watcher.holders() == ["db1"]
+    return db1, db2
+
+
 def switch_over_to_db2(db1: PatroniNode, sandbox: Sandbox, watcher: Watcher) -> tuple[float, float]:
     """`patronictl switchover` from db1 to db2: seconds until the VIP is on db2 (and only
     there), and until a write through it reaches db2's PostgreSQL."""
@@ -216,12 +230,7 @@ def test_patroni_callbacks_move_the_vip_on_switchover_and_failover(
     watcher = Watcher(sandbox)
     try:
         # db1 bootstraps the cluster and leads it: on_start with role master
-        db1 = start("db1")
-        assert wait_until(lambda: watcher.holders() == ["db1"], FAILOVER_PATIENCE)
-        assert wait_until(lambda: primary_through_vip(sandbox, 1), PATIENCE), last_answer
-        db2 = start("db2")
-        assert wait_until(lambda: _running_replica(db1), FAILOVER_PATIENCE), last_answer
-        assert watcher.holders() == ["db1"]
+        db1, db2 = bootstrap_db1_then_db2(start, sandbox, watcher)
 
         switch_vip, switch_write = switch_over_to_db2(db1, sandbox, watcher)
         assert wait_until(lambda: _running_replica(db2), FAILOVER_PATIENCE)

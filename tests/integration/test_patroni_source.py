@@ -25,6 +25,7 @@ from tests.integration.test_hook_patroni import (
     PatroniNode,
     Watcher,
     _running_replica,
+    bootstrap_db1_then_db2,
     last_answer,
     primary_through_vip,
     require_patroni,
@@ -88,12 +89,7 @@ def test_agents_follow_patroni_keys_through_a_switchover(world: World) -> None:
     try:
         time.sleep(2)  # the agents are up with no Patroni key: nobody may hold the VIP
         assert watcher.holders() == []
-        db1 = start("db1")
-        assert wait_until(lambda: watcher.holders() == ["db1"], FAILOVER_PATIENCE)
-        assert wait_until(lambda: primary_through_vip(sandbox, 1), PATIENCE), last_answer
-        db2 = start("db2")
-        assert wait_until(lambda: _running_replica(db1), FAILOVER_PATIENCE), last_answer
-        assert watcher.holders() == ["db1"]
+        db1, db2 = bootstrap_db1_then_db2(start, sandbox, watcher)
         keys = etcd.etcdctl("client", "get", "--prefix", "/service/demo/members/")
         print("Patroni's member keys:", keys.stdout, sep="\n")
 
