@@ -30,13 +30,15 @@ SwitchStep = tuple[str, Role | None, State | None]
 
 
 class ClusterState:
-    """The belief of the manager of ``cluster`` on ``host``, which acts for ``hosts``."""
+    """The belief of the manager of ``cluster`` on ``host``, which acts for ``hosts``: those of
+    ``all_hosts`` (its executors') not declared dead (floatingip.dead)."""
 
     def __init__(
         self, *, cluster: str, host: str, hosts: frozenset[str], policy: PolicyMode
     ) -> None:
         self.cluster = cluster
         self.host = host
+        self.all_hosts = hosts
         self.hosts = hosts
         self.policy = policy
         self.lock = threading.Lock()
@@ -68,9 +70,14 @@ class ClusterState:
         return on_host[0][1] if on_host else None
 
     def others_unknown(self) -> bool:
-        """Whether a datasource runs on a host this manager cannot see: then a VIP released
-        there is not confirmed gone, and taking it needs duplicate address detection first."""
+        """Whether a datasource runs on a host this manager cannot see (or one declared dead):
+        then a VIP released there is not confirmed gone, and taking it needs duplicate address
+        detection first."""
         return any(ds.host not in self.hosts for ds in self.datasources.values())
+
+    def acts_for(self, host: str) -> bool:
+        """False for a host declared dead: a datasource there is not brought back ONLINE."""
+        return host in self.hosts or host not in self.all_hosts
 
     def hold(self, service: str, datasource: str | None) -> None:
         with self.lock:
@@ -107,7 +114,8 @@ class ClusterState:
 
     def switch_plan(self, to: str | None) -> tuple[str | None, str, list[SwitchStep]]:
         """The old master, the target, and the steps: the old master goes OFFLINE and becomes
-        a slave, the target is promoted, the old master comes back ONLINE if it was."""
+        a slave, the target is promoted, the old master comes back ONLINE if it was (and its
+        host is not declared dead)."""
         old = self.single_master()
         target = self.switch_target(to, old)
         was_online = old is not None and self.datasources[old].state is State.ONLINE
@@ -117,7 +125,7 @@ class ClusterState:
         if old is not None:
             plan.append((old, Role.SLAVE, None))
         plan.append((target, Role.MASTER, None))
-        if old is not None and was_online:
+        if old is not None and was_online and self.acts_for(self.datasources[old].host):
             plan.append((old, None, State.ONLINE))
         return old, target, plan
 

@@ -27,6 +27,7 @@ from floatingip.datasource import DataSource, PolicyMode
 from floatingip.engine import Engine, Firing
 from floatingip.errors import EngineError, FloatingIPError
 from floatingip.fence import Fence, FenceAnswer, ProbedAnswer, give_back, refused
+from floatingip.hosts import Hosts
 from floatingip.results import ChangeResult, CommandOutcome, Event, History
 from floatingip.ruleset import Intent
 from floatingip.service import ServiceDefinition
@@ -60,8 +61,10 @@ class Dispatcher:
         history: History,
         retries: Retries,
         fence: Fence,
+        hosts: Hosts,
     ) -> None:
         self.state = state
+        self.hosts = hosts  # reachable, unreachable, declared dead (floatingip.hosts)
         self.services = services
         self.executors = executors
         self.engine = engine
@@ -108,17 +111,6 @@ class Dispatcher:
         self.state.policy = new
         self.record(Event(kind=EventKind.POLICY, message=description))
         return self.change(description, facts.policy_fact(new))
-
-    def warn_unprobeable(self) -> None:
-        """Say which services reconcile and the monitor leave alone: their state cannot be read."""
-        for name, service in self.services.items():
-            if not service.reports_held:
-                message = (
-                    f"reconcile is off for service {name!r}: it needs command.status and a VIP "
-                    "address (vip.address, or the one IPv4 address in command.start)"
-                )
-                logger.warning("%s", message)
-                self.record(Event(kind=EventKind.WARNING, message=message, ok=False, service=name))
 
     def apply_datasource(self, new: DataSource, old: DataSource | None) -> ChangeResult:
         """``old`` becomes ``new`` (a datasource added when ``old`` is None)."""
@@ -240,6 +232,9 @@ class Dispatcher:
             return None
         datasource = state.datasources.get(intent.datasource or "")
         host = datasource.host if datasource else state.host
+        if host in self.hosts.dead:
+            self.skip(intent, f"host {host} is declared dead")
+            return None
         return self.execute(service, intent, host, track=True)
 
     def execute(
@@ -272,7 +267,10 @@ class Dispatcher:
             if answer is not None and not answer.granted:
                 action = refused(service, intent.action, answer)
             else:
-                action = perform(service, intent.action, executor)
+                with self.hosts.acting(service.name, intent.action):
+                    action = perform(service, intent.action, executor)
+                if action.held is not None:
+                    self.hosts.seen(service.name, host)
                 if isinstance(answer, ProbedAnswer) and answer.steps:
                     action = action.after(answer.steps)
         finally:
@@ -305,6 +303,9 @@ class Dispatcher:
         return outcome
 
     def _ask_fence(self, service: ServiceDefinition, intent: Intent, host: str) -> FenceAnswer:
+        blocked = self.hosts.blocks_take(service.name, host)  # a start elsewhere never returned
+        if blocked is not None:
+            return ProbedAnswer(granted=False, reason=str(blocked), error=blocked)
         try:
             return self.fence.acquire(service.name, host=host, datasource=intent.datasource)
         except Exception as exc:  # a fence must not raise; fail closed if it does

@@ -21,6 +21,8 @@ __all__ = [
     "DuplicateAddressError",
     "EngineError",
     "FloatingIPError",
+    "HostDeadError",
+    "HostUnreachableError",
     "ManagerClosedError",
     "Problem",
     "PropertiesError",
@@ -180,3 +182,32 @@ class CommandStartError(CommandError):
     def __init__(self, message: str, *, argv: Sequence[str], reason: str) -> None:
         super().__init__(message, argv=argv)
         self.reason = reason
+
+
+class HostUnreachableError(CommandError):
+    """A command could not reach its host: the transport failed (ssh exit 255, the network
+    namespace is gone, an executor's connection refused) or the host did not answer in time.
+    Unlike a command that ran and failed, nothing is known of the host's state: its VIP may still
+    be up there.  ``host`` and ``transport`` name where and how."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str,
+        transport: str,
+        argv: Sequence[str] = (),
+        result: CommandResult | None = None,
+    ) -> None:
+        super().__init__(message, argv=argv, result=result)
+        self.host = host
+        self.transport = transport
+
+
+class HostDeadError(FloatingIPError):
+    """The host was declared dead (``Manager.declare_dead``): nothing runs there until it is
+    declared alive again."""
+
+    def __init__(self, message: str, *, host: str) -> None:
+        super().__init__(message)
+        self.host = host

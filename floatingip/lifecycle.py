@@ -13,6 +13,7 @@ from floatingip.datasource import State
 from floatingip.dispatch import Dispatcher
 from floatingip.engine import Engine
 from floatingip.errors import ManagerClosedError
+from floatingip.reconcile import warn_unprobeable
 from floatingip.supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def start_up(
             host=datasource.host,
             state=given.states.get(datasource.name, State.OFFLINE),
         )
-    dispatcher.warn_unprobeable()
+    warn_unprobeable(dispatcher)
     if reconcile_at_start:
         manager.reconcile()
     with lock:

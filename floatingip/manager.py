@@ -19,9 +19,11 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from floatingip import assembly, failsafe, lifecycle
+from floatingip import dead as declarations
 from floatingip.cluster import ClusterState
 from floatingip.commands import Executor
 from floatingip.datasource import (
@@ -37,6 +39,7 @@ from floatingip.dispatch import Dispatcher
 from floatingip.engine import Engine
 from floatingip.errors import DataSourceError, UsageError
 from floatingip.fence import DuplicateAddressFence, Fence
+from floatingip.hosts import DEFAULT_UNREACHABLE_AFTER, Hosts
 from floatingip.reconcile import monitor, reevaluate
 from floatingip.reconcile import retry as retry_service
 from floatingip.results import ChangeResult, CommandOutcome, Event, History, SwitchResult
@@ -70,6 +73,9 @@ class Manager(ManagerView):
     asked before every start (default: duplicate address detection, see floatingip.fence).
     ``failsafe`` (Tungsten's ``manager.vip.isFailSafe``): closing releases what this manager
     holds; False keeps it, for a one-shot process (``floatingip hook``) whose VIP must outlive it.
+    ``unreachable_after``: seconds a command to another host may take before that host is
+    reported unreachable and the manager goes on (0: wait for the command's own timeout); see
+    :meth:`declare_dead` for moving a VIP away from a host that cannot be reached.
     """
 
     def __init__(
@@ -91,6 +97,7 @@ class Manager(ManagerView):
         retry: RetryPolicy | None = None,
         fence: Fence | None = None,
         failsafe: bool = True,
+        unreachable_after: float = DEFAULT_UNREACHABLE_AFTER,
     ) -> None:
         # Every argument is checked before anything is built, started or run.
         given = assembly.check_arguments(
@@ -108,6 +115,9 @@ class Manager(ManagerView):
         )
         self._lock = threading.RLock()
         self._history = History(given.history_size)
+        patience = check_seconds(unreachable_after, "unreachable_after", minimum=0.001)
+        self._hosts = Hosts(self.host, patience, self._history.record)
+        executors = self._hosts.guard(given.executors)  # every command obeys self._hosts
         # Started only once the manager is built: its monitor and retries call into all of it.
         self._supervisor = Supervisor(
             interval=monitor_interval,
@@ -119,13 +129,14 @@ class Manager(ManagerView):
         self._dispatcher = Dispatcher(
             state=self._state,
             services=self._services,
-            executors=given.executors,
+            executors=executors,
             engine=self._engine,
             history=self._history,
             retries=Retries(given.retry, self._supervisor),
             fence=given.fence or DuplicateAddressFence(
-                self._services, given.executors, needed=self._state.others_unknown
+                self._services, executors, needed=self._state.others_unknown
             ),
+            hosts=self._hosts,
         )  # fmt: skip
         self._open = lifecycle.OpenGate(self._lock, self._dispatcher, self.cluster)
         try:
@@ -276,6 +287,47 @@ class Manager(ManagerView):
         again on the next change or reconcile.  Never raises for a command."""
         reason = check_instance(reason, str, "reason", "a sentence")
         return failsafe.drop_all(self._dispatcher, reason)
+
+    # -- hosts that cannot be reached ---------------------------------------------------------
+
+    def declare_dead(self, host: str, reason: str = "declared dead") -> ChangeResult:
+        """The caller asserts ``host`` is fenced (powered off, STONITH confirmed): what it held
+        is taken as not held and the rules act (the VIP moves to the master on another host,
+        after the duplicate address check); nothing runs on ``host`` until :meth:`declare_alive`.
+        An unreachable host is never given up on without this: its VIP may still be up.
+        UsageError, changing nothing, for this manager's own host or one it does not act for."""
+        host = check_name(host, "host", UsageError)
+        reason = check_instance(reason, str, "reason", "a sentence")
+        with self._open:
+            self._other_host(host)
+            if host in self._hosts.dead:
+                raise UsageError(f"host {host!r} is already declared dead")
+            return declarations.declare_dead(self._dispatcher, self._hosts, host, reason)
+
+    def declare_alive(self, host: str) -> ChangeResult:
+        """``host``, declared dead, is back: a VIP still on it is removed before anything else,
+        then the manager acts for it again.  If that cannot be done (it is still unreachable, a
+        stop fails), it stays dead: the result's errors say why.  UsageError if it is not dead."""
+        host = check_name(host, "host", UsageError)
+        with self._open:
+            if host not in self._hosts.dead:
+                raise UsageError(f"host {host!r} is not declared dead")
+            return declarations.declare_alive(self._dispatcher, self._hosts, host)
+
+    @property
+    def dead(self) -> Mapping[str, str]:
+        """The hosts declared dead, each with the reason given."""
+        return MappingProxyType(dict(self._hosts.dead))
+
+    @property
+    def unreachable(self) -> Mapping[str, str]:
+        """The hosts whose last command could not reach them, each with why."""
+        return MappingProxyType(dict(self._hosts.unreachable))
+
+    def _other_host(self, host: str) -> None:
+        if host == self.host:
+            raise UsageError(f"host {host!r} is this manager's own host: it cannot declare it dead")
+        assembly.check_host(host, self.hosts)
 
     def _known_service(self, name: str) -> ServiceDefinition:
         service = self._services.get(name)

@@ -21,7 +21,15 @@ from floatingip.vocabulary import Action, EventKind
 if TYPE_CHECKING:
     from floatingip.dispatch import Dispatcher
 
-__all__ = ["Decision", "correct_belief", "decide", "monitor", "reevaluate", "retry"]
+__all__ = [
+    "Decision",
+    "correct_belief",
+    "decide",
+    "monitor",
+    "reevaluate",
+    "retry",
+    "warn_unprobeable",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +90,15 @@ def correct_belief(dispatcher: Dispatcher, name: str) -> list[CommandOutcome]:
     """Probe every host the dispatcher acts for; make ``held`` match what is really there."""
     service = dispatcher.services[name]
     state = dispatcher.state
-    found = {host: probe(service, executor) for host, executor in dispatcher.executors.items()}
+    # not on a host declared dead: nothing runs there, and what it held is not held
+    found = {
+        host: probe(service, executor)
+        for host, executor in dispatcher.executors.items()
+        if host in state.hosts
+    }
+    for host, held in found.items():
+        if held is not None:
+            dispatcher.hosts.seen(name, host)
     believed = state.holders.get(name)
     decision = decide(
         believed_host=state.host_of(believed) if believed is not None else None,
@@ -109,6 +125,20 @@ def correct_belief(dispatcher: Dispatcher, name: str) -> list[CommandOutcome]:
             if outcome is not None:
                 outcomes.append(outcome)
     return outcomes
+
+
+def warn_unprobeable(dispatcher: Dispatcher) -> None:
+    """Say which services reconcile and the monitor leave alone: their state cannot be read."""
+    for name, service in dispatcher.services.items():
+        if not service.reports_held:
+            message = (
+                f"reconcile is off for service {name!r}: it needs command.status and a VIP "
+                "address (vip.address, or the one IPv4 address in command.start)"
+            )
+            logger.warning("%s", message)
+            dispatcher.record(
+                Event(kind=EventKind.WARNING, message=message, ok=False, service=name)
+            )
 
 
 def reevaluate(
