@@ -22,6 +22,7 @@ from floatingip.datasource import PolicyMode, State
 from floatingip.errors import FloatingIPError
 from floatingip.results import ChangeResult, CommandOutcome, Event
 from floatingip.shell_backend import ShellBackend
+from floatingip.shell_hosts import HostCommands
 from floatingip.vocabulary import Action, EventKind
 
 __all__ = ["Shell", "interrupts_for_this_thread_only"]
@@ -51,7 +52,7 @@ def interrupts_for_this_thread_only() -> Iterator[None]:
         _block_interrupts(False)
 
 
-class Shell(cmd.Cmd):
+class Shell(HostCommands, cmd.Cmd):
     """The shell over a backend (floatingip.shell_backend); ``failures`` counts failed commands."""
 
     def __init__(self, manager: ShellBackend, *, stdout: IO[str]) -> None:
