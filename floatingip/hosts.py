@@ -168,9 +168,8 @@ class Hosts:
     # -- what the guarded executors report ------------------------------------------------------
 
     def _before(self, host: str, argv: Sequence[str], transport: str, *, anyway: bool) -> None:
-        with self._lock:
-            dead = self.dead.get(host)
-            stranded = self._stranded.get(host)
+        dead = self.dead.get(host)  # single reads, atomic: no lock on every command's path
+        stranded = self._stranded.get(host)
         if dead is not None and not anyway:
             raise HostDeadError(
                 f"host {host!r} is declared dead ({dead}): nothing runs there until it is "

@@ -106,6 +106,7 @@ class Manager(ManagerView):
             history_size=history_size, roles=roles, states=states,
             reconcile_at_start=reconcile_at_start, retry=retry, fence=fence, failsafe=failsafe,
         )  # fmt: skip
+        patience = check_seconds(unreachable_after, "unreachable_after", minimum=0.001)
         self.failsafe = given.failsafe
         self.cluster, self.host, self.executor = given.cluster, given.host, given.executor
         self.hosts = frozenset(given.executors)
@@ -115,7 +116,6 @@ class Manager(ManagerView):
         )
         self._lock = threading.RLock()
         self._history = History(given.history_size)
-        patience = check_seconds(unreachable_after, "unreachable_after", minimum=0.001)
         self._hosts = Hosts(self.host, patience, self._history.record)
         executors = self._hosts.guard(given.executors)  # every command obeys self._hosts
         # Started only once the manager is built: its monitor and retries call into all of it.
