@@ -92,6 +92,10 @@ class _Stranded:
     takes: bool
 
 
+def _since(stranded: _Stranded) -> float:
+    return stranded.since
+
+
 class _Call:
     """One command run in a worker thread; ``late`` once the caller stopped waiting."""
 
@@ -113,7 +117,7 @@ class Hosts:
         self._lock = threading.Lock()
         self.dead: dict[str, str] = {}  # host -> why it was declared dead
         self.unreachable: dict[str, str] = {}  # host -> why it could not be reached
-        self._stranded: dict[str, _Stranded] = {}
+        self._stranded: dict[str, dict[_Call, _Stranded]] = {}  # host -> its hung commands
         self._suspect: set[tuple[str, str]] = set()  # (service, host): a start that never returned
         self._acting = threading.local()
 
@@ -169,7 +173,7 @@ class Hosts:
 
     def _before(self, host: str, argv: Sequence[str], transport: str, *, anyway: bool) -> None:
         dead = self.dead.get(host)  # single reads, atomic: no lock on every command's path
-        stranded = self._stranded.get(host)
+        stranded = min(self._stranded.get(host, {}).values(), default=None, key=_since)
         if dead is not None and not anyway:
             raise HostDeadError(
                 f"host {host!r} is declared dead ({dead}): nothing runs there until it is "
@@ -205,19 +209,24 @@ class Hosts:
                 return False
             call.late = True
             takes = action in _TAKES
-            self._stranded[host] = _Stranded(what, time.monotonic(), service, takes)
+            hung = _Stranded(what, time.monotonic(), service, takes)
+            self._stranded[host] = {**self._stranded.get(host, {}), call: hung}
             if takes and service is not None:
                 self._suspect.add((service, host))
         return True
 
     def _answered_late(self, host: str, call: _Call, late: str | None) -> None:
         with self._lock:
-            stranded = self._stranded.pop(host, None)
+            hung = self._stranded.get(host, {})
+            stranded = hung.get(call)
+            self._stranded[host] = {other: s for other, s in hung.items() if other is not call}
+            still_hung = bool(self._stranded[host])
         waited = time.monotonic() - stranded.since if stranded else 0.0
         what = stranded.what if stranded else "a command"
         if late is None:
-            with self._lock:
-                self.unreachable.pop(host, None)
+            if not still_hung:
+                with self._lock:
+                    self.unreachable.pop(host, None)
             outcome = "ok" if call.result is not None and call.result.ok else "failed"
             self._say(f"host {host} answered {waited:.1f} s late: {what} {outcome}", ok=True)
         else:

@@ -21,6 +21,7 @@ SCRIPTS = [
     pytest.param("vip_move", marks=SLOW),
     pytest.param("etcd_switch", marks=SLOW),
     pytest.param("etcd_idle", marks=SLOW),
+    pytest.param("manager_idle", marks=SLOW),
 ]
 ROOT = ("vip_move", "etcd_switch", "etcd_idle")  # network namespaces
 ETCD = ("etcd_switch", "etcd_idle")
