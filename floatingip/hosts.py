@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from floatingip.commands import DEFAULT_TIMEOUT, CommandResult, Executor, NamespaceExecutor
+from floatingip.dad import PROBE_SCRIPT
 from floatingip.errors import HostDeadError, HostUnreachableError
 from floatingip.results import Event
 from floatingip.vocabulary import Action, EventKind
@@ -50,6 +51,20 @@ DEFAULT_UNREACHABLE_AFTER = 5.0
 _TAKES = (Action.START, Action.RESTART)
 _NETNS_GONE = "Cannot open network namespace"
 _SSH_FAILED = 255  # what ssh exits with when it cannot connect (ssh(1))
+
+
+def expected_seconds(argv: Sequence[str]) -> float:
+    """How long ``argv`` takes by design, beyond a command's usual instant: the duplicate
+    address probe listens ``--wait`` seconds, arping sends a packet a second."""
+    words = list(argv)
+    try:
+        if PROBE_SCRIPT in words:
+            return float(words[words.index("--wait") + 1])
+        if any(os.path.basename(word) == "arping" for word in words):
+            return float(words[words.index("-c") + 1])
+    except (ValueError, IndexError):
+        return 0.0
+    return 0.0
 
 
 def transport_of(executor: Executor) -> str:
@@ -304,7 +319,7 @@ class GuardedExecutor:
             daemon=True,
         )  # fmt: skip
         worker.start()
-        patience = self._hosts.unreachable_after
+        patience = self._hosts.unreachable_after + expected_seconds(argv)
         if not call.finished.wait(patience) and self._hosts._strand(self.host, call, argv):
             why = f"no answer within {patience:g} s (the command goes on, to its timeout)"
             self._hosts._lost(self.host, why)
