@@ -14,7 +14,7 @@ import math
 import os
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -63,7 +63,7 @@ class ServiceTarget:
 
     interface: str | None  # the base interface (eth0 for eth0:0)
     label: str | None  # eth0:0
-    address: ipaddress.IPv4Address | None
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None  # a VIP service's first
     prefixlen: int | None
 
     @functools.cached_property
@@ -186,15 +186,15 @@ class ServiceDefinition:
         """Every (action, argv) this service may run; ``sudo=True`` as a non-root user would."""
         if self.vip is None:
             return [(a, self.argv(a)) for a in ACTIONS if self.commands[a] is not None]
+        vip = self.vip
         planned: list[tuple[str, tuple[str, ...]]] = [
-            (Action.START, self.vip.add_argv(sudo)),
-            (Action.STOP, self.vip.del_argv(sudo)),
-            (Action.STATUS, self.vip.show_argv()),
+            *((Action.START, vip.add_argv(sudo, address)) for address in vip.addresses),
+            *((Action.START, argv) for argv in vip.announce_argvs(sudo)),
+            *((Action.STOP, vip.del_argv(sudo, address)) for address in vip.addresses),
+            (Action.STATUS, vip.show_argv()),
         ]
-        if self.vip.arp_count:
-            planned.insert(1, (Action.START, self.vip.arping_argv(sudo)))
-        if self.vip.dad_wait:
-            planned.insert(0, (Action.START, self.vip.dad_argv(sudo)))
+        if vip.dad_wait:
+            planned.insert(0, (Action.START, vip.dad_argv(sudo)))
         return planned
 
 
@@ -248,9 +248,13 @@ def _vip_commands(
     spec, problems = parse_vip(path, values, lines)
     if spec is None:
         return None, {}, problems
+
+    def each(argv: Callable[..., tuple[str, ...]]) -> str:  # a dual-stack VIP: both commands
+        return "; ".join(shlex.join(argv(sudo=False, address=a)) for a in spec.addresses)
+
     commands: dict[str, str | None] = {
-        Action.START: shlex.join(spec.add_argv(sudo=False)),
-        Action.STOP: shlex.join(spec.del_argv(sudo=False)),
+        Action.START: each(spec.add_argv),
+        Action.STOP: each(spec.del_argv),
         Action.RESTART: None,
         Action.STATUS: shlex.join(spec.show_argv()),
     }
@@ -318,8 +322,10 @@ def _classic_hints(
     text = values.get("vip.address")
     if text is None:
         return None, problems
-    why = address_problem(text.strip())
+    why = address_problem(text.strip(), ipv6=False)
     if why is not None:
+        if ":" in text:
+            why += " (next to command.* lines; an IPv6 VIP needs the built-in vip.* service)"
         return None, [*problems, Problem(path, lines["vip.address"], why)]
     return ipaddress.IPv4Interface(text.strip()), problems
 
