@@ -27,6 +27,7 @@ __all__ = [
     "no_interface",
     "perform",
     "probe",
+    "probe_partly",
     "stop_again",
 ]
 
@@ -165,11 +166,19 @@ def no_interface(vip: VipSpec, result: CommandResult) -> FloatingIPError:
 def probe(service: ServiceDefinition, executor: Executor) -> bool | None:
     """Whether the service's VIP is held through ``executor``'s host; None if that cannot be
     told (no known address or status command, or the status failed)."""
+    return probe_partly(service, executor)[0]
+
+
+def probe_partly(service: ServiceDefinition, executor: Executor) -> tuple[bool | None, bool]:
+    """:func:`probe`, and whether the VIP is there only in part (one address of a dual-stack
+    VIP, or an IPv6 one still tentative): it counts as held, for whoever asks whether it is
+    gone (never two holders), and needs completing where it is meant to be."""
     if not service.reports_held:
-        return None
+        return None, False
     result = perform(service, Action.STATUS, executor)
-    # never two holders: half a dual-stack VIP is there, for whoever asks whether it is gone
-    return (result.held or result.partial) if result.ok else None
+    if not result.ok:
+        return None, False
+    return bool(result.held or result.partial), result.partial
 
 
 def duplicate_probe_argv(

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from floatingip.actions import probe
+from floatingip.actions import probe_partly
 from floatingip.datasource import PolicyMode
 from floatingip.results import ChangeResult, CommandOutcome, Event
 from floatingip.ruleset import Intent
@@ -82,7 +82,8 @@ def correct_belief(dispatcher: Dispatcher, name: str) -> list[CommandOutcome]:
     """Probe every host the dispatcher acts for; make ``held`` match what is really there."""
     service = dispatcher.services[name]
     state = dispatcher.state
-    found = {host: probe(service, executor) for host, executor in dispatcher.executors.items()}
+    probed = {host: probe_partly(service, ex) for host, ex in dispatcher.executors.items()}
+    found = {host: held for host, (held, _) in probed.items()}
     believed = state.holders.get(name)
     decision = decide(
         believed_host=state.host_of(believed) if believed is not None else None,
@@ -94,8 +95,10 @@ def correct_belief(dispatcher: Dispatcher, name: str) -> list[CommandOutcome]:
             "%s: cannot read its state on %s; left as it is", name, ", ".join(decision.unreadable)
         )
         return []
+    kept = [host for host in decision.found if host not in decision.stop_on]
+    partly = [host for host in kept if probed[host][1]]
     if not decision.drift:
-        return []
+        return _complete(dispatcher, name, partly)
     dispatcher.repairs += 1
     message = f"{name}: {decision.message}"
     logger.warning("%s; repairing", message)
@@ -108,6 +111,25 @@ def correct_belief(dispatcher: Dispatcher, name: str) -> list[CommandOutcome]:
             outcome = dispatcher.execute(service, intent, host)
             if outcome is not None:
                 outcomes.append(outcome)
+    return outcomes + _complete(dispatcher, name, partly)
+
+
+def _complete(dispatcher: Dispatcher, name: str, hosts: list[str]) -> list[CommandOutcome]:
+    """A VIP kept on ``hosts`` that is there only in part (one address of two is gone): start
+    it again there, which adds what is missing (a start of what is present changes nothing)."""
+    outcomes = []
+    for host in hosts:
+        dispatcher.repairs += 1
+        message = f"{name}: drift: only part of its VIP is on {host}; completing it"
+        logger.warning("%s", message)
+        dispatcher.record(Event(kind=EventKind.DRIFT, message=message, ok=False, service=name))
+        if dispatcher.state.policy is PolicyMode.MAINTENANCE:
+            continue
+        holder = dispatcher.state.holders.get(name)
+        intent = Intent(name, Action.START, "reconcile", datasource=holder)
+        outcome = dispatcher.execute(dispatcher.services[name], intent, host)
+        if outcome is not None:
+            outcomes.append(outcome)
     return outcomes
 
 

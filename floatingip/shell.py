@@ -315,6 +315,9 @@ class Shell(cmd.Cmd):
                 datasource = manager.datasources.get(holder)
                 where = f"held on {datasource.host if datasource else '?'} (for {holder})"
             self._say(f"  {name}: {where}")
+            vip = manager.services[name].vip
+            if vip is not None:  # both addresses of a dual-stack VIP, as parsed (compressed)
+                self._say(f"    vip: {vip.spelled} on {vip.interface}")
             if name in problems:
                 self._say(f"    last error: {problems[name]}")
         if manager.repairs:
