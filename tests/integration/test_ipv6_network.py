@@ -221,3 +221,35 @@ def test_a_start_failing_half_way_removes_its_other_half(
     assert not started.ok and started.held is False and started.partial is False
     assert f"{VIP4}/24 removed again (the start failed)" in started.notes
     assert VIP4 not in sandbox.addresses_on("db1")
+
+
+def test_check_tests_each_address_of_a_dual_stack_vip_against_its_family(
+    sandbox: Sandbox, cluster_home: Path, service_dir: Path
+) -> None:
+    from tests.integration.test_preflight_network import check_on
+
+    service_home(cluster_home, service_dir, f"{VIP4}/24, {VIP6}/64")
+    result = check_on(sandbox, "db1", cluster_home)
+    assert f"PASS  master: VIP {VIP4} is in the subnet of an address on eth0" in result.stdout
+    assert f"PASS  master: VIP {VIP6} is in the subnet of an address on eth0 (2001:db8::/64)" in (
+        result.stdout
+    )
+    service_home(cluster_home, service_dir, f"{VIP4}/24, 2001:db8:1::22/64")
+    result = check_on(sandbox, "db1", cluster_home)
+    failed = "FAIL  master: VIP 2001:db8:1::22 is not in the subnet of any address on eth0"
+    assert f"{failed} (2001:db8::/64)" in result.stdout, result.stdout
+    assert result.returncode == 1
+
+
+def test_the_monitor_restores_a_deleted_ipv6_half(
+    sandbox: Sandbox, cluster_home: Path, service_dir: Path
+) -> None:
+    home = service_home(cluster_home, service_dir, f"{VIP4}/24, {VIP6}/64", na=0)
+    executors = {host: sandbox.executor(host) for host in ("db1", "db2")}
+    with Manager.from_cluster_home(
+        home, "demo", executors=executors, monitor_interval=0.2
+    ) as manager:
+        assert manager.update_datasource("db1", state="ONLINE").ok
+        sandbox.run("db1", ["ip", "-6", "addr", "del", f"{VIP6}/64", "dev", "eth0"])
+        assert wait_until(lambda: VIP6 in ipv6_on(sandbox, "db1")), "not restored"
+        assert VIP4 in sandbox.addresses_on("db1") and manager.held == {"master": "db1"}
