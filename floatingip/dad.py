@@ -186,7 +186,10 @@ def advertise(interface: str, address: str, count: int, *, interval: float = 1.0
     """Send ``count`` unsolicited neighbour advertisements for the IPv6 ``address``, from it,
     to all nodes, with the override flag: neighbours that have an entry for it switch to our
     MAC (RFC 4861 7.2.6); others are not disturbed."""
-    target = ipaddress.IPv6Address(address).packed
+    ip = ipaddress.ip_address(address)
+    if ip.version != 6:
+        raise ValueError(f"{address} is not an IPv6 address (IPv4 is announced with arping)")
+    target = ip.packed
     mac = _mac_of(interface)
     flags = 0x20000000  # override; not solicited, not a router
     option = struct.pack("!BB", 2, 1) + mac  # target link-layer address
@@ -229,11 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--advertise", type=int, metavar="N", help="send N advertisements")
     parser.add_argument("address", nargs="+")
     args = parser.parse_args(argv)
+    if args.advertise is not None and len(args.address) != 1:
+        parser.error("--advertise takes one IPv6 address")
     where = f"{', '.join(args.address)} on {args.interface}"
     try:
         if args.advertise is not None:
-            (address,) = args.address
-            advertise(args.interface, address, args.advertise)
+            advertise(args.interface, args.address[0], args.advertise)
             print(f"sent {args.advertise} neighbour advertisement(s) for {where}")
             return FREE
         holders = find_holders(args.interface, args.address, wait=args.wait)

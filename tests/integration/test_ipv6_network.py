@@ -4,6 +4,7 @@ duplicates, and kept whole (a half-present dual-stack VIP is reported and repair
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from floatingip import Manager, load_service, load_services
@@ -212,7 +213,8 @@ def test_a_start_failing_half_way_removes_its_other_half(
     sandbox: Sandbox, service_dir: Path
 ) -> None:
     # IPv6 off on db1's eth0: the IPv4 half is added, the IPv6 half cannot be
-    sandbox.run("db1", ["sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=1"])
+    setting = "/proc/sys/net/ipv6/conf/eth0/disable_ipv6"  # this namespace's
+    sandbox.run("db1", [sys.executable, "-c", f"open({setting!r}, 'w').write('1')"])
     path = write_service(
         service_dir, "m.properties",
         f"name=m\nvip.address={VIP4}/24,{VIP6}/64\nvip.interface=eth0\nvip.arp.count=0\n",
