@@ -255,3 +255,23 @@ def test_the_monitor_restores_a_deleted_ipv6_half(
         sandbox.run("db1", ["ip", "-6", "addr", "del", f"{VIP6}/64", "dev", "eth0"])
         assert wait_until(lambda: VIP6 in ipv6_on(sandbox, "db1")), "not restored"
         assert VIP4 in sandbox.addresses_on("db1") and manager.held == {"master": "db1"}
+
+
+def test_the_shell_lists_and_moves_a_dual_stack_vip(
+    sandbox: Sandbox, cluster_home: Path, service_dir: Path
+) -> None:
+    import io
+
+    from floatingip.shell import Shell
+
+    home = service_home(cluster_home, service_dir, f"{VIP6}/64,{VIP4}/24", na=0)
+    out = io.StringIO()
+    with manager_for_both(sandbox, home) as manager:
+        shell = Shell(manager, stdout=out)
+        shell.run_script(["datasource db2 online", "datasource db1 online", "switch to db2", "ls",
+                          "service master status on db2"])  # fmt: skip
+        assert shell.failures == 0, out.getvalue()
+    text = out.getvalue()
+    assert "  master: held on db2 (for db2)\n" in text
+    assert f"    vip: {VIP4}/24, {VIP6}/64 on eth0\n" in text
+    assert f"{VIP4}/24, {VIP6}/64 is held on eth0" in text
