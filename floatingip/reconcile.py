@@ -120,7 +120,7 @@ def _complete(dispatcher: Dispatcher, name: str, hosts: list[str]) -> list[Comma
     outcomes = []
     for host in hosts:
         dispatcher.repairs += 1
-        message = f"{name}: drift: only part of its VIP is on {host}; completing it"
+        message = f"{name}: drift: its VIP is on {host} only in part; completing it"
         logger.warning("%s", message)
         dispatcher.record(Event(kind=EventKind.DRIFT, message=message, ok=False, service=name))
         if dispatcher.state.policy is PolicyMode.MAINTENANCE:

@@ -200,7 +200,7 @@ def test_half_a_dual_stack_vip_is_reported_and_repaired(
         manager.reconcile()
         assert VIP6 in ipv6_on(sandbox, "db1") and VIP4 in sandbox.addresses_on("db1")
         drifts = [e.message for e in manager.history if e.kind == "drift"]
-        assert drifts == ["master: drift: only part of its VIP is on db1; completing it"]
+        assert drifts == ["master: drift: its VIP is on db1 only in part; completing it"]
         # a stray half on the other host is there (never two holders): it is removed
         sandbox.run("db2", ["ip", "addr", "add", f"{VIP4}/24", "dev", "eth0"])
         manager.reconcile()
