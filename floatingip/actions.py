@@ -330,7 +330,9 @@ def _verify(
         what = "added" if starting else "removed"
         wrong = [a for a in vip.addresses if (a in found) != starting] if found else []
         shown = ", ".join(a.with_prefixlen for a in wrong) or vip.spelled
-        state = "absent or not usable (tentative, dadfailed)" if starting else "still present"
+        ipv6 = any(a.version == 6 for a in (wrong or vip.addresses))
+        absent = "absent or not usable (tentative, dadfailed)" if ipv6 else "absent"
+        state = absent if starting else "still present"
         error = VerificationError(
             f"{what} {vip.spelled} on {vip.interface} but `{shlex.join(check.argv)}` "
             f"shows {shown} {state}"
