@@ -14,7 +14,7 @@ import math
 import os
 import re
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -187,10 +187,10 @@ class ServiceDefinition:
         if self.vip is None:
             return [(a, self.argv(a)) for a in ACTIONS if self.commands[a] is not None]
         vip = self.vip
+        starts = (*vip.add_argvs(sudo), *vip.announce_argvs(sudo))
         planned: list[tuple[str, tuple[str, ...]]] = [
-            *((Action.START, vip.add_argv(sudo, address)) for address in vip.addresses),
-            *((Action.START, argv) for argv in vip.announce_argvs(sudo)),
-            *((Action.STOP, vip.del_argv(sudo, address)) for address in vip.addresses),
+            *((Action.START, argv) for argv in starts),
+            *((Action.STOP, argv) for argv in vip.del_argvs(sudo)),
             (Action.STATUS, vip.show_argv()),
         ]
         if vip.dad_wait:
@@ -248,13 +248,9 @@ def _vip_commands(
     spec, problems = parse_vip(path, values, lines)
     if spec is None:
         return None, {}, problems
-
-    def each(argv: Callable[..., tuple[str, ...]]) -> str:  # a dual-stack VIP: both commands
-        return "; ".join(shlex.join(argv(sudo=False, address=a)) for a in spec.addresses)
-
-    commands: dict[str, str | None] = {
-        Action.START: each(spec.add_argv),
-        Action.STOP: each(spec.del_argv),
+    commands: dict[str, str | None] = {  # a dual-stack VIP: both commands
+        Action.START: "; ".join(map(shlex.join, spec.add_argvs(sudo=False))),
+        Action.STOP: "; ".join(map(shlex.join, spec.del_argvs(sudo=False))),
         Action.RESTART: None,
         Action.STATUS: shlex.join(spec.show_argv()),
     }
@@ -324,8 +320,6 @@ def _classic_hints(
         return None, problems
     why = address_problem(text.strip(), ipv6=False)
     if why is not None:
-        if ":" in text:
-            why += " (next to command.* lines; an IPv6 VIP needs the built-in vip.* service)"
         return None, [*problems, Problem(path, lines["vip.address"], why)]
     return ipaddress.IPv4Interface(text.strip()), problems
 

@@ -314,10 +314,8 @@ class Shell(cmd.Cmd):
             else:
                 datasource = manager.datasources.get(holder)
                 where = f"held on {datasource.host if datasource else '?'} (for {holder})"
-            self._say(f"  {name}: {where}")
-            vip = manager.services[name].vip
-            if vip is not None:  # both addresses of a dual-stack VIP, as parsed (compressed)
-                self._say(f"    vip: {vip.spelled} on {vip.interface}")
+            vip = manager.services[name].vip  # "192.0.2.22/24, 2001:db8::22/64 on eth0"
+            self._say(f"  {name}: {where}" + (f"; vip {vip}" if vip is not None else ""))
             if name in problems:
                 self._say(f"    last error: {problems[name]}")
         if manager.repairs:

@@ -80,6 +80,16 @@ class VipSpec:
         """The addresses as the service file gives them (for messages)."""
         return ", ".join(address.with_prefixlen for address in self.addresses)
 
+    def __str__(self) -> str:
+        return f"{self.spelled} on {self.interface}"
+
+    def add_argvs(self, sudo: bool | None = None) -> tuple[tuple[str, ...], ...]:
+        """:meth:`add_argv` of each address (two for a dual-stack VIP)."""
+        return tuple(self.add_argv(sudo, address) for address in self.addresses)
+
+    def del_argvs(self, sudo: bool | None = None) -> tuple[tuple[str, ...], ...]:
+        return tuple(self.del_argv(sudo, address) for address in self.addresses)
+
     def use_sudo(self) -> bool:
         """Whether the privileged commands go through ``sudo -n`` when run now."""
         if self.sudo == SudoMode.AUTO:
@@ -222,6 +232,11 @@ def address_problem(text: str, *, ipv6: bool = True) -> str | None:
     try:
         address = ipaddress.IPv4Interface(text)
     except ValueError:
+        if not ipv6 and ":" in text:
+            return (
+                f"vip.address {text!r} is not an IPv4 address with a prefix length (next to "
+                "command.* lines; an IPv6 VIP needs the built-in vip.* service)"
+            )
         family = "an IPv4 or IPv6" if ipv6 else "an IPv4"
         return f"vip.address {text!r} is not {family} address with a prefix length"
     if address.ip.is_loopback or address.ip.is_multicast or address.ip.is_unspecified:

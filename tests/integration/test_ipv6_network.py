@@ -272,6 +272,5 @@ def test_the_shell_lists_and_moves_a_dual_stack_vip(
                           "service master status on db2"])  # fmt: skip
         assert shell.failures == 0, out.getvalue()
     text = out.getvalue()
-    assert "  master: held on db2 (for db2)\n" in text
-    assert f"    vip: {VIP4}/24, {VIP6}/64 on eth0\n" in text
+    assert f"  master: held on db2 (for db2); vip {VIP4}/24, {VIP6}/64 on eth0\n" in text
     assert f"{VIP4}/24, {VIP6}/64 is held on eth0" in text
