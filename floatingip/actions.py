@@ -17,7 +17,7 @@ from floatingip.commands import CommandResult, Executor
 from floatingip.dad import probe_argv
 from floatingip.errors import CommandError, FloatingIPError, VerificationError
 from floatingip.service import ServiceDefinition
-from floatingip.vip import DEFAULT_DAD_WAIT, VipSpec
+from floatingip.vip import DEFAULT_DAD_WAIT, Address, VipSpec
 from floatingip.vocabulary import Action, Backend
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "no_interface",
     "perform",
     "probe",
+    "probe_partly",
     "stop_again",
 ]
 
@@ -37,8 +38,10 @@ logger = logging.getLogger(__name__)
 class ActionResult:
     """What an action did: its main argv and result, every command it ran, and notes.
 
-    ``held`` is whether the VIP is present afterwards (VIP services; None when unknown).
-    ``announce`` is the gratuitous ARP argv to send now that the VIP is up, if any.
+    ``held`` is whether the VIP is present afterwards (VIP services; None when unknown);
+    ``partial``: a dual-stack VIP of which one address is present and not the other (not held,
+    but not gone either).  ``announce``: the announcements (gratuitous ARP, neighbour
+    advertisements) to send now that the VIP is up, if any.
     """
 
     argv: tuple[str, ...]
@@ -47,7 +50,8 @@ class ActionResult:
     steps: tuple[CommandResult, ...] = ()
     notes: tuple[str, ...] = ()
     held: bool | None = None
-    announce: tuple[str, ...] | None = None
+    announce: tuple[tuple[str, ...], ...] | None = None
+    partial: bool = False
 
     # Written out, and kept by @dataclass: a frozen dataclass's own __init__ sets each field
     # through object.__setattr__, twice as slow; every command makes one (tests/test_actions.py)
@@ -59,11 +63,12 @@ class ActionResult:
         steps: tuple[CommandResult, ...] = (),
         notes: tuple[str, ...] = (),
         held: bool | None = None,
-        announce: tuple[str, ...] | None = None,
+        announce: tuple[tuple[str, ...], ...] | None = None,
+        partial: bool = False,
     ) -> None:
         self.__dict__.update(
             argv=argv, result=result, error=error, steps=steps, notes=notes, held=held,
-            announce=announce,
+            announce=announce, partial=partial,
         )  # fmt: skip
 
     @property
@@ -75,7 +80,7 @@ class ActionResult:
         # not dataclasses.replace: it inspects the fields on every call, and this is every start
         return ActionResult(
             self.argv, self.result, self.error, steps + self.steps, self.notes, self.held,
-            self.announce,
+            self.announce, self.partial,
         )  # fmt: skip
 
 
@@ -100,10 +105,11 @@ class _Run:
         error: FloatingIPError | None = None,
         *,
         held: bool | None = None,
-        announce: tuple[str, ...] | None = None,
+        announce: tuple[tuple[str, ...], ...] | None = None,
+        partial: bool = False,
     ) -> ActionResult:
         return ActionResult(
-            argv, result, error, tuple(self.steps), tuple(self.notes), held, announce
+            argv, result, error, tuple(self.steps), tuple(self.notes), held, announce, partial
         )
 
 
@@ -160,10 +166,19 @@ def no_interface(vip: VipSpec, result: CommandResult) -> FloatingIPError:
 def probe(service: ServiceDefinition, executor: Executor) -> bool | None:
     """Whether the service's VIP is held through ``executor``'s host; None if that cannot be
     told (no known address or status command, or the status failed)."""
+    return probe_partly(service, executor)[0]
+
+
+def probe_partly(service: ServiceDefinition, executor: Executor) -> tuple[bool | None, bool]:
+    """:func:`probe`, and whether the VIP is there only in part (one address of a dual-stack
+    VIP, or an IPv6 one still tentative): it counts as held, for whoever asks whether it is
+    gone (never two holders), and needs completing where it is meant to be."""
     if not service.reports_held:
-        return None
+        return None, False
     result = perform(service, Action.STATUS, executor)
-    return result.held if result.ok else None
+    if not result.ok:
+        return None, False
+    return bool(result.held or result.partial), result.partial
 
 
 def duplicate_probe_argv(
@@ -211,13 +226,23 @@ def _perform_classic(service: ServiceDefinition, action: Action | str, run: _Run
 
 
 def _perform_vip(vip: VipSpec, action: Action | str, run: _Run) -> ActionResult:
-    address = vip.address.with_prefixlen
     if action == Action.STATUS:
-        held, result = _present(vip, run)
-        if held is None:
+        result = run.run(vip.show_argv())
+        if not result.ok:
             return run.done(result.argv, result, no_interface(vip, result))
-        run.notes.append(f"{address} is {'' if held else 'not '}held on {vip.interface}")
-        return run.done(result.argv, result, held=held)
+        whole = vip.held_in(result.stdout)
+        found = vip.found_in(result.stdout)
+        partial = not whole and bool(found)
+        if partial:
+            missing = [a.with_prefixlen for a in vip.addresses if a not in found]
+            run.notes.append(
+                f"{vip.spelled} is partly held on {vip.interface}: "
+                f"{', '.join(a.with_prefixlen for a in found)} present (or not usable: "
+                f"tentative or dadfailed), {', '.join(missing) or 'none'} missing"
+            )
+        else:
+            run.notes.append(f"{vip.spelled} is {'' if whole else 'not '}held on {vip.interface}")
+        return run.done(result.argv, result, held=whole, partial=partial)
     if action == Action.RESTART:
         stopped = _perform_vip(vip, Action.STOP, run)
         if not stopped.ok:
@@ -226,16 +251,16 @@ def _perform_vip(vip: VipSpec, action: Action | str, run: _Run) -> ActionResult:
     starting = action == Action.START
     change = vip.add_argv() if starting else vip.del_argv()
     if vip.backend == Backend.IP:
-        return _change_then_verify(vip, starting, change, run)
+        return _change_then_verify(vip, starting, run)
     held, result = _present(vip, run)
     if held is None:
         return run.done(result.argv, result, no_interface(vip, result))
     if held == starting:
         run.notes.append(
-            f"{address} already {'present' if starting else 'absent'} on {vip.interface}"
+            f"{vip.spelled} already {'present' if starting else 'absent'} on {vip.interface}"
         )
-        announce = vip.arping_argv() if starting and vip.arp_count else None
-        return run.done(change, result, held=held, announce=announce)
+        announce = vip.announce_argvs() if starting else None
+        return run.done(change, result, held=held, announce=announce or None)
     changed = run.run(change)
     if not changed.ok:
         return run.done(change, changed, _failure(changed), held=held)
@@ -243,47 +268,78 @@ def _perform_vip(vip: VipSpec, action: Action | str, run: _Run) -> ActionResult:
 
 
 # What `ip addr add` of a present address and `ip addr del` of an absent one answer (older
-# iproute2 prints the errno's text, newer the kernel's extended ack).
+# iproute2 prints the errno's text, newer the kernel's extended ack: "Error: ipv6: address
+# already assigned." for IPv6), compared in lower case.
 _ALREADY = {
-    True: ("File exists", "Address already assigned"),
-    False: ("Cannot assign requested address", "Address not found"),
+    True: ("file exists", "address already assigned"),
+    False: ("cannot assign requested address", "address not found"),
 }
 
 
-def _change_then_verify(
-    vip: VipSpec, starting: bool, change: tuple[str, ...], run: _Run
-) -> ActionResult:
-    """The fast path of the ip backend: change first (``ip`` itself says if there was nothing
-    to do), then verify: one command fewer than looking first, on the path of every failover."""
-    changed = run.run(change)
-    if not changed.ok:
-        if not any(text in changed.stderr for text in _ALREADY[starting]):
-            held, result = _present(vip, run)
-            if held is None:
-                return run.done(result.argv, result, no_interface(vip, result))
-            return run.done(change, changed, _failure(changed), held=held)
-        where = f"{vip.address.with_prefixlen} already {'present' if starting else 'absent'}"
+def _change_then_verify(vip: VipSpec, starting: bool, run: _Run) -> ActionResult:
+    """The fast path of the ip backend: change each address first (``ip`` itself says if there
+    was nothing to do), then verify all with one look: one command fewer than looking first, on
+    the path of every failover.  A start that fails half way removes what it added: a
+    dual-stack VIP is one unit, never left half taken."""
+    added: list[Address] = []
+    change: tuple[str, ...] = ()
+    changed = CommandResult((), 0, "", "", 0.0)
+    for address in vip.addresses:
+        change = vip.add_argv(address=address) if starting else vip.del_argv(address=address)
+        changed = run.run(change)
+        if changed.ok:
+            added += [address] if starting else []
+            continue
+        if not any(text in changed.stderr.lower() for text in _ALREADY[starting]):
+            return _failed_change(vip, starting, change, changed, added, run)
+        where = f"{address.with_prefixlen} already {'present' if starting else 'absent'}"
         run.notes.append(f"{where} on {vip.interface}")
         changed = CommandResult(changed.argv, 0, changed.stdout, "", changed.duration)
-    return _verify(vip, starting, change, changed, run)
+    return _verify(vip, starting, vip.add_argv() if starting else vip.del_argv(), changed, run)
+
+
+def _failed_change(
+    vip: VipSpec,
+    starting: bool,
+    change: tuple[str, ...],
+    changed: CommandResult,
+    added: list[Address],
+    run: _Run,
+) -> ActionResult:
+    for address in added:  # undo this start's other half
+        undone = run.run(vip.del_argv(address=address))
+        what = "removed again" if undone.ok else f"NOT removed: {last_line(undone)}"
+        run.notes.append(f"{address.with_prefixlen} {what} (the start failed)")
+    result = run.run(vip.show_argv())
+    if not result.ok:
+        return run.done(result.argv, result, no_interface(vip, result))
+    held = vip.held_in(result.stdout)
+    partial = not held and bool(vip.found_in(result.stdout))
+    return run.done(change, changed, _failure(changed), held=held, partial=partial)
 
 
 def _verify(
     vip: VipSpec, starting: bool, change: tuple[str, ...], changed: CommandResult, run: _Run
 ) -> ActionResult:
-    address = vip.address.with_prefixlen
-    now, check = _present(vip, run)
-    if now is None:
+    check = run.run(vip.show_argv())
+    if not check.ok:
         return run.done(check.argv, check, no_interface(vip, check))
-    if now != starting:
+    held = vip.held_in(check.stdout)
+    found = vip.found_in(check.stdout)
+    if held != starting or (not starting and found):
         what = "added" if starting else "removed"
+        wrong = [a for a in vip.addresses if (a in found) != starting] if found else []
+        shown = ", ".join(a.with_prefixlen for a in wrong) or vip.spelled
+        ipv6 = any(a.version == 6 for a in (wrong or vip.addresses))
+        absent = "absent or not usable (tentative, dadfailed)" if ipv6 else "absent"
+        state = absent if starting else "still present"
         error = VerificationError(
-            f"{what} {address} on {vip.interface} but `{shlex.join(check.argv)}` "
-            f"shows it {'absent' if starting else 'still present'}"
+            f"{what} {vip.spelled} on {vip.interface} but `{shlex.join(check.argv)}` "
+            f"shows {shown} {state}"
         )
-        return run.done(change, changed, error, held=now)
-    announce = vip.arping_argv() if starting and vip.arp_count else None
-    return run.done(change, changed, held=now, announce=announce)
+        return run.done(change, changed, error, held=held, partial=not held and bool(found))
+    announce = vip.announce_argvs() if starting else None
+    return run.done(change, changed, held=held, announce=announce or None)
 
 
 def stop_again(

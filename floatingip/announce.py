@@ -1,12 +1,13 @@
-"""Gratuitous ARP after a VIP is taken, in the background: arping takes a second per packet, and
-the VIP already answers.  A failure is a warning (clients learn the move when their ARP cache entry
-expires), never a failed start."""
+"""Gratuitous ARP (IPv4) and unsolicited neighbour advertisements (IPv6) after a VIP is taken, in
+the background: they take a second per packet, and the VIP already answers.  A failure is a
+warning (clients learn the move when their neighbour cache entry expires), never a failed start."""
 
 from __future__ import annotations
 
 import shlex
 import threading
 import time
+from collections.abc import Sequence
 
 from floatingip.actions import last_line
 from floatingip.commands import Executor
@@ -27,25 +28,38 @@ class Announcer:
         self._lock = threading.Lock()
 
     def announce(
+        self,
+        service: ServiceDefinition,
+        argvs: Sequence[tuple[str, ...]],
+        executor: Executor,
+        host: str,
+    ) -> None:
+        """Send ``argvs`` (arping, dad.py --advertise) through ``executor`` for ``service``'s
+        VIP on ``host``, at once (a dual-stack VIP's two announcements do not wait for each
+        other)."""
+        for argv in argvs:
+            self._start(service, argv, executor, host)
+
+    def _start(
         self, service: ServiceDefinition, argv: tuple[str, ...], executor: Executor, host: str
     ) -> None:
-        """Send ``argv`` (arping) through ``executor`` for ``service``'s VIP on ``host``."""
-        count = service.vip.arp_count if service.vip is not None else 1
+        vip = service.vip
+        ipv6 = "--advertise" in argv
+        count = (vip.na_count if ipv6 else vip.arp_count) if vip is not None else 1
+        what = "neighbour advertisements" if ipv6 else "gratuitous ARP"
 
         def announce() -> None:
             where = f"{service.name} on {host}"
             try:
                 result = executor.run(argv, timeout=count + 5.0, check=False)
             except FloatingIPError as exc:
-                message, ok = f"{where}: gratuitous ARP not sent: {exc}", False
+                message, ok = f"{where}: {what} not sent: {exc}", False
             else:
                 if result.ok:
-                    message, ok = f"{where}: gratuitous ARP sent ({shlex.join(argv)})", True
+                    message, ok = f"{where}: {what} sent ({shlex.join(argv)})", True
                 else:
-                    message, ok = (
-                        f"{where}: gratuitous ARP failed: {last_line(result, 'no output')}",
-                        False,
-                    )
+                    failure = last_line(result, "no output")
+                    message, ok = f"{where}: {what} failed: {failure}", False
             kind = EventKind.ANNOUNCE if ok else EventKind.WARNING
             self._history.record(Event(kind=kind, message=message, ok=ok, service=service.name))
 

@@ -18,13 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from floatingip.actions import duplicate_probe_argv
-from floatingip.commands import (
-    CommandResult,
-    Executor,
-    ipv4_addresses,
-    ipv4_addresses_argv,
-    split_sudo,
-)
+from floatingip.commands import CommandResult, Executor, split_sudo
 from floatingip.config import cluster_directory
 from floatingip.dad import PROBE_SCRIPT
 from floatingip.datasource import DataSource, Role, load_datasources
@@ -32,6 +26,7 @@ from floatingip.errors import CommandError, CommandNotFoundError, FloatingIPErro
 from floatingip.rule_files import load_rules, shipped_rules_dir
 from floatingip.service import ServiceDefinition, load_services
 from floatingip.sudoers import resolve_program, sudo_commands
+from floatingip.vip import Address, addresses_argv, addresses_in
 
 __all__ = [
     "FAIL",
@@ -88,12 +83,15 @@ def listening_addresses(port: int, proc_net: Path = Path("/proc/net")) -> list[s
     return found
 
 
-def _interface_networks(interface: str, executor: Executor) -> list[ipaddress.IPv4Interface] | None:
+def _interface_networks(
+    interface: str, versions: set[int], executor: Executor
+) -> list[Address] | None:
+    argv = addresses_argv(interface, versions)
     try:
-        result = executor.run(ipv4_addresses_argv(interface), timeout=QUERY_TIMEOUT, check=False)
+        result = executor.run(argv, timeout=QUERY_TIMEOUT, check=False)
     except CommandError:
         return None
-    return ipv4_addresses(result.stdout) if result.ok else None
+    return [address for address, _ in addresses_in(result.stdout)] if result.ok else None
 
 
 def _ask_sudo(executor: Executor, runas: str, command: Sequence[str]) -> CommandResult | str:
@@ -223,7 +221,9 @@ def check_sudo(
 ) -> Iterator[Check]:
     user = _current_user()
     for command in sudo_commands(services):
-        if command.resolved is None or str(PROBE_SCRIPT) in command.args:
+        if command.resolved is None or (
+            str(PROBE_SCRIPT) in command.args and "--advertise" not in command.args
+        ):
             continue  # the probe has its own check (check_duplicate_probe)
         shown = shlex.join([command.resolved, *command.args])
         what = f"sudo lets {user} run {shown} as {command.runas} without a password"
@@ -324,7 +324,9 @@ def check_network(services: dict[str, ServiceDefinition], executor: Executor) ->
         if target.interface is None:
             yield Check(WARN, f"{name}: no interface found in command.start; not checked")
             continue
-        networks = _interface_networks(target.interface, executor)
+        vips = [a.ip for a in service.vip.addresses] if service.vip else [target.address]
+        versions: set[int] = {vip.version for vip in vips if vip is not None} or {4}
+        networks = _interface_networks(target.interface, versions, executor)
         if networks is None:
             yield Check(
                 FAIL,
@@ -333,28 +335,42 @@ def check_network(services: dict[str, ServiceDefinition], executor: Executor) ->
             )
             continue
         yield Check(PASS, f"{name}: interface {target.interface} exists")
-        if target.address is None:
-            yield Check(
-                WARN, f"{name}: no single IPv4 address in command.start; subnet not checked"
-            )
-            continue
-        subnets = [net.network for net in networks if net.ip != target.address]
-        listed = ", ".join(str(subnet) for subnet in subnets) or "it has no IPv4 address"
-        where = f"{target.interface} ({listed})"
-        matching = [subnet for subnet in subnets if target.address in subnet]
-        if matching:
-            yield Check(
-                PASS,
-                f"{name}: VIP {target.address} is in the subnet of an address on "
-                f"{target.interface} ({', '.join(map(str, matching))})",
-            )
-        else:
-            yield Check(
-                FAIL,
-                f"{name}: VIP {target.address} is not in the subnet of any address on {where}",
-                "clients would not reach it: choose a VIP in the subnet shared by every host "
-                "that may become master",
-            )
+        for vip in vips:
+            if vip is None:
+                yield Check(
+                    WARN, f"{name}: no single IPv4 address in command.start; subnet not checked"
+                )
+                continue
+            yield _check_subnet(name, vip, target.interface, networks)
+
+
+def _check_subnet(
+    name: str,
+    vip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    interface: str,
+    networks: list[Address],
+) -> Check:
+    """The VIP lies in the subnet (IPv6: the prefix) of another address on its interface."""
+    family = f"IPv{vip.version}"
+    subnets = [
+        net.network
+        for net in networks
+        if net.version == vip.version and net.ip != vip and not net.ip.is_link_local
+    ]
+    listed = ", ".join(str(subnet) for subnet in subnets) or f"it has no {family} address"
+    matching = [subnet for subnet in subnets if vip in subnet]
+    if matching:
+        return Check(
+            PASS,
+            f"{name}: VIP {vip} is in the subnet of an address on "
+            f"{interface} ({', '.join(map(str, matching))})",
+        )
+    return Check(
+        FAIL,
+        f"{name}: VIP {vip} is not in the subnet of any address on {interface} ({listed})",
+        "clients would not reach it: choose a VIP in the subnet shared by every host "
+        "that may become master",
+    )
 
 
 def check_database(port: int) -> Check:

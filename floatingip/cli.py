@@ -48,9 +48,10 @@ def _services(args: argparse.Namespace) -> int:
         if service.vip is not None:
             vip = service.vip
             print(
-                f"  built-in VIP {vip.address.with_prefixlen} on {vip.interface} "
+                f"  built-in VIP {vip.spelled} on {vip.interface} "
                 f"(label {vip.label or '-'}, backend {vip.backend}, "
-                f"{vip.arp_count} gratuitous ARP, sudo {vip.sudo})"
+                f"{vip.arp_count} gratuitous ARP, {vip.na_count} neighbour advertisements, "
+                f"sudo {vip.sudo})"
             )
             for action, argv in service.planned_argvs():
                 print(f"  {action:<8} runs: {shlex.join(argv)}")

@@ -216,7 +216,9 @@ def _duplicate_check(
     """Run the probe ``argv``; refuse (an error) if another host answers for the VIP, and also
     if the probe cannot tell (fail closed): the old holder may still have it."""
     target = service.target
-    address, interface = str(target.address), str(target.interface)
+    vip = service.vip
+    address = ", ".join(str(a.ip) for a in vip.addresses) if vip else str(target.address)
+    interface = str(target.interface)
     logger.info("duplicate address check of %s for %s on %s", address, service.name, interface)
     try:
         result = executor.run(argv, timeout=service.timeout, check=False)

@@ -55,11 +55,13 @@ _SSH_FAILED = 255  # what ssh exits with when it cannot connect (ssh(1))
 
 def expected_seconds(argv: Sequence[str]) -> float:
     """How long ``argv`` takes by design, beyond a command's usual instant: the duplicate
-    address probe listens ``--wait`` seconds, arping sends a packet a second."""
+    address probe listens ``--wait`` seconds; arping and the neighbour advertisement sender
+    send a packet a second."""
     words = list(argv)
     try:
         if PROBE_SCRIPT in words:
-            return float(words[words.index("--wait") + 1])
+            option = "--advertise" if "--advertise" in words else "--wait"
+            return float(words[words.index(option) + 1])
         if any(os.path.basename(word) == "arping" for word in words):
             return float(words[words.index("-c") + 1])
     except (ValueError, IndexError):

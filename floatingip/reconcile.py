@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from floatingip.actions import probe
+from floatingip.actions import probe_partly
 from floatingip.datasource import PolicyMode
 from floatingip.results import ChangeResult, CommandOutcome, Event
 from floatingip.ruleset import Intent
@@ -91,11 +91,12 @@ def correct_belief(dispatcher: Dispatcher, name: str) -> list[CommandOutcome]:
     service = dispatcher.services[name]
     state = dispatcher.state
     # not on a host declared dead: nothing runs there, and what it held is not held
-    found = {
-        host: probe(service, executor)
+    probed = {
+        host: probe_partly(service, executor)
         for host, executor in dispatcher.executors.items()
         if host in state.hosts
     }
+    found = {host: held for host, (held, _) in probed.items()}
     for host, held in found.items():
         if held is not None:
             dispatcher.hosts.seen(name, host)
@@ -110,8 +111,10 @@ def correct_belief(dispatcher: Dispatcher, name: str) -> list[CommandOutcome]:
             "%s: cannot read its state on %s; left as it is", name, ", ".join(decision.unreadable)
         )
         return []
+    kept = [host for host in decision.found if host not in decision.stop_on]
+    partly = [host for host in kept if probed[host][1]]
     if not decision.drift:
-        return []
+        return _complete(dispatcher, name, partly)
     dispatcher.repairs += 1
     message = f"{name}: {decision.message}"
     logger.warning("%s; repairing", message)
@@ -124,6 +127,25 @@ def correct_belief(dispatcher: Dispatcher, name: str) -> list[CommandOutcome]:
             outcome = dispatcher.execute(service, intent, host)
             if outcome is not None:
                 outcomes.append(outcome)
+    return outcomes + _complete(dispatcher, name, partly)
+
+
+def _complete(dispatcher: Dispatcher, name: str, hosts: list[str]) -> list[CommandOutcome]:
+    """A VIP kept on ``hosts`` that is there only in part (one address of two is gone): start
+    it again there, which adds what is missing (a start of what is present changes nothing)."""
+    outcomes = []
+    for host in hosts:
+        dispatcher.repairs += 1
+        message = f"{name}: drift: its VIP is on {host} only in part; completing it"
+        logger.warning("%s", message)
+        dispatcher.record(Event(kind=EventKind.DRIFT, message=message, ok=False, service=name))
+        if dispatcher.state.policy is PolicyMode.MAINTENANCE:
+            continue
+        holder = dispatcher.state.holders.get(name)
+        intent = Intent(name, Action.START, "reconcile", datasource=holder)
+        outcome = dispatcher.execute(dispatcher.services[name], intent, host)
+        if outcome is not None:
+            outcomes.append(outcome)
     return outcomes
 
 

@@ -1,6 +1,7 @@
 """A throwaway layer-2 network of network namespaces, for the demo and the tests.
 
-Each host is a network namespace with ``eth0`` on a TEST-NET range, all plugged into one bridge
+Each host is a network namespace with ``eth0`` on a TEST-NET range (and on the IPv6 documentation
+prefix, 2001:db8::/32), all plugged into one bridge
 that lives in a namespace of its own, so nothing touches the machine's real interfaces.  Names
 carry the creating process id and a random suffix, so that runs never collide and namespaces left
 by a killed run can be recognised and removed.  Everything is torn down on exit, on error, on
@@ -24,28 +25,28 @@ from collections.abc import Sequence
 from types import FrameType, TracebackType
 from typing import Any
 
-from floatingip.commands import (
-    CommandResult,
-    NamespaceExecutor,
-    ipv4_addresses,
-    ipv4_addresses_argv,
-)
+from floatingip.commands import CommandResult, NamespaceExecutor
 from floatingip.config import name_problem
 from floatingip.errors import SandboxError
+from floatingip.vip import addresses_argv, addresses_in
 
-__all__ = ["TEST_NETWORKS", "Sandbox", "SandboxError", "remove_stale_sandboxes"]
+__all__ = ["TEST_NETWORK6", "TEST_NETWORKS", "Sandbox", "SandboxError", "remove_stale_sandboxes"]
 
 logger = logging.getLogger(__name__)
 
-# RFC 5737: the only addresses the sandbox will use.
+# RFC 5737 and RFC 3849: the only addresses the sandbox will use.
 TEST_NETWORKS = tuple(
     ipaddress.ip_network(net) for net in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
 )
+TEST_NETWORK6 = ipaddress.IPv6Network("2001:db8::/32")
 PREFIX = "fip"
 _SERVER = """
 import socket, sys
 name, port = sys.argv[1], int(sys.argv[2])
-server = socket.create_server(("0.0.0.0", port))
+try:  # IPv4 and IPv6 on one socket
+    server = socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True)
+except OSError:  # IPv6 is off in this kernel
+    server = socket.create_server(("0.0.0.0", port))
 while True:
     connection, _ = server.accept()
     with connection:
@@ -111,7 +112,8 @@ class Sandbox:
     """Hosts on one bridge, each a network namespace with ``eth0`` at a TEST-NET address.
 
     ``Sandbox(["db1", "db2", "client"])`` gives db1 192.0.2.11, db2 192.0.2.12, client 192.0.2.13
-    (the first host gets ``first_host`` in the network).  Use it as a context manager.
+    (the first host gets ``first_host`` in the network), and 2001:db8::11, 2001:db8::12,
+    2001:db8::13 in ``network6`` (the same digits; None: no IPv6).  Use it as a context manager.
     """
 
     def __init__(
@@ -120,11 +122,18 @@ class Sandbox:
         *,
         network: str = "192.0.2.0/24",
         first_host: int = 11,
+        network6: str | None = "2001:db8::/64",
     ) -> None:
         net = ipaddress.ip_network(network)
         if not any(net.subnet_of(test) for test in TEST_NETWORKS):  # type: ignore[arg-type]
             raise SandboxError(
                 f"the sandbox only uses TEST-NET addresses (RFC 5737), not {network}"
+            )
+        net6 = ipaddress.ip_network(network6) if network6 is not None else None
+        if net6 is not None and not (net6.version == 6 and net6.subnet_of(TEST_NETWORK6)):
+            raise SandboxError(
+                f"the sandbox only uses the IPv6 documentation prefix {TEST_NETWORK6} "
+                f"(RFC 3849), not {network6}"
             )
         for host in hosts:
             why = name_problem(host, "host")
@@ -139,6 +148,13 @@ class Sandbox:
         self.namespaces = {host: f"{PREFIX}-{self.run_id}-{host}" for host in hosts}
         self.addresses = {
             host: str(net.network_address + first_host + index) for index, host in enumerate(hosts)
+        }
+        # 2001:db8::11 for 192.0.2.11: the same digits, read as hexadecimal
+        self.network6 = net6
+        self.addresses6 = {
+            host: str(net6.network_address + int(str(first_host + index), 16))
+            for index, host in enumerate(hosts)
+            if net6 is not None
         }
         self._processes: list[subprocess.Popen[bytes]] = []
         self._started = False
@@ -156,7 +172,11 @@ class Sandbox:
         try:
             _ip("netns", "add", self.bridge_namespace)
             _ip("-n", self.bridge_namespace, "link", "set", "lo", "up")
-            _ip("-n", self.bridge_namespace, "link", "add", "br0", "type", "bridge")
+            # a plain switch: multicast (neighbour solicitations) reaches every port
+            _ip(
+                "-n", self.bridge_namespace, "link", "add", "br0", "type", "bridge",
+                "mcast_snooping", "0",
+            )  # fmt: skip
             _ip("-n", self.bridge_namespace, "link", "set", "br0", "up")
             for index, (host, namespace) in enumerate(self.namespaces.items()):
                 self._add_host(index, host, namespace)
@@ -176,6 +196,11 @@ class Sandbox:
         _ip("-n", namespace, "link", "set", inside, "name", "eth0")
         address = f"{self.addresses[host]}/{self.prefixlen}"
         _ip("-n", namespace, "addr", "add", address, "dev", "eth0")
+        if self.network6 is not None:
+            # the host's own address skips the kernel's DAD (a second of "tentative"); VIPs
+            # are added as floatingip adds them
+            address6 = f"{self.addresses6[host]}/{self.network6.prefixlen}"
+            _ip("-n", namespace, "addr", "add", address6, "dev", "eth0", "nodad")
         _ip("-n", namespace, "link", "set", "eth0", "up")
         _ip("-n", namespace, "link", "set", "lo", "up")
         _ip("-n", self.bridge_namespace, "link", "set", outside, "master", "br0")
@@ -231,10 +256,16 @@ class Sandbox:
     ) -> CommandResult:
         return self.executor(host).run(argv, timeout=timeout, check=check)
 
-    def addresses_on(self, host: str, interface: str = "eth0") -> list[str]:
-        """The IPv4 addresses on ``interface`` of ``host``, without prefix length."""
-        output = self.run(host, ipv4_addresses_argv(interface)).stdout
-        return [str(address.ip) for address in ipv4_addresses(output)]
+    def addresses_on(self, host: str, interface: str = "eth0", *, version: int = 4) -> list[str]:
+        """The IPv4 (or IPv6: ``version=6``) addresses on ``interface`` of ``host``, without
+        prefix length, compressed; IPv6 ones "tentative" or "dadfailed" marked so after a
+        space."""
+        output = self.run(host, addresses_argv(interface, {version})).stdout
+        return [
+            str(address.ip) + ("" if up else " tentative")
+            for address, up in addresses_in(output)
+            if address.version == version
+        ]
 
     def start_server(self, host: str, port: int) -> None:
         """A TCP server on ``host``, listening on all addresses, that answers with the host name."""

@@ -63,7 +63,7 @@ class ServiceTarget:
 
     interface: str | None  # the base interface (eth0 for eth0:0)
     label: str | None  # eth0:0
-    address: ipaddress.IPv4Address | None
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None  # a VIP service's first
     prefixlen: int | None
 
     @functools.cached_property
@@ -186,15 +186,15 @@ class ServiceDefinition:
         """Every (action, argv) this service may run; ``sudo=True`` as a non-root user would."""
         if self.vip is None:
             return [(a, self.argv(a)) for a in ACTIONS if self.commands[a] is not None]
+        vip = self.vip
+        starts = (*vip.add_argvs(sudo), *vip.announce_argvs(sudo))
         planned: list[tuple[str, tuple[str, ...]]] = [
-            (Action.START, self.vip.add_argv(sudo)),
-            (Action.STOP, self.vip.del_argv(sudo)),
-            (Action.STATUS, self.vip.show_argv()),
+            *((Action.START, argv) for argv in starts),
+            *((Action.STOP, argv) for argv in vip.del_argvs(sudo)),
+            (Action.STATUS, vip.show_argv()),
         ]
-        if self.vip.arp_count:
-            planned.insert(1, (Action.START, self.vip.arping_argv(sudo)))
-        if self.vip.dad_wait:
-            planned.insert(0, (Action.START, self.vip.dad_argv(sudo)))
+        if vip.dad_wait:
+            planned.insert(0, (Action.START, vip.dad_argv(sudo)))
         return planned
 
 
@@ -248,9 +248,9 @@ def _vip_commands(
     spec, problems = parse_vip(path, values, lines)
     if spec is None:
         return None, {}, problems
-    commands: dict[str, str | None] = {
-        Action.START: shlex.join(spec.add_argv(sudo=False)),
-        Action.STOP: shlex.join(spec.del_argv(sudo=False)),
+    commands: dict[str, str | None] = {  # a dual-stack VIP: both commands
+        Action.START: "; ".join(map(shlex.join, spec.add_argvs(sudo=False))),
+        Action.STOP: "; ".join(map(shlex.join, spec.del_argvs(sudo=False))),
         Action.RESTART: None,
         Action.STATUS: shlex.join(spec.show_argv()),
     }
@@ -318,7 +318,7 @@ def _classic_hints(
     text = values.get("vip.address")
     if text is None:
         return None, problems
-    why = address_problem(text.strip())
+    why = address_problem(text.strip(), ipv6=False)
     if why is not None:
         return None, [*problems, Problem(path, lines["vip.address"], why)]
     return ipaddress.IPv4Interface(text.strip()), problems

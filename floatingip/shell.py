@@ -315,7 +315,8 @@ class Shell(HostCommands, cmd.Cmd):
             else:
                 datasource = manager.datasources.get(holder)
                 where = f"held on {datasource.host if datasource else '?'} (for {holder})"
-            self._say(f"  {name}: {where}")
+            vip = manager.services[name].vip  # "192.0.2.22/24, 2001:db8::22/64 on eth0"
+            self._say(f"  {name}: {where}" + (f"; vip {vip}" if vip is not None else ""))
             if name in problems:
                 self._say(f"    last error: {problems[name]}")
         if manager.repairs:

@@ -219,18 +219,23 @@ class FakeNetwork:
         )
 
     def _probe(self, host: str, argv: tuple[str, ...], words: Sequence[str]) -> CommandResult:
-        """The duplicate address probe (floatingip/dad.py): do other hosts hold the address?"""
-        address, interface = words[-1], _after(words, "--interface", DEFAULT_INTERFACE)
-        others = [
-            other
+        """The duplicate address probe (floatingip/dad.py): do other hosts hold the addresses
+        (both of a dual-stack VIP)?  Its ``--advertise`` (IPv6 announcements) succeeds."""
+        interface = _after(words, "--interface", DEFAULT_INTERFACE)
+        if "--advertise" in words:
+            return CommandResult(argv, FREE, stdout=f"sent advertisements for {words[-1]}\n")
+        addresses = words[words.index("--wait") + 2 :] if "--wait" in words else words[-1:]
+        taken = [
+            f"{address} is in use on {interface} by {other}\n"
+            for address in addresses
             for other, held in self.addresses.items()
             if other != host and any(a.split("/")[0] == address for a in held)
         ]
-        if others:
-            return CommandResult(
-                argv, IN_USE, stdout=f"{address} is in use on {interface} by {others[0]}\n"
-            )
-        return CommandResult(argv, FREE, stdout=f"{address} is free on {interface}\n")
+        if taken:
+            return CommandResult(argv, IN_USE, stdout=taken[0])
+        verb = "is" if len(addresses) == 1 else "are"
+        free = f"{', '.join(addresses)} {verb} free on {interface}\n"
+        return CommandResult(argv, FREE, stdout=free)
 
     def _ip_addr_change(
         self, host: str, argv: tuple[str, ...], verb: str, words: Sequence[str]

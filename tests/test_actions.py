@@ -24,7 +24,8 @@ def test_a_fence_s_steps_come_first_and_every_other_field_is_kept() -> None:
         steps=(start,),
         notes=("a note",),
         held=True,
-        announce=("arping",),
+        announce=(("arping",),),
+        partial=True,
     )
     assert result.after((probe,)) == dataclasses.replace(result, steps=(probe, start))
     # every field has a value different from its default, so a dropped one would show

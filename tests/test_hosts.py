@@ -8,6 +8,7 @@ import pytest
 from floatingip.commands import LocalExecutor
 from floatingip.dad import probe_argv
 from floatingip.errors import HostDeadError, HostUnreachableError
+from floatingip.dad import advertise_argv
 from floatingip.hosts import Hosts, expected_seconds
 from floatingip.results import Event
 from tests.conftest import PATIENCE, wait_until
@@ -47,3 +48,6 @@ def test_commands_that_take_long_by_design_get_that_long_too() -> None:
     assert expected_seconds(("ip", "netns", "exec", "ns", *probe)) == 2.5
     assert expected_seconds(("arping", "-U", "-c", "3", "-I", "eth0", "192.0.2.22")) == 3.0
     assert expected_seconds(("ip", "-o", "addr", "show", "dev", "eth0")) == 0.0
+    # the IPv6 announcement sends one neighbour advertisement a second, as arping does
+    advertise = advertise_argv("eth0", "2001:db8::22", 20, sudo=True)
+    assert expected_seconds(advertise) == 20.0

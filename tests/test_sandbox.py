@@ -14,6 +14,22 @@ def test_only_test_net_addresses(network: str) -> None:
         Sandbox(network=network)
 
 
+@pytest.mark.parametrize(
+    "network6", ["2001:db9::/64", "fd00::/64", "2001:db8::/31", "192.0.2.0/24"]
+)
+def test_only_the_ipv6_documentation_prefix(network6: str) -> None:
+    with pytest.raises(
+        SandboxError, match=r"only uses the IPv6 documentation prefix 2001:db8::/32"
+    ):
+        Sandbox(network6=network6)
+
+
+def test_ipv6_addresses_repeat_the_ipv4_digits() -> None:
+    sandbox = Sandbox(["db1", "db2"], network6="2001:db8:0:5::/64")
+    assert sandbox.addresses6 == {"db1": "2001:db8:0:5::11", "db2": "2001:db8:0:5::12"}
+    assert Sandbox(["db1"], network6=None).addresses6 == {}
+
+
 def test_addresses_and_names() -> None:
     sandbox = Sandbox(["db1", "db2"], network="198.51.100.0/24")
     assert sandbox.addresses == {"db1": "198.51.100.11", "db2": "198.51.100.12"}

@@ -9,7 +9,7 @@ import pytest
 
 from floatingip import CommandResult, Executor, Manager
 from floatingip.commands import ipv4_addresses, ipv4_addresses_argv
-from floatingip.dad import FREE, IN_USE, probe_argv
+from floatingip.dad import FREE, IN_USE, advertise_argv, probe_argv
 from floatingip.errors import CommandError
 from floatingip.testing import (
     FakeNetwork,
@@ -67,6 +67,17 @@ def test_the_duplicate_address_probe_sees_the_other_hosts() -> None:
     assert answer.exit_code == IN_USE and "in use on eth0 by db2" in answer.stdout
     assert network.holders(VIP) == ["db2"]
     assert network.changes == [("db2", "add", VIP)]
+
+
+def test_the_fake_probes_every_address_of_a_dual_stack_vip_and_advertises() -> None:
+    network = FakeNetwork(["db1", "db2"])
+    probe = probe_argv("eth0", ("192.0.2.22", "2001:db8::22"), 0.2, sudo=True)
+    assert network.executor("db1").run(probe, check=False).exit_code == FREE
+    network.executor("db2").run(("ip", "addr", "add", VIP, "dev", "eth0"))  # the IPv4 half
+    answer = network.executor("db1").run(probe, check=False)
+    assert answer.exit_code == IN_USE and "192.0.2.22 is in use on eth0 by db2" in answer.stdout
+    advertise = advertise_argv("eth0", "2001:db8::22", 3, sudo=True)
+    assert network.executor("db2").run(advertise, check=False).exit_code == FREE
 
 
 def test_addresses_can_be_set_up_without_a_command() -> None:
