@@ -55,7 +55,17 @@ class SshWorld:
 
     def options(self, account: str) -> list[str]:
         """ssh's command-line options for ``account``: its key and configuration."""
-        return ["-F", str(self.config_file(account)), "-i", str(self.identity(account))]
+        return self.client_options(self.directory, account)
+
+    @staticmethod
+    def client_options(directory: Path, account: str) -> list[str]:
+        """The same, known before the world starts (for a configuration file written first)."""
+        return [
+            "-F",
+            str(directory / account / "config"),
+            "-i",
+            str(directory / account / "id_ed25519"),
+        ]
 
     def start(self) -> SshWorld:
         self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,8 @@ import pytest
 from floatingip.sandbox import Sandbox
 from floatingip.testing import write_cluster_home
 from tests.conftest import report, require, require_program, require_root, wait_until
+from tests.integration.ssh_world import SshWorld, require_ssh
+from tests.integration.test_hook_patroni import FAILOVER_PATIENCE, Watcher
 from tests.integration.test_hooks_contract import SERVICE, VIP
 
 BINDIR = Path("/usr/lib/postgresql/15/bin")
@@ -56,6 +59,8 @@ class Node:
             f"service_start_command='{self.pg_ctl()} -l {self.data}/log -w -t 120 start'\n"
             f"service_stop_command='{self.pg_ctl()} -m fast -w stop'\n"
             f"event_notification_command='{hook} --host {host} %n %e %s \"%t\"'\n"
+            # a switchover runs repmgr on the other node over ssh (ssh_world's sshd, its key)
+            f"ssh_options='{' '.join(SshWorld.client_options(work / 'ssh', 'postgres'))}'\n"
         )
         self.conf.chmod(0o644)
 
@@ -186,23 +191,28 @@ def hook_through_sudo(tool: str, home: Path, locks: Path) -> Iterator[str]:
         sudoers.unlink(missing_ok=True)
 
 
-def test_repmgr_failover_and_rejoin_move_the_vip(pair: tuple[Sandbox, Node, Node]) -> None:
-    sandbox, db1, db2 = pair
-
-    def holders() -> list[str]:
-        return [host for host in ("db1", "db2") if VIP in sandbox.addresses_on(host)]
-
+def primary_and_standby(sandbox: Sandbox, db1: Node, db2: Node) -> None:
+    """db1 initialised and registered as the primary (it takes the VIP; psql through the VIP
+    reaches it), db2 cloned from it and registered as its standby (the VIP stays on db1)."""
     db1.initdb()
     db1.start()
     db1.repmgr("primary", "register")
-    assert wait_until(lambda: holders() == ["db1"]), db1.log.read_text()
+    assert wait_until(lambda: holders(sandbox) == ["db1"]), db1.log.read_text()
     assert wait_until(lambda: answer(sandbox) == "db1 f")
-
     db2.repmgr("-h", db1.address, "-U", "postgres", "-d", "postgres", "standby", "clone")
     db2.host_conf()
     db2.start()
     db2.repmgr("standby", "register")
-    assert holders() == ["db1"]
+    assert holders(sandbox) == ["db1"]
+
+
+def holders(sandbox: Sandbox) -> list[str]:
+    return [host for host in ("db1", "db2") if VIP in sandbox.addresses_on(host)]
+
+
+def test_repmgr_failover_and_rejoin_move_the_vip(pair: tuple[Sandbox, Node, Node]) -> None:
+    sandbox, db1, db2 = pair
+    primary_and_standby(sandbox, db1, db2)
 
     # db1 fails: postgres stopped and the host cut off (its VIP no longer answers anywhere)
     db1.stop()
@@ -216,7 +226,49 @@ def test_repmgr_failover_and_rejoin_move_the_vip(pair: tuple[Sandbox, Node, Node
     sandbox.run("db1", ["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"], check=False)
     sandbox.run("db1", ["ip", "link", "set", "eth0", "up"])
     db1.repmgr("node", "rejoin", "-d", f"host={db2.address} user=postgres dbname=postgres")
-    assert holders() == ["db2"]
+    assert holders(sandbox) == ["db2"]
     assert wait_until(lambda: answer(sandbox) == "db2 f")
     handled = (db1.log.read_text() + db2.log.read_text()).count("floatingip hook repmgr:")
     report(f"repmgr pair: {handled} notifications handled; the VIP followed the primary")
+
+
+@pytest.fixture
+def ssh_pair(pair: tuple[Sandbox, Node, Node]) -> Iterator[tuple[Sandbox, Node, Node]]:
+    """The pair, with sshd on both hosts and postgres's key: repmgr's switchover uses ssh."""
+    require_ssh()
+    sandbox, db1, _ = pair
+    with SshWorld(sandbox, ["db1", "db2"], db1.conf.parent / "ssh", ["postgres"]):
+        yield pair
+
+
+def test_repmgr_switchover_moves_the_vip(ssh_pair: tuple[Sandbox, Node, Node]) -> None:
+    """`repmgr standby switchover` on db2: repmgr stops db1 over ssh, promotes db2 and rejoins
+    db1 as its standby; the VIP follows, never on two hosts."""
+    sandbox, db1, db2 = ssh_pair
+    primary_and_standby(sandbox, db1, db2)
+    watcher = Watcher(sandbox)
+    try:
+        began = time.monotonic()
+        switched = db2.repmgr("standby", "switchover", "--remote-config-file", str(db1.conf))
+        output = switched.stdout + switched.stderr
+        assert wait_until(lambda: watcher.holders() == ["db2"], FAILOVER_PATIENCE), output
+        vip = time.monotonic() - began
+        assert wait_until(lambda: answer(sandbox) == "db2 f"), output
+        reached = time.monotonic() - began
+    finally:
+        watcher.close()
+    # db1 is db2's standby now, and the VIP stayed on db2 through node_rejoin
+    assert (
+        db1.run("psql", "-h", db1.address, "-At", "-c", "SELECT pg_is_in_recovery()").stdout
+        == "t\n"
+    )
+    assert watcher.holders() == ["db2"]
+    assert not watcher.both, f"two holders in {len(watcher.both)} of {watcher.samples} samples"
+    events = [
+        line.split(": ")[1] for line in output.splitlines() if "floatingip hook repmgr:" in line
+    ]
+    report(
+        f"repmgr standby switchover: VIP on the new primary {vip:.1f} s after the command "
+        f"began, psql through it {reached:.1f} s; hook calls seen: {'; '.join(events)}; VIP "
+        f"polled {watcher.samples} times, never on two hosts"
+    )
