@@ -286,6 +286,15 @@ def test_repmgr_switchover_moves_the_vip(ssh_pair: tuple[Sandbox, Node, Node]) -
     hook_lines = [line for line in output.splitlines() if "floatingip hook repmgr:" in line]
     took = "standby_promote node 2 success 1: db2: it is the primary: master start on db2 ok"
     assert any(took in line for line in hook_lines), output
+    # a stop through repmgr releases the VIP; the start notifies nothing; primary register
+    # --force (its primary_register notification) takes it back
+    db2.repmgr("node", "service", "--action=stop", "--checkpoint")
+    assert holders(sandbox) == []
+    db2.repmgr("node", "service", "--action=start")
+    assert holders(sandbox) == []
+    db2.repmgr("primary", "register", "--force")
+    assert holders(sandbox) == ["db2"]
+    assert wait_until(lambda: answer(sandbox) == "db2 f")
     report(
         f"repmgr standby switchover: the command ran {vip:.1f} s, the VIP on db2 when it "
         f"returned, psql through it after {reached:.1f} s; VIP polled {watcher.samples} times, "
