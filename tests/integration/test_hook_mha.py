@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -258,19 +258,20 @@ def mha_world() -> Iterator[MhaWorld]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def test_mha_online_switch_moves_the_vip_to_the_new_master(mha_world: MhaWorld) -> None:
-    world, sandbox = mha_world, mha_world.sandbox
+def move_master_to_db2(
+    world: MhaWorld, before: Callable[[], object], *options: str
+) -> tuple[str, str]:
+    """The VIP placed on db1 and a write through it reaching db1; then ``before()`` and
+    ``masterha_master_switch OPTIONS``: it succeeds, the VIP is on db2 alone and a write through
+    it reaches db2, writable; never two holders.  MHA's output, and the timings for the report."""
+    sandbox = world.sandbox
     world.place_vip_on_db1()
     watcher = Watcher(sandbox)
     try:
         assert wait_until(lambda: through_vip(sandbox, 1) == "1 0"), last_answer
+        before()
         began = time.monotonic()
-        switched = world.switch(
-            "--master_state=alive",
-            "--new_master_host=db2",
-            "--orig_master_is_new_slave",
-            "--interactive=0",
-        )
+        switched = world.switch(*options, "--new_master_host=db2", "--interactive=0")
         elapsed = time.monotonic() - began
         assert switched.returncode == 0, world.log.read_text()
         assert watcher.holders() == ["db2"]
@@ -278,55 +279,38 @@ def test_mha_online_switch_moves_the_vip_to_the_new_master(mha_world: MhaWorld) 
         written = time.monotonic() - began
     finally:
         watcher.close()
-    output = switched.stdout + switched.stderr
+    assert not watcher.both, f"two holders in {len(watcher.both)} of {watcher.samples} samples"
+    timings = (
+        f"masterha_master_switch {elapsed:.1f} s, first write through the VIP on db2 "
+        f"{written:.1f} s after it began; VIP polled {watcher.samples} times, never on two hosts"
+    )
+    return switched.stdout + switched.stderr, timings
+
+
+def test_mha_online_switch_moves_the_vip_to_the_new_master(mha_world: MhaWorld) -> None:
+    world = mha_world
+    output, timings = move_master_to_db2(
+        world, lambda: None, "--master_state=alive", "--orig_master_is_new_slave"
+    )
     assert "floatingip hook mha: mha stop orig db1 new db2" in output
     assert "floatingip hook mha: mha start orig db1 new db2" in output
     assert MHA_PASSWORD not in output
     # db1 is db2's replica now: the write through the VIP reached it by replication only
     replica = lambda: world.nodes["db1"].sql("SELECT count(*) FROM fip.w WHERE v=2").stdout  # noqa: E731
     assert wait_until(lambda: replica().strip() == "1")
-    assert not watcher.both, f"two holders in {len(watcher.both)} of {watcher.samples} samples"
-    report(
-        f"MHA online switch (MariaDB): masterha_master_switch {elapsed:.1f} s, first write "
-        f"through the VIP on db2 {written:.1f} s after it began; VIP polled {watcher.samples} "
-        "times, never on two hosts"
-    )
+    report(f"MHA online switch (MariaDB): {timings}")
 
 
 def test_mha_failover_of_a_dead_master_moves_the_vip(mha_world: MhaWorld) -> None:
     """db1's mariadbd killed with -9, its host still reachable by ssh: MHA's failover runs the
     hook with ``--command=stopssh`` (db1 releases the VIP), saves db1's binary logs over ssh,
     promotes db2 and runs ``--command=start`` there."""
-    world, sandbox = mha_world, mha_world.sandbox
-    world.place_vip_on_db1()
-    watcher = Watcher(sandbox)
-    try:
-        assert wait_until(lambda: through_vip(sandbox, 1) == "1 0"), last_answer
-        world.nodes["db1"].kill()
-        began = time.monotonic()
-        failed_over = world.switch(
-            "--master_state=dead",
-            "--dead_master_host=db1",
-            f"--dead_master_ip={world.nodes['db1'].address}",
-            f"--dead_master_port={PORT}",
-            "--new_master_host=db2",
-            "--interactive=0",
-            "--ignore_last_failover",
-        )
-        elapsed = time.monotonic() - began
-        assert failed_over.returncode == 0, world.log.read_text()
-        assert watcher.holders() == ["db2"]
-        assert wait_until(lambda: through_vip(sandbox, 3) == "2 0"), last_answer
-        written = time.monotonic() - began
-    finally:
-        watcher.close()
-    output = failed_over.stdout + failed_over.stderr
+    db1 = mha_world.nodes["db1"]
+    output, timings = move_master_to_db2(
+        mha_world, db1.kill, "--master_state=dead", "--dead_master_host=db1",
+        f"--dead_master_ip={db1.address}", f"--dead_master_port={PORT}", "--ignore_last_failover",
+    )  # fmt: skip
     assert "Failed to save binary log" not in output
     assert "floatingip hook mha: mha stopssh orig db1 new -" in output
     assert "floatingip hook mha: mha start orig db1 new db2" in output
-    assert not watcher.both, f"two holders in {len(watcher.both)} of {watcher.samples} samples"
-    report(
-        f"MHA dead-master failover (MariaDB, mariadbd killed -9): masterha_master_switch "
-        f"{elapsed:.1f} s, first write through the VIP on db2 {written:.1f} s after it began; "
-        f"VIP polled {watcher.samples} times, never on two hosts"
-    )
+    report(f"MHA dead-master failover (MariaDB, mariadbd killed -9): {timings}")
