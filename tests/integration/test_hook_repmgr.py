@@ -1,7 +1,9 @@
 """A real repmgr pair: PostgreSQL 15 on two sandbox hosts, repmgr 5.3's own commands, and its
 ``event_notification_command`` calling ``floatingip hook repmgr``.  The VIP follows the primary
 through ``primary register``, ``standby clone/register``, a failover (``standby promote`` once
-db1 is gone) and ``node rejoin``; a client's psql through the VIP reaches the primary.
+db1 is gone) and ``node rejoin``, and ``standby switchover`` (over ssh: sshd on both hosts, from
+ssh_world; the old primary releases the VIP in its ``service_stop_command``, which no
+notification reaches); a client's psql through the VIP reaches the primary.
 
 repmgr refuses to run as root and runs the notification command as its own account (postgres
 here); the line calls the hook through ``sudo -n`` because the test's interpreter lives where
