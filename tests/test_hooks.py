@@ -132,6 +132,10 @@ PRIMARY = ("db1", "master", "ONLINE")
         (["1", "repmgrd_start", "1"], (None, None, None)),
         (["1", "cluster_cleanup", "1"], (None, None, None)),
         (["--node-id", "2", "1", "standby_promote", "1"], (None, None, None)),
+        # floatingip's own, from service_stop_command: a switchover notifies nothing on the
+        # old primary, whose stop is the only moment it can release the VIP
+        (["1", "service_stop", "1"], ("db1", None, "OFFLINE")),
+        (["1", "service_stop", "0"], ("db1", None, "OFFLINE")),
     ],
 )
 def test_repmgr_events_plan(demo_home: Path, argv: list[str], expected: tuple[str, ...]) -> None:

@@ -10,11 +10,15 @@ repmgrd-physical.c):
 - every event that moves the primary is notified on the node it concerns, with that node's id:
   ``standby_promote``, ``repmgrd_failover_promote`` and ``standby_switchover`` on the new
   primary, ``node_rejoin``, ``standby_follow`` and ``repmgrd_failover_follow`` on a standby;
-- during ``repmgr standby switchover`` the order is: the old primary is stopped,
-  ``standby_promote`` is notified on the new one, ``node_rejoin`` on the old one (over ssh),
-  ``standby_switchover`` on the new one.  So at ``standby_promote`` the old primary still
-  carries the VIP: the start is refused (another host answers for it) and this hook exits 1,
-  which repmgr only logs; ``standby_switchover`` takes the VIP once the old host released it;
+- during ``repmgr standby switchover`` (run on the new primary) repmgr reaches the old primary
+  by ssh and runs ``repmgr node service --action=stop --checkpoint`` there (its
+  ``service_stop_command``), then ``standby_promote`` and ``standby_switchover`` are notified
+  on the new primary; the old one rejoins with ``repmgr node rejoin --no-wait``, which notifies
+  nothing when it succeeds (repmgr-action-node.c).  So no notification ever reaches the old
+  primary: the only moment it can release the VIP is its stop, and ``service_stop`` (not a
+  repmgr event: floatingip's, for ``service_stop_command``) does that.  Without it the VIP
+  stays on the old primary, now a standby, and both starts on the new one are refused (seen
+  with repmgr 5.3.3);
 - a failed notification command is a warning in repmgr's log, nothing more.
 """
 
@@ -26,7 +30,7 @@ from floatingip.datasource import Role, State
 from floatingip.errors import UsageError
 from floatingip.hooks.core import HookContext, Plan, find_datasource
 
-__all__ = ["PRIMARY_EVENTS", "STANDBY_EVENTS", "add_arguments", "plan"]
+__all__ = ["PRIMARY_EVENTS", "STANDBY_EVENTS", "STOP_EVENT", "add_arguments", "plan"]
 
 # This node is now the primary (when the event succeeded).
 PRIMARY_EVENTS = frozenset(
@@ -36,6 +40,8 @@ PRIMARY_EVENTS = frozenset(
 STANDBY_EVENTS = frozenset(
     {"node_rejoin", "standby_follow", "repmgrd_failover_follow", "standby_register"}
 )
+# floatingip's, from service_stop_command: this node's PostgreSQL is stopped (or stopping).
+STOP_EVENT = "service_stop"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,12 +66,15 @@ def plan(args: argparse.Namespace, context: HookContext) -> Plan:
     if args.node_id is not None and int(args.node) != args.node_id:
         return Plan(event=event, why=f"an event of node {args.node}, not of this node")
     standby = args.event_type in STANDBY_EVENTS
-    if args.event_type not in PRIMARY_EVENTS and not standby:
+    stop = args.event_type == STOP_EVENT
+    if args.event_type not in PRIMARY_EVENTS and not standby and not stop:
         return Plan(event=event, why=f"{args.event_type} does not move the primary")
-    if not standby and args.success != "1":
+    if args.event_type in PRIMARY_EVENTS and args.success != "1":
         return Plan(event=event, why=f"{args.event_type} failed: the primary did not move")
     names = [args.datasource] if args.datasource else [context.this_host]
     datasource = find_datasource(context.datasources(), names=names, what=event)
+    if stop:
+        return Plan.change(event, datasource, state=State.OFFLINE, why="its server is stopped")
     if standby:
         return Plan.change(event, datasource, Role.SLAVE, State.ONLINE, why="it is a standby")
     return Plan.change(event, datasource, Role.MASTER, State.ONLINE, why="it is the primary")

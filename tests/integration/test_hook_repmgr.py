@@ -1,7 +1,9 @@
 """A real repmgr pair: PostgreSQL 15 on two sandbox hosts, repmgr 5.3's own commands, and its
 ``event_notification_command`` calling ``floatingip hook repmgr``.  The VIP follows the primary
 through ``primary register``, ``standby clone/register``, a failover (``standby promote`` once
-db1 is gone) and ``node rejoin``; a client's psql through the VIP reaches the primary.
+db1 is gone) and ``node rejoin``, and ``standby switchover`` (over ssh: sshd on both hosts, from
+ssh_world; the old primary releases the VIP in its ``service_stop_command``, which no
+notification reaches); a client's psql through the VIP reaches the primary.
 
 repmgr refuses to run as root and runs the notification command as its own account (postgres
 here); the line calls the hook through ``sudo -n`` because the test's interpreter lives where
@@ -19,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +30,7 @@ import pytest
 from floatingip.sandbox import Sandbox
 from floatingip.testing import write_cluster_home
 from tests.conftest import report, require, require_program, require_root, wait_until
+from tests.integration.ssh_world import SshWorld, require_ssh
 from tests.integration.test_hooks_contract import SERVICE, VIP
 
 BINDIR = Path("/usr/lib/postgresql/15/bin")
@@ -54,8 +58,15 @@ class Node:
             # pg_ctl with a log file: a server started with repmgr's inherited output would
             # keep this test's pipes open
             f"service_start_command='{self.pg_ctl()} -l {self.data}/log -w -t 120 start'\n"
-            f"service_stop_command='{self.pg_ctl()} -m fast -w stop'\n"
+            # the stop of a primary releases its VIP: in a switchover it is the only step run
+            # on the old primary (over ssh), which no notification reaches.  repmgr reads the
+            # first line of the command's output and closes the pipe: pg_ctl's second line
+            # would kill it (SIGPIPE) before the hook ran, hence >/dev/null
+            f"service_stop_command='{self.pg_ctl()} -m fast -w stop >/dev/null && "
+            f"{hook} --host {host} {node_id} service_stop 1'\n"
             f"event_notification_command='{hook} --host {host} %n %e %s \"%t\"'\n"
+            # a switchover runs repmgr on the other node over ssh (ssh_world's sshd, its key)
+            f"ssh_options='{' '.join(SshWorld.client_options(work / 'ssh', 'postgres'))}'\n"
         )
         self.conf.chmod(0o644)
 
@@ -186,23 +197,28 @@ def hook_through_sudo(tool: str, home: Path, locks: Path) -> Iterator[str]:
         sudoers.unlink(missing_ok=True)
 
 
-def test_repmgr_failover_and_rejoin_move_the_vip(pair: tuple[Sandbox, Node, Node]) -> None:
-    sandbox, db1, db2 = pair
-
-    def holders() -> list[str]:
-        return [host for host in ("db1", "db2") if VIP in sandbox.addresses_on(host)]
-
+def primary_and_standby(sandbox: Sandbox, db1: Node, db2: Node) -> None:
+    """db1 initialised and registered as the primary (it takes the VIP; psql through the VIP
+    reaches it), db2 cloned from it and registered as its standby (the VIP stays on db1)."""
     db1.initdb()
     db1.start()
     db1.repmgr("primary", "register")
-    assert wait_until(lambda: holders() == ["db1"]), db1.log.read_text()
+    assert wait_until(lambda: holders(sandbox) == ["db1"]), db1.log.read_text()
     assert wait_until(lambda: answer(sandbox) == "db1 f")
-
     db2.repmgr("-h", db1.address, "-U", "postgres", "-d", "postgres", "standby", "clone")
     db2.host_conf()
     db2.start()
     db2.repmgr("standby", "register")
-    assert holders() == ["db1"]
+    assert holders(sandbox) == ["db1"]
+
+
+def holders(sandbox: Sandbox) -> list[str]:
+    return [host for host in ("db1", "db2") if VIP in sandbox.addresses_on(host)]
+
+
+def test_repmgr_failover_and_rejoin_move_the_vip(pair: tuple[Sandbox, Node, Node]) -> None:
+    sandbox, db1, db2 = pair
+    primary_and_standby(sandbox, db1, db2)
 
     # db1 fails: postgres stopped and the host cut off (its VIP no longer answers anywhere)
     db1.stop()
@@ -216,7 +232,73 @@ def test_repmgr_failover_and_rejoin_move_the_vip(pair: tuple[Sandbox, Node, Node
     sandbox.run("db1", ["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"], check=False)
     sandbox.run("db1", ["ip", "link", "set", "eth0", "up"])
     db1.repmgr("node", "rejoin", "-d", f"host={db2.address} user=postgres dbname=postgres")
-    assert holders() == ["db2"]
+    assert holders(sandbox) == ["db2"]
     assert wait_until(lambda: answer(sandbox) == "db2 f")
     handled = (db1.log.read_text() + db2.log.read_text()).count("floatingip hook repmgr:")
     report(f"repmgr pair: {handled} notifications handled; the VIP followed the primary")
+
+
+def event_log(node: Node) -> str:
+    """repmgr's events table, as the node sees it: for a failure's report."""
+    return node.run(
+        "psql", "-h", node.address, "-At", "-c",
+        "SELECT event_timestamp, node_id, event, successful, details FROM repmgr.events "
+        "ORDER BY event_timestamp",
+        check=False,
+    ).stdout  # fmt: skip
+
+
+@pytest.fixture
+def ssh_pair(pair: tuple[Sandbox, Node, Node]) -> Iterator[tuple[Sandbox, Node, Node]]:
+    """The pair, with sshd on both hosts and postgres's key: repmgr's switchover uses ssh."""
+    require_ssh()
+    sandbox, db1, _ = pair
+    with SshWorld(sandbox, ["db1", "db2"], db1.conf.parent / "ssh", ["postgres"]):
+        yield pair
+
+
+def test_repmgr_switchover_moves_the_vip(ssh_pair: tuple[Sandbox, Node, Node]) -> None:
+    """`repmgr standby switchover` on db2: repmgr stops db1 over ssh, promotes db2 and rejoins
+    db1 as its standby; the VIP follows, never on two hosts."""
+    # imported here: test_hook_patroni imports this module
+    from tests.integration.test_hook_patroni import FAILOVER_PATIENCE, Watcher
+
+    sandbox, db1, db2 = ssh_pair
+    primary_and_standby(sandbox, db1, db2)
+    watcher = Watcher(sandbox)
+    try:
+        began = time.monotonic()
+        switched = db2.repmgr("standby", "switchover")
+        output = switched.stdout + switched.stderr
+        assert wait_until(lambda: watcher.holders() == ["db2"], FAILOVER_PATIENCE), (
+            output + event_log(db2)
+        )
+        vip = time.monotonic() - began
+        assert wait_until(lambda: answer(sandbox) == "db2 f"), output
+        reached = time.monotonic() - began
+    finally:
+        watcher.close()
+    # db1 is db2's standby now (rejoined without a notification), the VIP still on db2
+    in_recovery = db1.run("psql", "-h", db1.address, "-At", "-c", "SELECT pg_is_in_recovery()")
+    assert in_recovery.stdout == "t\n"
+    assert watcher.holders() == ["db2"]
+    assert not watcher.both, f"two holders in {len(watcher.both)} of {watcher.samples} samples"
+    # db1's stop released the VIP (its line is in repmgr's output over ssh, which repmgr drops),
+    # so the promotion's notification took it at once
+    hook_lines = [line for line in output.splitlines() if "floatingip hook repmgr:" in line]
+    took = "standby_promote node 2 success 1: db2: it is the primary: master start on db2 ok"
+    assert any(took in line for line in hook_lines), output
+    # a stop through repmgr releases the VIP; the start notifies nothing; primary register
+    # --force (its primary_register notification) takes it back
+    db2.repmgr("node", "service", "--action=stop", "--checkpoint")
+    assert holders(sandbox) == []
+    db2.repmgr("node", "service", "--action=start")
+    assert holders(sandbox) == []
+    db2.repmgr("primary", "register", "--force")
+    assert holders(sandbox) == ["db2"]
+    assert wait_until(lambda: answer(sandbox) == "db2 f")
+    report(
+        f"repmgr standby switchover: the command ran {vip:.1f} s, the VIP on db2 when it "
+        f"returned, psql through it after {reached:.1f} s; VIP polled {watcher.samples} times, "
+        "never on two hosts; " + " | ".join(line.split(": ", 1)[1] for line in hook_lines)
+    )
