@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from floatingip.actions import perform
 from floatingip.cluster_state import DataSourceRecord, Snapshot
@@ -32,6 +32,7 @@ from floatingip.errors import FloatingIPError
 from floatingip.etcd_client import Endpoint, EtcdError, EtcdPool
 from floatingip.etcd_fence import DEFAULT_TTL, EtcdFence
 from floatingip.fence import DuplicateAddressFence, Fences
+from floatingip.logformat import JournalFormatter
 from floatingip.manager import Manager
 from floatingip.patroni_source import PatroniScope, state_reader, watched_prefixes
 from floatingip.rule_files import load_rules, shipped_rules_dir
@@ -45,25 +46,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_READ = 0.5  # seconds between attempts to read the cluster's state
 CLOSE_TIMEOUT = 30.0
-
-
-class JournalFormatter(logging.Formatter):
-    """``<N>logger: message``: journald reads the ``<N>`` prefix as the syslog priority and adds
-    the time itself; one line per record (a traceback's lines are indented under it)."""
-
-    _PRIORITY: ClassVar[dict[int, int]] = {
-        logging.DEBUG: 7,
-        logging.INFO: 6,
-        logging.WARNING: 4,
-        logging.ERROR: 3,
-    }
-
-    def format(self, record: logging.LogRecord) -> str:
-        priority = self._PRIORITY.get(record.levelno, 2 if record.levelno > logging.ERROR else 7)
-        text = f"<{priority}>{record.name}: {record.getMessage()}"
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info).replace("\n", "\n    ")
-        return text
 
 
 class Worker:

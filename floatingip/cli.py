@@ -15,7 +15,9 @@ from floatingip.config import cluster_problem
 from floatingip.errors import FloatingIPError, UsageError
 from floatingip.etcd_lease import MIN_TTL
 from floatingip.hooks import add_hook_command
+from floatingip.logformat import formatter
 from floatingip.manager import Manager
+from floatingip.observe_cli import add_log_format_option, configure_logging, log_format
 from floatingip.preflight import format_checks, run_checks
 from floatingip.rule_files import RulesInstalledError, install_rules, load_rules
 from floatingip.service import ACTIONS, load_services
@@ -197,13 +199,14 @@ def _verbosity() -> argparse.ArgumentParser:
         dest="verbose_after",
         help="log to stderr (-v info, -vv debug)",
     )
+    add_log_format_option(parent, "log_format_after")
     return parent
 
 
 def _agent(args: argparse.Namespace) -> int:
     import asyncio
 
-    from floatingip.agent import Agent, JournalFormatter
+    from floatingip.agent import Agent
     from floatingip.etcd_client import parse_endpoints
     from floatingip.patroni_source import PatroniScope
 
@@ -218,7 +221,7 @@ def _agent(args: argparse.Namespace) -> int:
             f"before the drop deadline, TTL - margin after a renewal), not {args.ttl}"
         )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JournalFormatter())
+    handler.setFormatter(formatter(log_format(args) or "text", journal=True))
     verbosity = args.verbose + args.verbose_after
     logging.basicConfig(level=logging.DEBUG if verbosity > 1 else logging.INFO, force=True)
     logging.getLogger().handlers[:] = [handler]
@@ -259,6 +262,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log to stderr (-v info, -vv debug)"
     )
+    add_log_format_option(parser, "log_format")
     subparsers = parser.add_subparsers(dest="command", required=True)
 
     def add_command(name: str, description: str) -> argparse.ArgumentParser:
@@ -374,15 +378,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbosity: int) -> None:
-    # The shell prints every failure itself; logging is for whoever wants the detail.
-    level = {0: logging.CRITICAL + 1, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _configure_logging(args.verbose + args.verbose_after)
+    configure_logging(args.verbose + args.verbose_after, log_format(args))
     try:
         return int(args.handler(args))
     except FloatingIPError as exc:

@@ -1,0 +1,42 @@
+"""The ``floatingip`` command's observability options: ``--log-format``, ``--metrics`` and the
+``status`` subcommand (kept here so that floatingip.cli stays a table of commands)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from floatingip.logformat import formatter
+
+__all__ = ["add_log_format_option", "configure_logging", "log_format"]
+
+
+def add_log_format_option(parser: argparse.ArgumentParser, dest: str) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        dest=dest,
+        help="log lines as text (decisions as key=value; the default) or as one JSON object "
+        "per line; implies -v",
+    )
+
+
+def log_format(args: argparse.Namespace) -> str | None:
+    """``--log-format`` given before or after the subcommand (None: not given)."""
+    after: str | None = getattr(args, "log_format_after", None)
+    before: str | None = getattr(args, "log_format", None)
+    return after or before
+
+
+def configure_logging(verbosity: int, log_format: str | None) -> None:
+    """Library code installs no handler; the command installs this one, on stderr.  The shell
+    prints every failure itself: logging is for whoever asks for the detail (-v, or a
+    --log-format: asking for a format is asking for the lines)."""
+    if log_format is not None:
+        verbosity = max(verbosity, 1)
+    level = {0: logging.CRITICAL + 1, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(log_format or "text"))
+    logging.basicConfig(level=level, handlers=[handler])
