@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import shlex
 import sys
 from collections.abc import Sequence
 
 from floatingip import __version__
+from floatingip import observe_cli as observe
 from floatingip.commands import Executor, LocalExecutor, namespace_executors
 from floatingip.config import cluster_problem
 from floatingip.errors import FloatingIPError, UsageError
 from floatingip.etcd_lease import MIN_TTL
 from floatingip.hooks import add_hook_command
-from floatingip.logformat import formatter
 from floatingip.manager import Manager
-from floatingip.observe_cli import add_log_format_option, configure_logging, log_format
 from floatingip.preflight import format_checks, run_checks
 from floatingip.rule_files import RulesInstalledError, install_rules, load_rules
 from floatingip.service import ACTIONS, load_services
@@ -119,6 +117,7 @@ def _etcd_shell(args: argparse.Namespace) -> int:
             ("--monitor", args.monitor is not None),
             ("--host", args.host is not None),
             ("--rules-dir", args.rules_dir is not None),
+            ("--metrics", args.metrics is not None),
         )
         if given
     ]
@@ -145,6 +144,7 @@ def _shell(args: argparse.Namespace) -> int:
     monitor = check_interval(10.0 if args.monitor is None else args.monitor, "--monitor")
     base: Executor = RecordingExecutor(dry_run_responder(out)) if args.dry_run else LocalExecutor()
     interactive = is_terminal(sys.stdin)
+    metrics = observe.exporter(args.metrics)
     with interrupts_for_this_thread_only() if interactive else contextlib.nullcontext():
         manager = Manager.from_cluster_home(
             args.cluster_home,
@@ -158,11 +158,13 @@ def _shell(args: argparse.Namespace) -> int:
             reconcile_at_start=not args.dry_run,
             monitor_interval=0 if args.dry_run else monitor,
         )
+    metrics.follow(manager)
     shell = Shell(manager, stdout=out)
     try:
         _converse(shell, interactive)
     finally:
         stopped = manager.close()
+        metrics.close()
         for outcome in stopped.commands:
             verdict = "released" if outcome.ok else f"FAILED to release ({outcome.error})"
             print(f"manager stopped: {verdict} {outcome.service} on {outcome.host}", file=out)
@@ -199,7 +201,7 @@ def _verbosity() -> argparse.ArgumentParser:
         dest="verbose_after",
         help="log to stderr (-v info, -vv debug)",
     )
-    add_log_format_option(parent, "log_format_after")
+    observe.add_log_format_option(parent, "log_format_after")
     return parent
 
 
@@ -220,11 +222,7 @@ def _agent(args: argparse.Namespace) -> int:
             f"--ttl must be whole seconds in {MIN_TTL}-3600 (a start needs a margin of 1 s "
             f"before the drop deadline, TTL - margin after a renewal), not {args.ttl}"
         )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter(log_format(args) or "text", journal=True))
-    verbosity = args.verbose + args.verbose_after
-    logging.basicConfig(level=logging.DEBUG if verbosity > 1 else logging.INFO, force=True)
-    logging.getLogger().handlers[:] = [handler]
+    observe.configure_agent_logging(args.verbose + args.verbose_after, observe.log_format(args))
     agent = Agent(
         cluster_home=args.cluster_home,
         cluster=args.cluster,
@@ -262,7 +260,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log to stderr (-v info, -vv debug)"
     )
-    add_log_format_option(parser, "log_format")
+    observe.add_log_format_option(parser, "log_format")
     subparsers = parser.add_subparsers(dest="command", required=True)
 
     def add_command(name: str, description: str) -> argparse.ArgumentParser:
@@ -301,6 +299,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     # Unset means 10, so that --etcd can tell that --monitor was given and refuse it.
     _add_monitor_option(shell, default=None)
+    observe.add_metrics_option(shell)
     shell.add_argument(
         "--etcd",
         metavar="URL[,URL...]",
@@ -380,7 +379,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure_logging(args.verbose + args.verbose_after, log_format(args))
+    observe.configure_logging(args.verbose + args.verbose_after, observe.log_format(args))
     try:
         return int(args.handler(args))
     except FloatingIPError as exc:

@@ -6,10 +6,22 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from floatingip.logformat import formatter
 
-__all__ = ["add_log_format_option", "configure_logging", "log_format"]
+if TYPE_CHECKING:
+    from floatingip.metrics import Exporter
+    from floatingip.view import ManagerView
+
+__all__ = [
+    "add_log_format_option",
+    "add_metrics_option",
+    "configure_agent_logging",
+    "configure_logging",
+    "exporter",
+    "log_format",
+]
 
 
 def add_log_format_option(parser: argparse.ArgumentParser, dest: str) -> None:
@@ -40,3 +52,38 @@ def configure_logging(verbosity: int, log_format: str | None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(log_format or "text"))
     logging.basicConfig(level=level, handlers=[handler])
+
+
+def configure_agent_logging(verbosity: int, log_format: str | None) -> None:
+    """The agent's: INFO at least, text for journald (priority prefixes, no times) or JSON."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(log_format or "text", journal=True))
+    logging.basicConfig(level=logging.DEBUG if verbosity > 1 else logging.INFO, force=True)
+    logging.getLogger().handlers[:] = [handler]
+
+
+def add_metrics_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics",
+        metavar="[ADDRESS:]PORT",
+        help="serve Prometheus metrics at http://ADDRESS:PORT/metrics (a bare PORT: on "
+        "127.0.0.1; off by default); needs pip install 'floatingip[metrics]'",
+    )
+
+
+class _NoExporter:
+    def follow(self, manager: ManagerView) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def exporter(address: str | None) -> Exporter | _NoExporter:
+    """The metrics endpoint ``--metrics`` asks for, listening already (nothing when not asked):
+    a bad address, a missing client or a port in use fails before anything else is done."""
+    if address is None:
+        return _NoExporter()
+    from floatingip.metrics import Exporter, parse_address
+
+    return Exporter(parse_address(address))
