@@ -232,6 +232,7 @@ def _agent(args: argparse.Namespace) -> int:
         rules_dir=args.rules_dir,
         monitor_interval=check_interval(args.monitor, "--monitor"),
         patroni=patroni,
+        metrics=observe.metrics_address(args.metrics),
     )
     return asyncio.run(agent.run())
 
@@ -365,6 +366,7 @@ def _parser() -> argparse.ArgumentParser:
         help="Patroni's namespace: (default /service): keys /PATH/SCOPE/leader, members/NAME",
     )
     _add_monitor_option(agent)
+    observe.add_metrics_option(agent)
     agent.set_defaults(handler=_agent)
     install = add_command(
         "install-rules",
@@ -374,6 +376,7 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument("--force", action="store_true", help="replace existing files")
     install.set_defaults(handler=_install_rules)
     add_hook_command(subparsers, lambda: [_verbosity()])
+    observe.add_status_command(subparsers, lambda: [_verbosity()])
     return parser
 
 
