@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from floatingip.decision import duration, failure_reason
 from floatingip.errors import UsageError
 from floatingip.results import Event
-from floatingip.vocabulary import EventKind
+from floatingip.vocabulary import Action, EventKind
 
 if TYPE_CHECKING:
     from floatingip.view import ManagerView
@@ -140,17 +140,28 @@ class ManagerMetrics:
         }
 
     def attach(self, manager: ManagerView) -> None:
-        """Follow ``manager``: each service's series start at 0; what it holds now, held since
-        now."""
+        """Follow ``manager``: each service's series start at 0; its history so far is counted
+        (a VIP taken while it started: one transition up, held since that start)."""
         for service in manager.services:
             for direction in ("up", "down"):
                 self.transitions.labels(service, direction)
             self.retries.labels(service)
             self.repairs.labels(service)
+        history = manager.history
+        for event in history:  # durations, failures, retries, repairs (no manager yet: no sync)
+            self.on_event(event)
+        taken = {
+            event.service: event.time
+            for event in history
+            if event.kind is EventKind.COMMAND and event.ok and event.outcome is not None
+            and event.outcome.action == Action.START
+        }  # fmt: skip
         now = time.time()
         with self._lock:
             self._manager = manager
-            self._held = {name: _Held(now) for name in manager.held}
+            self._held = {name: _Held(taken.get(name, now)) for name in manager.held}
+            for name in self._held:
+                self.transitions.labels(name, "up").inc()
         manager.add_listener(self.on_event)
 
     def on_event(self, event: Event) -> None:
