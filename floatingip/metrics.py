@@ -72,6 +72,7 @@ class Exporter:
         host, port = address
         client = prometheus()
         self.registry = client.CollectorRegistry()
+        client.ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, RSS, fds
         self.manager: ManagerMetrics | None = None
         try:
             self._server, self._thread = prometheus().start_http_server(
