@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -153,23 +154,26 @@ class StatusRecord:
         self.services: dict[str, dict[str, Any]] = {}
         self._loop = loop
         self._dirty = asyncio.Event()
+        self._lock = threading.Lock()  # events come from the worker, the supervisor, ARP threads
 
     def on_event(self, event: Event) -> None:
         kind = event.kind
         if kind is EventKind.DATASOURCE or event.service is None:  # the quiet path: nothing
             return
-        entry = self.services.setdefault(event.service, {})
         if kind is EventKind.DRIFT:
-            entry.update(last_repair=event.message, repair_time=event.time)
+            update = {"last_repair": event.message, "repair_time": event.time}
         elif not event.ok and kind in (EventKind.COMMAND, EventKind.WARNING):
-            entry.update(last_error=event.message, error_time=event.time)
+            update = {"last_error": event.message, "error_time": event.time}
         else:
             return
+        with self._lock:
+            self.services.setdefault(event.service, {}).update(update)
         self._loop.call_soon_threadsafe(self._dirty.set)
 
     def value(self) -> bytes:
-        record = {"host": self.host, "updated": time.time(), "services": self.services}
-        return json.dumps(record).encode()
+        with self._lock:
+            record = {"host": self.host, "updated": time.time(), "services": self.services}
+            return json.dumps(record).encode()
 
     async def _put(self, value: bytes, lease: int, client: Any) -> Any:
         return await client.put(self.key, value, lease=lease)
