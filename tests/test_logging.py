@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
 from floatingip import Manager
 from floatingip.commands import CommandResult
+from floatingip.datasource import DataSource, Role
 from floatingip.logformat import format_fields
+from floatingip.rule_files import load_rules, shipped_rules_dir
+from floatingip.service import load_services
+from floatingip.supervisor import RetryPolicy
 from floatingip.testing import RecordingExecutor
-from tests.conftest import EXAMPLE_CLUSTER_HOME
+from tests.conftest import EXAMPLE_CLUSTER_HOME, write_service
 from tests.test_shell import run_shell, safe_example_modes  # noqa: F401 (an autouse fixture)
 
 DECISION_KEYS = {
@@ -48,8 +53,9 @@ def test_a_decision_is_one_info_line_with_the_facts_that_caused_it(
         caplog.set_level(logging.INFO)
         caplog.clear()
         manager.update_datasource("db1", state="ONLINE")
-        decisions = [r for r in _info_lines(caplog) if r.getMessage().startswith("event=decision")]
-        assert len(decisions) == 1, [r.getMessage() for r in _info_lines(caplog)]
+        lines = _info_lines(caplog)  # the decision; its steps are DEBUG but the safety check
+        assert [r.getMessage().split(" ")[0] for r in lines] == ["duplicate", "event=decision"]
+        decisions = lines[1:]
         fields = decisions[0].fields  # type: ignore[attr-defined]
         assert set(fields) >= DECISION_KEYS
         assert fields["service"] == "master"
@@ -130,3 +136,33 @@ def test_log_format_json_gives_one_object_per_line_with_the_decision_keys() -> N
     assert decisions[1]["state"] == "OFFLINE"
     # the slave's change (quiet) logged nothing at INFO
     assert not any("db2" in line["message"] for line in lines if line["level"] == "info")
+
+
+def test_a_command_that_fails_is_logged_once_by_its_decision(
+    caplog: pytest.LogCaptureFixture, cluster_home: Path, service_dir: Path
+) -> None:
+    """A real command (LocalExecutor) exiting non-zero: one ERROR line, the decision's, which
+    carries the exit status; the runner's own line is DEBUG."""
+    write_service(
+        service_dir, "master.properties",
+        "name=master\ncommand.start=/bin/false 192.0.2.10\ncommand.stop=/bin/true\n",
+    )  # fmt: skip
+    manager = Manager(
+        cluster="demo",
+        services=load_services(cluster_home, "demo"),
+        rulesets=load_rules(shipped_rules_dir()),
+        datasources=[DataSource("demo", "db1", "db1", Role.MASTER)],
+        host="db1",
+        reconcile_at_start=False,
+        monitor_interval=0,
+        retry=RetryPolicy(attempts=0),
+    )
+    try:
+        caplog.set_level(logging.INFO)
+        caplog.clear()
+        manager.update_datasource("db1", state="ONLINE")
+        lines = _info_lines(caplog)
+        assert [r.levelno for r in lines] == [logging.ERROR], [r.getMessage() for r in lines]
+        assert "exited with status 1" in lines[0].fields["error"]  # type: ignore[attr-defined]
+    finally:
+        manager.close()
