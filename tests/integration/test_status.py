@@ -120,13 +120,13 @@ def test_etcd_status_names_the_holder_and_its_agents_last_repair() -> None:
         assert code == 3 and report["services"][0]["held_on"] == ["db2"], report
 
 
-def test_agent_metrics_show_the_lease_etcd_round_trips_and_the_vip() -> None:
+def test_agent_metrics_show_the_lease_etcd_round_trips_and_the_vip_and_json_logs() -> None:
     pytest.importorskip("prometheus_client")
     require_etcd()
     with world(("db1",)) as w:
         w.put("policy", '{"mode":"AUTOMATIC"}')
         w.set_datasource("db1", "master")
-        w.start_agent("db1", extra=("--metrics", "9464"))
+        w.start_agent("db1", extra=("--metrics", "9464", "--log-format", "json"))
         w.wait_for_holder("db1")
         w.set_datasource("db1", "master", "ONLINE")  # once more: a watched change, applied
 
@@ -159,3 +159,6 @@ def test_agent_metrics_show_the_lease_etcd_round_trips_and_the_vip() -> None:
         assert samples['floatingip_transitions_total{direction="up",service="master"}'] == 1
         assert samples["floatingip_etcd_lease_losses_total"] == 0
         assert w.stop_agent("db1") == 0
+        lines = [json.loads(line) for line in w.agent_log("db1").splitlines()]  # all JSON
+        decisions = [(d["action"], d["result"]) for d in lines if d.get("event") == "decision"]
+        assert decisions == [("start", "ok"), ("stop", "ok")], lines  # taken; released on SIGTERM
