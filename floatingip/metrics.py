@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"  # a bare port: this host only
 # Seconds: a VIP command takes milliseconds; a sudo or a DAD probe some tenths; a hang its timeout.
 COMMAND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-ETCD_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 def prometheus() -> Any:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from floatingip.etcd_client import Endpoint, EtcdError, EtcdPool
+from floatingip.etcd_client import Endpoint, EtcdPool
 from floatingip.metrics import Exporter, prometheus
 
 if TYPE_CHECKING:
@@ -82,8 +82,6 @@ class MeteredPool(EtcdPool):
             result = await super().call(what, request, timeout=timeout)
             ok = True
             return result
-        except EtcdError:
-            raise
         finally:
             # a watch's call only opens the stream; a cancelled call is not a failure
             self.metrics.observe(what, time.monotonic() - started, ok)

@@ -9,7 +9,7 @@ import pytest
 
 from floatingip.errors import UsageError
 from floatingip.metrics import parse_address
-from tests.conftest import EXAMPLE_CLUSTER_HOME
+from tests.conftest import EXAMPLE_CLUSTER_HOME, REPO
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,14 @@ def test_without_the_client_metrics_say_how_to_install_it() -> None:
     assert result.returncode == 1
     assert "pip install 'floatingip[metrics]'" in result.stderr
     assert result.stdout == ""  # nothing ran: the manager was never built
+
+
+def test_the_readme_lists_every_failure_reason() -> None:
+    from floatingip.decision import REASONS
+
+    readme = (REPO / "README.md").read_text()
+    row = next(
+        line for line in readme.splitlines() if "`floatingip_command_failures_total`" in line
+    )
+    listed = row.split("`reason`:", 1)[1]
+    assert [word.split("`")[1] for word in listed.split(",")] == list(REASONS)
