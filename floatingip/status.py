@@ -153,10 +153,12 @@ def format_status(status: ClusterStatus) -> list[str]:
         held = ", ".join(service.held_on) or "nowhere"
         facts = service.expected_host or "nowhere"
         lines.append(
-            f"  {service.service}: {service.verdict.upper()}: held on {held}; facts: {facts}"
+            f"  {service.service}: {service.verdict.upper()}: held on {held}; the facts: {facts}"
         )
-        if service.datasource or service.expected_datasource:
-            lines.append(f"    for datasource {service.datasource or service.expected_datasource}")
+        if service.expected_datasource:
+            lines.append(f"    the ONLINE master: {service.expected_datasource}")
+        if service.datasource:
+            lines.append(f"    held for datasource {service.datasource}")
         if service.since is not None:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(service.since))
             lines.append(f"    since {stamp}")

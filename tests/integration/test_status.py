@@ -80,7 +80,7 @@ def test_local_status_exit_codes_against_real_vips(
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert text.returncode == 5
-    assert "master: UNKNOWN: held on db1; facts: db1" in text.stdout, text.stdout
+    assert "master: UNKNOWN: held on db1; the facts: db1" in text.stdout, text.stdout
 
 
 def test_etcd_status_names_the_holder_and_its_agents_last_repair() -> None:
