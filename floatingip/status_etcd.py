@@ -15,7 +15,6 @@ written whenever one of them changes, and again under each new lease.  Agents ig
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import threading
@@ -179,17 +178,32 @@ class StatusRecord:
         return await client.put(self.key, value, lease=lease)
 
     async def run(self) -> None:
+        """Write the record when it changed, or when the lease did; never spin: without a lease
+        it waits for the next check, dirty or not."""
         written_under: int | None = None
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), REPUBLISH)
+            if not self._dirty.is_set():
+                await self._wake(REPUBLISH)
             lease, _ = self.keeper.current()
-            if lease is None or (not self._dirty.is_set() and lease == written_under):
+            if lease is None:  # nothing to write under yet
+                await asyncio.sleep(REPUBLISH)
+                continue
+            if not self._dirty.is_set() and lease == written_under:
                 continue
             self._dirty.clear()
             try:
                 await self.pool.call("status record", partial(self._put, self.value(), lease))
                 written_under = lease
-            except EtcdError as exc:  # written again at the next check
+            except EtcdError as exc:  # written again at the next check, not before
                 logger.debug("%s", exc)
                 written_under = None
+                await asyncio.sleep(REPUBLISH)
+
+    async def _wake(self, timeout: float) -> None:
+        """Until the record changes or ``timeout`` passes.  Not asyncio.wait_for: on 3.11 it
+        swallows a cancel that arrives as the event is set, and the agent would not stop."""
+        waiter = asyncio.ensure_future(self._dirty.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=timeout)
+        finally:
+            waiter.cancel()
