@@ -19,20 +19,25 @@ import logging
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from floatingip.actions import perform
+from floatingip.agent_observe import Observed
 from floatingip.cluster_state import DataSourceRecord, Snapshot
 from floatingip.commands import Executor, LocalExecutor
 from floatingip.datasource import DataSource, PolicyMode, State
 from floatingip.errors import FloatingIPError
-from floatingip.etcd_client import Endpoint, EtcdError, EtcdPool
+from floatingip.etcd_client import Endpoint, EtcdError
 from floatingip.etcd_fence import DEFAULT_TTL, EtcdFence
 from floatingip.fence import DuplicateAddressFence, Fences
+from floatingip.logformat import JournalFormatter
 from floatingip.manager import Manager
+from floatingip.metrics import Exporter
+from floatingip.metrics_agent import AgentMetrics
 from floatingip.patroni_source import PatroniScope, state_reader, watched_prefixes
 from floatingip.rule_files import load_rules, shipped_rules_dir
 from floatingip.service import load_services
@@ -45,25 +50,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_READ = 0.5  # seconds between attempts to read the cluster's state
 CLOSE_TIMEOUT = 30.0
-
-
-class JournalFormatter(logging.Formatter):
-    """``<N>logger: message``: journald reads the ``<N>`` prefix as the syslog priority and adds
-    the time itself; one line per record (a traceback's lines are indented under it)."""
-
-    _PRIORITY: ClassVar[dict[int, int]] = {
-        logging.DEBUG: 7,
-        logging.INFO: 6,
-        logging.WARNING: 4,
-        logging.ERROR: 3,
-    }
-
-    def format(self, record: logging.LogRecord) -> str:
-        priority = self._PRIORITY.get(record.levelno, 2 if record.levelno > logging.ERROR else 7)
-        text = f"<{priority}>{record.name}: {record.getMessage()}"
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info).replace("\n", "\n    ")
-        return text
 
 
 class Worker:
@@ -113,7 +99,7 @@ async def _watch(client: Any, *, prefix: bytes, start: int) -> Any:
     return await client.watch_prefix(prefix, start_revision=start)
 
 
-class Agent:
+class Agent(Observed):
     """The agent of host ``host`` for cluster ``cluster``; ``await agent.run()`` until SIGTERM."""
 
     def __init__(
@@ -128,6 +114,7 @@ class Agent:
         monitor_interval: float = DEFAULT_MONITOR_INTERVAL,
         executor: Executor | None = None,
         patroni: PatroniScope | None = None,  # datasources from Patroni's keys, not ours
+        metrics: tuple[str, int] | None = None,  # the Prometheus endpoint's address
     ) -> None:
         # Files first: a bad service or rule file stops the agent before it touches etcd.
         self.services = load_services(cluster_home, cluster)
@@ -145,6 +132,10 @@ class Agent:
         self._stop = asyncio.Event()
         self._rewatch = asyncio.Event()
         self.worker = Worker(f"floatingip-agent-{cluster}")
+        # Listening from the start: a port in use stops the agent before it touches etcd.
+        self.exporter = Exporter(metrics) if metrics is not None else None
+        self.metrics = None if self.exporter is None else AgentMetrics(self.exporter, self._fence)
+        self._record_task: asyncio.Task[None] | None = None
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -152,7 +143,7 @@ class Agent:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
-        self.pool = EtcdPool(self.endpoints, timeout=1.0)
+        self.pool = self._new_pool()
         self.state = state_reader(self.pool, self.cluster, self.patroni)
         self.fence = EtcdFence(
             self.pool,
@@ -183,6 +174,7 @@ class Agent:
             await self.fence.close()
             await self.pool.close()
             self.worker.stop(timeout=5)
+            await self._stop_observing()
         logger.info("agent of host %s stopped%s", self.host, "" if ok else " with errors")
         return 0 if ok else 1
 
@@ -231,6 +223,7 @@ class Agent:
             )
 
         self.manager = await self._call("starting the manager", build)
+        self._observe(self.manager)
         self._applied = dict(snapshot.datasources)
         self._policy = snapshot.policy
         logger.info(
@@ -301,6 +294,7 @@ class Agent:
 
     async def _consume(self, watch: Any, view: Snapshot) -> None:
         async for event in watch:
+            received = time.monotonic()
             key = event.kv.key.decode("utf-8", "replace")
             value = None if event.kind == "DELETE" else event.kv.value
             holders = dict(view.holders)
@@ -313,6 +307,7 @@ class Agent:
                     self._submit("a lock was released", partial(self._reconsider, probe=False))
             elif changed in ("datasource", "policy"):
                 self._sync(view, reason=f"revision {view.revision}")
+                self._note_lag(received, view.revision)
 
     def _submit(self, what: str, call: Callable[[], Any]) -> None:
         self.worker.submit(what, call)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import shlex
 import sys
 from collections.abc import Sequence
 
 from floatingip import __version__
+from floatingip import observe_cli as observe
 from floatingip.commands import Executor, LocalExecutor, namespace_executors
 from floatingip.config import cluster_problem
 from floatingip.errors import FloatingIPError, UsageError
@@ -118,6 +118,7 @@ def _etcd_shell(args: argparse.Namespace) -> int:
             ("--monitor", args.monitor is not None),
             ("--host", args.host is not None),
             ("--rules-dir", args.rules_dir is not None),
+            ("--metrics", args.metrics is not None),
         )
         if given
     ]
@@ -144,6 +145,7 @@ def _shell(args: argparse.Namespace) -> int:
     monitor = check_interval(10.0 if args.monitor is None else args.monitor, "--monitor")
     base: Executor = RecordingExecutor(dry_run_responder(out)) if args.dry_run else LocalExecutor()
     interactive = is_terminal(sys.stdin)
+    metrics = observe.exporter(args.metrics)
     with interrupts_for_this_thread_only() if interactive else contextlib.nullcontext():
         manager = Manager.from_cluster_home(
             args.cluster_home,
@@ -157,11 +159,13 @@ def _shell(args: argparse.Namespace) -> int:
             reconcile_at_start=not args.dry_run,
             monitor_interval=0 if args.dry_run else monitor,
         )
+    metrics.follow(manager)
     shell = Shell(manager, stdout=out)
     try:
         _converse(shell, interactive)
     finally:
         stopped = manager.close()
+        metrics.close()
         for outcome in stopped.commands:
             verdict = "released" if outcome.ok else f"FAILED to release ({outcome.error})"
             print(f"manager stopped: {verdict} {outcome.service} on {outcome.host}", file=out)
@@ -198,13 +202,14 @@ def _verbosity() -> argparse.ArgumentParser:
         dest="verbose_after",
         help="log to stderr (-v info, -vv debug)",
     )
+    observe.add_log_format_option(parent, "log_format_after")
     return parent
 
 
 def _agent(args: argparse.Namespace) -> int:
     import asyncio
 
-    from floatingip.agent import Agent, JournalFormatter
+    from floatingip.agent import Agent
     from floatingip.etcd_client import parse_endpoints
     from floatingip.patroni_source import PatroniScope
 
@@ -218,11 +223,7 @@ def _agent(args: argparse.Namespace) -> int:
             f"--ttl must be whole seconds in {MIN_TTL}-3600 (a start needs a margin of 1 s "
             f"before the drop deadline, TTL - margin after a renewal), not {args.ttl}"
         )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JournalFormatter())
-    verbosity = args.verbose + args.verbose_after
-    logging.basicConfig(level=logging.DEBUG if verbosity > 1 else logging.INFO, force=True)
-    logging.getLogger().handlers[:] = [handler]
+    observe.configure_agent_logging(args.verbose + args.verbose_after, observe.log_format(args))
     agent = Agent(
         cluster_home=args.cluster_home,
         cluster=args.cluster,
@@ -232,6 +233,7 @@ def _agent(args: argparse.Namespace) -> int:
         rules_dir=args.rules_dir,
         monitor_interval=check_interval(args.monitor, "--monitor"),
         patroni=patroni,
+        metrics=observe.metrics_address(args.metrics),
     )
     return asyncio.run(agent.run())
 
@@ -260,6 +262,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log to stderr (-v info, -vv debug)"
     )
+    observe.add_log_format_option(parser, "log_format")
     subparsers = parser.add_subparsers(dest="command", required=True)
 
     def add_command(name: str, description: str) -> argparse.ArgumentParser:
@@ -298,6 +301,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     # Unset means 10, so that --etcd can tell that --monitor was given and refuse it.
     _add_monitor_option(shell, default=None)
+    observe.add_metrics_option(shell)
     shell.add_argument(
         "--etcd",
         metavar="URL[,URL...]",
@@ -363,6 +367,7 @@ def _parser() -> argparse.ArgumentParser:
         help="Patroni's namespace: (default /service): keys /PATH/SCOPE/leader, members/NAME",
     )
     _add_monitor_option(agent)
+    observe.add_metrics_option(agent)
     agent.set_defaults(handler=_agent)
     install = add_command(
         "install-rules",
@@ -372,18 +377,13 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument("--force", action="store_true", help="replace existing files")
     install.set_defaults(handler=_install_rules)
     add_hook_command(subparsers, lambda: [_verbosity()])
+    observe.add_status_command(subparsers, lambda: [_verbosity()])
     return parser
-
-
-def _configure_logging(verbosity: int) -> None:
-    # The shell prints every failure itself; logging is for whoever wants the detail.
-    level = {0: logging.CRITICAL + 1, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _configure_logging(args.verbose + args.verbose_after)
+    observe.configure_logging(args.verbose + args.verbose_after, observe.log_format(args))
     try:
         return int(args.handler(args))
     except FloatingIPError as exc:

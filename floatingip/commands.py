@@ -274,8 +274,8 @@ def _log_result(result: CommandResult) -> None:
         logger.debug("%s exited 0 in %.3fs", shlex.join(result.argv), result.duration)
     elif result.timed_out:
         logger.warning("%s timed out after %.1fs", shlex.join(result.argv), result.duration)
-    else:
-        logger.info("%s exited %s: %s", shlex.join(result.argv), result.exit_code, result.stderr)
+    else:  # DEBUG: the decision that ran it (or the probe's reader) reports the failure
+        logger.debug("%s exited %s: %s", shlex.join(result.argv), result.exit_code, result.stderr)
 
 
 _NETNS_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")

@@ -24,6 +24,7 @@ from floatingip.announce import Announcer
 from floatingip.cluster import ClusterState
 from floatingip.commands import Executor
 from floatingip.datasource import DataSource, PolicyMode
+from floatingip.decision import log_decision
 from floatingip.engine import Engine, Firing
 from floatingip.errors import EngineError, FloatingIPError
 from floatingip.fence import Fence, FenceAnswer, ProbedAnswer, give_back, refused
@@ -349,7 +350,8 @@ class Dispatcher:
 
     def skip(self, intent: Intent, why: str) -> None:
         message = f"{intent.service} {intent.action} not run ({why}); asked by rule {intent.rule!r}"
-        logger.info("%s", message)
+        log_decision(logger, intent, result="skipped", datasources=self.state.datasources,
+                     cause=self.busy, why=why)  # fmt: skip
         self.record(Event(kind=EventKind.SKIPPED, message=message,
                           datasource=intent.datasource, service=intent.service))  # fmt: skip
 
@@ -371,10 +373,10 @@ class Dispatcher:
             message = f"{intent.service} {intent.action} on {host}: ran {_joined(action.argv)}"
             if action.notes:
                 message += f" ({'; '.join(action.notes)})"
-            logger.info("%s (rule %r)", message, intent.rule)
         else:
             message = f"{intent.service} {intent.action} on {host} failed: {action.error}"
-            logger.error("%s (rule %r)", message, intent.rule)
+        log_decision(logger, intent, result="ok" if ok else "failed", host=host, action=action,
+                     datasources=self.state.datasources, cause=self.busy)  # fmt: skip
         self.record(Event(kind=EventKind.COMMAND, message=message, ok=ok, outcome=outcome,
                           datasource=intent.datasource, service=intent.service))  # fmt: skip
         return outcome

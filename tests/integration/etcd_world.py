@@ -178,14 +178,16 @@ class World:
 
     # -- agents -------------------------------------------------------------------------------
 
-    def start_agent(self, host: str, *, monitor: float | None = 2) -> None:
-        """``monitor`` None: the agent's default monitor interval."""
+    def start_agent(
+        self, host: str, *, monitor: float | None = 2, extra: tuple[str, ...] = ()
+    ) -> None:
+        """``monitor`` None: the agent's default monitor interval; ``extra``: more options."""
         log = (self.directory / f"agent-{host}.log").open("ab")
         self.agents[host] = subprocess.Popen(
             ["ip", "netns", "exec", self.sandbox.namespaces[host], sys.executable, "-m",
              "floatingip", "agent", "--cluster-home", str(self.home), "--cluster", CLUSTER,
              "--host", host, "--etcd", self.etcd.endpoints, "--ttl", str(self.ttl),
-             *(["--monitor", f"{monitor:g}"] if monitor is not None else [])],
+             *(["--monitor", f"{monitor:g}"] if monitor is not None else []), *extra],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=die_with_parent,
         )  # fmt: skip
         log.close()
