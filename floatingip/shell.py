@@ -368,8 +368,7 @@ class Shell(HostCommands, cmd.Cmd):
         self._report_command(outcome)  # its error, if it failed
 
     def complete_service(self, text: str, line: str, begin: int, end: int) -> list[str]:
-        # service <name> <action> on <host>
-        choices: list[list[str]] = [
+        choices: list[list[str]] = [  # service <name> <action> on <host>
             list(self.manager.services),
             list(_ACTIONS),
             ["on"],
