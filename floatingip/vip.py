@@ -17,12 +17,12 @@ announced with gratuitous ARP so that clients and switches learn the new MAC add
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from floatingip import privilege
 from floatingip.commands import ipv4_addresses, ipv4_addresses_argv
 from floatingip.dad import probe_argv
 from floatingip.errors import Problem
@@ -63,8 +63,8 @@ class VipSpec:
 
     def use_sudo(self) -> bool:
         """Whether the privileged commands go through ``sudo -n`` when run now."""
-        if self.sudo == SudoMode.AUTO:
-            return os.geteuid() != 0
+        if self.sudo == SudoMode.AUTO:  # unless root, or the capabilities are inherited
+            return privilege.use_sudo()
         return self.sudo == SudoMode.TRUE
 
     def _privileged(self, argv: tuple[str, ...], sudo: bool | None) -> tuple[str, ...]:
