@@ -64,12 +64,12 @@ def test_root_is_not_a_mode_one_asks_for() -> None:
 
 def test_the_vip_commands_follow_the_mode_unless_the_service_file_says(tmp_path: Path) -> None:
     require_root()  # to become an account that is not root
-    service = "name=master\nvip.address=192.0.2.22/24\nvip.interface=eth0\n"
-    home = write_cluster_home(
-        tmp_path,
-        services={"master": service, "forced": service.replace("=master", "=forced") + "vip.sudo=true\n"},
-        datasources={},
-    )
+    vip = "vip.address=192.0.2.22/24\nvip.interface=eth0\n"
+    services_text = {
+        "master": f"name=master\n{vip}",
+        "forced": f"name=forced\n{vip}vip.sudo=true\n",
+    }
+    home = write_cluster_home(tmp_path, services=services_text, datasources={})
     services = load_services(home, "demo")
 
     def as_nobody() -> dict[str, object]:
