@@ -107,16 +107,21 @@ def configure(mode: Privilege | str) -> None:
     if mode is Privilege.ROOT:
         raise ValueError("privilege mode 'root' is not asked for: it is what root resolves to")
     _configured = mode
-    current.cache_clear()
 
 
-@functools.cache
 def current() -> Privilege:
-    """The mode in force: ROOT, SUDO or CAPABILITIES (read once: a process keeps its sets)."""
-    if os.geteuid() == 0:
+    """The mode in force: ROOT, SUDO or CAPABILITIES."""
+    return _resolve(os.geteuid(), _configured)
+
+
+@functools.lru_cache(maxsize=8)
+def _resolve(euid: int, configured: Privilege) -> Privilege:
+    # Read once per account (a process that becomes another account, as a forked child that
+    # drops root does, loses its capabilities with it): the VIP's argv is built on every change.
+    if euid == 0:
         return Privilege.ROOT
-    if _configured is not Privilege.AUTO:
-        return _configured
+    if configured is not Privilege.AUTO:
+        return configured
     try:
         caps = read_capabilities()
     except OSError:
