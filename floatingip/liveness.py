@@ -5,11 +5,11 @@ Alive means both:
 
 - the event loop runs: the pings are sent by a task on it, so a blocked loop sends none;
 - the manager answers: a heartbeat submitted to the agent's worker (the thread that makes every
-  Manager call) takes the Manager's lock and returns.  It must have answered within the
-  watchdog's timeout (WATCHDOG_USEC): a call stuck in the worker, or a lock held by a wedged
-  thread (a consequence, a monitor), stops the pings, and systemd restarts the agent.  A change
-  that legitimately takes longer than that (a slow command) would too: WatchdogSec must exceed
-  the longest command timeout.
+  Manager call) takes the Manager's lock and returns.  One that has been waiting longer than
+  the watchdog's timeout (WATCHDOG_USEC) means a call stuck in the worker, or a lock held by a
+  wedged thread (a consequence, a monitor): the pings stop, and systemd restarts the agent.
+  A change that legitimately takes longer than that (a slow command) would too: WatchdogSec
+  must exceed the longest command timeout.
 
 The heartbeat also reads what is held (on the worker thread: the loop never waits for a lock),
 which becomes the STATUS= line.
@@ -67,7 +67,7 @@ class Liveness:
         self._worker = worker
         self._manager = manager
         self._name = name  # "cluster demo, host db1"
-        self._answered = time.monotonic()
+        self._asked = time.monotonic()  # when the pending heartbeat was submitted
         self._described = ""
         self._sent_status = ""
         self._pending: concurrent.futures.Future[None] | None = None
@@ -105,9 +105,11 @@ class Liveness:
     # -- the loop's task ----------------------------------------------------------------------
 
     def alive(self, now: float) -> bool:
-        """The manager answered within the watchdog's timeout (the loop is alive: it asks)."""
+        """No heartbeat has waited longer than the watchdog's timeout (the loop is alive: it
+        asks; after the loop itself stalled, a heartbeat asked just now counts as answered)."""
         limit = 2 * (self.notifier.watchdog_interval or MAX_TICK)
-        return now - self._answered <= limit
+        waiting = self._pending is not None and not self._pending.done()
+        return not waiting or now - self._asked <= limit
 
     async def _run(self) -> None:
         interval = self.notifier.watchdog_interval
@@ -124,7 +126,7 @@ class Liveness:
                 else:
                     logger.error(
                         "no WATCHDOG=1 ping: the manager has not answered for %.0f s",
-                        now - self._answered,
+                        now - self._asked,
                     )
                     next_ping = now + interval  # logged once per interval, not per tick
             if self._ready and self._status() != self._sent_status:
@@ -134,6 +136,7 @@ class Liveness:
 
     def _beat(self) -> None:
         if self._pending is None or self._pending.done():
+            self._asked = time.monotonic()
             self._pending = self._worker.submit("liveness heartbeat", self._heartbeat)
 
     def _heartbeat(self) -> None:
@@ -144,7 +147,6 @@ class Liveness:
             with manager._lock:
                 pass
             self._described = describe(manager)
-        self._answered = time.monotonic()
 
     def _status(self) -> str:
         return f"{self._name}: {self._described}" if self._described else self._name

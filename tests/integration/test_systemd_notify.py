@@ -32,9 +32,16 @@ DEADLINE = 60.0
 class Listener:
     """What systemd's side of NOTIFY_SOCKET receives: every datagram, with when it came."""
 
-    def __init__(self, address: str, namespace: str | None = None) -> None:
+    def __init__(
+        self,
+        address: str,
+        namespace: str | None = None,
+        at_ready: Callable[[], object] = lambda: None,
+    ) -> None:
         self.address = address
         self.messages: list[tuple[float, dict[str, str]]] = []
+        self.at_ready = at_ready
+        self.seen_at_ready: list[object] = []  # at_ready() as soon as READY=1 came
         self._lock = threading.Lock()
         self._stop = threading.Event()
         made: list[socket.socket] = []
@@ -61,6 +68,8 @@ class Listener:
             except TimeoutError:
                 continue
             fields = dict(line.partition("=")[::2] for line in data.decode().splitlines())
+            if "READY" in fields:
+                self.seen_at_ready.append(self.at_ready())
             with self._lock:
                 self.messages.append((time.monotonic(), fields))
 
@@ -109,10 +118,15 @@ def start_agent(w: World, host: str, notify_socket: str) -> subprocess.Popen[byt
 def test_ready_after_reconcile_watchdog_while_alive_stopping_on_sigterm() -> None:
     require_etcd()
     directory = Path(tempfile.mkdtemp(prefix="floatingip-notify-"))
-    path_listener = Listener(str(directory / "notify"))
-    listeners = [path_listener]
+    listeners: list[Listener] = []
     try:
         with world() as w:
+            path_listener = Listener(
+                str(directory / "notify"),
+                at_ready=lambda: (w.holds("db1"), "agent of host db1, cluster demo" in log1()),
+            )
+            listeners.append(path_listener)
+            log1 = lambda: w.agent_log("db1")  # noqa: E731
             w.put("policy", '{"mode":"AUTOMATIC"}')
             w.set_datasource("db1", "master")
             w.set_datasource("db2", "slave")
@@ -121,7 +135,6 @@ def test_ready_after_reconcile_watchdog_while_alive_stopping_on_sigterm() -> Non
             # db1 cut from etcd: alive (pings) but not ready; READY once it reconciled.
             cut(w.sandbox, "db1", etcd)
             db1 = start_agent(w, "db1", path_listener.address)
-            log1 = lambda: w.agent_log("db1")  # noqa: E731
             wait("pings while etcd is unreachable", lambda: path_listener.pings_since(0) >= 2, log1)
             assert path_listener.with_key("READY") == []
             (_, first), *_ = path_listener.with_key("STATUS")
@@ -129,10 +142,17 @@ def test_ready_after_reconcile_watchdog_while_alive_stopping_on_sigterm() -> Non
             assert not w.holds("db1")
             heal(w.sandbox, "db1", etcd)
             wait("READY=1 from db1", lambda: path_listener.with_key("READY"), log1)
-            assert w.holds("db1"), "READY=1 before the VIP was taken"
+            ((held, built),) = path_listener.seen_at_ready
+            assert built, "READY=1 before the manager was built and reconciled"
             (_, ready), *_ = path_listener.with_key("READY")
             assert ready["READY"] == "1"
-            assert f"holds master ({VIP}) for db1" in ready["STATUS"], ready
+            # The VIP is up when READY says so; or the start waited for the lease (granted after
+            # the read, etcd just reachable again) and a STATUS= line says so when it is taken.
+            holds = f"holds master ({VIP}) for db1"
+            assert held if holds in ready["STATUS"] else "holds no VIP" in ready["STATUS"], ready
+            wait("db1 takes the VIP", lambda: w.holds("db1"), log1)
+            statuses = lambda: [m["STATUS"] for _, m in path_listener.with_key("STATUS")]  # noqa: E731
+            wait("STATUS= says db1 holds the VIP", lambda: holds in statuses()[-1], log1)
 
             # db2 on an abstract socket, bound in db2's network namespace
             abstract = Listener(f"@floatingip-test-{uuid.uuid4().hex}", w.sandbox.namespaces["db2"])
