@@ -7,7 +7,8 @@ reads everything anew and applies the difference, so no change is missed across 
 compaction.  The Manager runs only this host's commands, one call at a time in one worker thread
 (in the order etcd gave the changes), and asks the etcd fence (floatingip.etcd_fence) before
 every start.  SIGTERM or SIGINT: the failsafe releases the VIP, the lock is released, the lease
-revoked, exit 0.
+revoked, exit 0.  Under systemd (Type=notify): READY=1 after the first reconcile, STATUS= and
+WATCHDOG=1 while alive (floatingip.liveness).
 """
 
 from __future__ import annotations
