@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import shlex
 from dataclasses import dataclass, field
 
+from floatingip import privilege
 from floatingip.commands import CommandResult, Executor
 from floatingip.dad import probe_argv
 from floatingip.errors import CommandError, FloatingIPError, VerificationError
@@ -193,7 +193,7 @@ def duplicate_probe_argv(
     address = target.address_text
     if service.commands[Action.STATUS] is None or address is None or target.interface is None:
         return None
-    use_sudo = os.geteuid() != 0 if sudo is None else sudo
+    use_sudo = privilege.use_sudo() if sudo is None else sudo
     return _classic_probe_argv(target.interface, address, use_sudo)
 
 

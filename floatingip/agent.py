@@ -7,18 +7,16 @@ reads everything anew and applies the difference, so no change is missed across 
 compaction.  The Manager runs only this host's commands, one call at a time in one worker thread
 (in the order etcd gave the changes), and asks the etcd fence (floatingip.etcd_fence) before
 every start.  SIGTERM or SIGINT: the failsafe releases the VIP, the lock is released, the lease
-revoked, exit 0.
+revoked, exit 0.  Under systemd (Type=notify): READY=1 after the first reconcile, STATUS= and
+WATCHDOG=1 while alive (floatingip.liveness).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
-import queue
 import signal
-import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -34,14 +32,17 @@ from floatingip.errors import FloatingIPError
 from floatingip.etcd_client import Endpoint, EtcdError
 from floatingip.etcd_fence import DEFAULT_TTL, EtcdFence
 from floatingip.fence import DuplicateAddressFence, Fences
+from floatingip.liveness import Liveness
 from floatingip.logformat import JournalFormatter
 from floatingip.manager import Manager
 from floatingip.metrics import Exporter
 from floatingip.metrics_agent import AgentMetrics
+from floatingip.notify import Notifier
 from floatingip.patroni_source import PatroniScope, state_reader, watched_prefixes
 from floatingip.rule_files import load_rules, shipped_rules_dir
 from floatingip.service import load_services
 from floatingip.supervisor import DEFAULT_MONITOR_INTERVAL
+from floatingip.worker import Worker
 
 __all__ = ["Agent", "JournalFormatter"]
 
@@ -50,41 +51,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_READ = 0.5  # seconds between attempts to read the cluster's state
 CLOSE_TIMEOUT = 30.0
-
-
-class Worker:
-    """One thread that runs the Manager's calls in the order they are submitted."""
-
-    def __init__(self, name: str) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, what: str, call: Callable[[], T]) -> concurrent.futures.Future[T]:
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._queue.put((what, call, future))
-        return future
-
-    def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            what, call, future = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(call())
-            except BaseException as exc:  # recorded and logged, the worker carries on
-                if isinstance(exc, FloatingIPError):
-                    logger.error("%s: %s", what, exc)
-                else:
-                    logger.exception("%s failed", what)
-                future.set_exception(exc)
-
-    def stop(self, timeout: float) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout)
 
 
 def _add(manager: Manager, record: DataSourceRecord) -> Any:
@@ -155,15 +121,18 @@ class Agent(Observed):
             on_recovered=self._rewatch.set,  # called on the loop
         )
         keeper = asyncio.create_task(self.fence.run(), name="lease keeper")
+        self.systemd_start()
         ok = True
         try:
             snapshot = await self._read()
             if snapshot is not None:
                 await self._start_manager(snapshot)
+                self.liveness.ready()
                 follower = asyncio.create_task(self._follow(snapshot))
                 checker = asyncio.create_task(self._check_held_loop())
                 await self._stop.wait()
                 logger.info("stopping: releasing this host's VIPs")
+                self.liveness.stopping()
                 for task in (follower, checker):
                     task.cancel()
                 await asyncio.gather(follower, checker, return_exceptions=True)
@@ -173,10 +142,20 @@ class Agent(Observed):
             await asyncio.gather(keeper, return_exceptions=True)
             await self.fence.close()
             await self.pool.close()
+            await self.liveness.close(ok)
             self.worker.stop(timeout=5)
             await self._stop_observing()
         logger.info("agent of host %s stopped%s", self.host, "" if ok else " with errors")
         return 0 if ok else 1
+
+    def systemd_start(self) -> None:
+        """Under systemd (NOTIFY_SOCKET): status now, READY=1 after the first reconcile,
+        watchdog pings while alive (floatingip.liveness)."""
+        name = f"cluster {self.cluster}, host {self.host}"
+        self.liveness = Liveness(
+            Notifier.from_environment(), self.worker, lambda: self.manager, name
+        )
+        self.liveness.start("starting: reading the cluster's state from etcd")
 
     async def _call(self, what: str, call: Callable[[], T]) -> T:
         return await asyncio.wrap_future(self.worker.submit(what, call))

@@ -19,12 +19,9 @@ from floatingip.manager import Manager
 from floatingip.preflight import format_checks, run_checks
 from floatingip.rule_files import RulesInstalledError, install_rules, load_rules
 from floatingip.service import ACTIONS, load_services
-from floatingip.shell import (
-    Shell,
-    interrupts_for_this_thread_only,
-    is_terminal,
-)
+from floatingip.shell import Shell, interrupts_for_this_thread_only, is_terminal
 from floatingip.sudoers import sudo_commands, sudoers_lines
+from floatingip.systemd_unit import add_privilege_option, add_systemd_command, apply_privilege
 from floatingip.testing import RecordingExecutor, dry_run_responder
 from floatingip.validation import check_interval
 
@@ -241,6 +238,7 @@ def _agent(args: argparse.Namespace) -> int:
 def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-home", required=True, help="the cluster-home directory")
     parser.add_argument("--cluster", required=True, help="the cluster's name")
+    add_privilege_option(parser)
 
 
 def _add_monitor_option(parser: argparse.ArgumentParser, default: float | None = 10.0) -> None:
@@ -378,6 +376,7 @@ def _parser() -> argparse.ArgumentParser:
     install.set_defaults(handler=_install_rules)
     add_hook_command(subparsers, lambda: [_verbosity()])
     observe.add_status_command(subparsers, lambda: [_verbosity()])
+    add_systemd_command(subparsers, [_verbosity()])
     return parser
 
 
@@ -385,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     observe.configure_logging(args.verbose + args.verbose_after, observe.log_format(args))
     try:
+        apply_privilege(args)
         return int(args.handler(args))
     except FloatingIPError as exc:
         print(f"floatingip: {exc}", file=sys.stderr)

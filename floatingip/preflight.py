@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from floatingip import privilege
 from floatingip.checks import (
     FAIL,
     Check,
@@ -24,6 +25,8 @@ from floatingip.checks import (
 )
 from floatingip.commands import Executor, LocalExecutor
 from floatingip.config import cluster_problem
+from floatingip.privilege import Privilege
+from floatingip.privilege_check import check_privilege
 
 __all__ = [
     "Check",
@@ -52,8 +55,10 @@ def run_checks(
         Path(cluster_home), cluster, Path(rules_dir) if rules_dir is not None else None
     )
     checks += list(check_programs(services))
-    checks += list(check_sudo(Path(cluster_home), cluster, services, executor))
-    checks += list(check_duplicate_probe(services, executor))
+    checks += list(check_privilege(services, executor))
+    if privilege.current() is not Privilege.CAPABILITIES:  # there: no sudo, check_privilege
+        checks += list(check_sudo(Path(cluster_home), cluster, services, executor))
+        checks += list(check_duplicate_probe(services, executor))
     checks += list(check_network(services, executor))
     if db_port is not None:
         checks.append(check_database(db_port))

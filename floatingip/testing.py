@@ -9,6 +9,7 @@
 - :func:`dry_run_responder`: a ``respond`` that prints each command instead of running it
   (``floatingip shell --dry-run``).
 - :func:`write_cluster_home`: a cluster home with the service and datasource files given.
+- :func:`wedge_manager`: a thread that holds a Manager's lock until released (a wedged change).
 
 The real commands are tested on network namespaces (:mod:`floatingip.sandbox`); these answer
 like them in microseconds, so a property test can run thousands of events.
@@ -22,10 +23,13 @@ import shlex
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSet, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from floatingip.commands import DEFAULT_TIMEOUT, CommandResult, as_argv, split_sudo
 from floatingip.dad import FREE, IN_USE, PROBE_SCRIPT
+
+if TYPE_CHECKING:
+    from floatingip.manager import Manager
 
 __all__ = [
     "FakeHost",
@@ -33,6 +37,7 @@ __all__ = [
     "RecordingExecutor",
     "Responder",
     "dry_run_responder",
+    "wedge_manager",
     "write_cluster_home",
 ]
 
@@ -313,3 +318,17 @@ class RecordingExecutor(FakeHost):
 
     def __init__(self, respond: Responder | None = None) -> None:
         super().__init__(FakeNetwork(["localhost"]), "localhost", respond)
+
+
+def wedge_manager(manager: Manager) -> threading.Event:
+    """Hold ``manager``'s lock in a thread of its own until the returned event is set: what a
+    consequence or a command that never returns does to every other change (the agent's
+    watchdog must then stop pinging).  Returns at once, even while the lock is busy."""
+    release = threading.Event()
+
+    def hold() -> None:
+        with manager._lock:
+            release.wait()
+
+    threading.Thread(target=hold, name="floatingip-wedge", daemon=True).start()
+    return release

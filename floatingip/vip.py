@@ -22,12 +22,12 @@ neighbour advertisements (floatingip/dad.py ``--advertise``), ``vip.na.count`` o
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from floatingip import privilege
 from floatingip.dad import advertise_argv, probe_argv
 from floatingip.errors import Problem
 from floatingip.vocabulary import Backend, SudoMode
@@ -92,8 +92,8 @@ class VipSpec:
 
     def use_sudo(self) -> bool:
         """Whether the privileged commands go through ``sudo -n`` when run now."""
-        if self.sudo == SudoMode.AUTO:
-            return os.geteuid() != 0
+        if self.sudo == SudoMode.AUTO:  # unless root, or the capabilities are inherited
+            return privilege.use_sudo()
         return self.sudo == SudoMode.TRUE
 
     def _privileged(self, argv: tuple[str, ...], sudo: bool | None) -> tuple[str, ...]:

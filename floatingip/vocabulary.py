@@ -62,6 +62,6 @@ class Backend(Word):
 class SudoMode(Word):
     """``vip.sudo``: whether privileged commands go through ``sudo -n``."""
 
-    AUTO = "auto"  # when not root
+    AUTO = "auto"  # unless root, or capability mode (floatingip.privilege)
     TRUE = "true"
     FALSE = "false"

@@ -1,0 +1,39 @@
+"""``floatingip agent`` with two faults to inject, for the systemd watchdog tests: SIGUSR1 wedges
+the Manager's lock (floatingip.testing.wedge_manager) and SIGUSR1 again releases it; SIGUSR2
+blocks the event loop for LOOP_BLOCK seconds.  Run as ``python notify_agent.py agent ...``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+import time
+
+from floatingip import agent, cli
+from floatingip.testing import wedge_manager
+
+LOOP_BLOCK = 8.0
+
+_run = agent.Agent.run
+
+
+async def _run_with_faults(self: agent.Agent) -> int:
+    loop = asyncio.get_running_loop()
+    wedged: list[threading.Event] = []
+
+    def toggle() -> None:
+        if wedged:
+            wedged.pop().set()
+        elif self.manager is not None:
+            wedged.append(wedge_manager(self.manager))
+
+    loop.add_signal_handler(signal.SIGUSR1, toggle)
+    loop.add_signal_handler(signal.SIGUSR2, time.sleep, LOOP_BLOCK)  # runs on the loop
+    return await _run(self)
+
+
+agent.Agent.run = _run_with_faults  # type: ignore[method-assign]
+
+if __name__ == "__main__":
+    sys.exit(cli.main(sys.argv[1:]))
