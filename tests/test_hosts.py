@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 from floatingip.commands import LocalExecutor
-from floatingip.dad import probe_argv
+from floatingip.dad import advertise_argv, probe_argv
 from floatingip.errors import HostDeadError, HostUnreachableError
-from floatingip.dad import advertise_argv
 from floatingip.hosts import Hosts, expected_seconds
 from floatingip.results import Event
 from tests.conftest import PATIENCE, wait_until
