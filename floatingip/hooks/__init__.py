@@ -29,6 +29,7 @@ from floatingip.hooks.core import (
     Report,
     run_plan,
 )
+from floatingip.hooks.remote import ssh_target
 from floatingip.validation import check_seconds
 
 PATRONI_RELEASE_WAIT = 30.0
@@ -143,6 +144,7 @@ def run_hook(args: argparse.Namespace) -> int:
             lock_dir=Path(args.lock_dir),
             lock_timeout=check_seconds(args.lock_timeout, "--lock-timeout"),
             release_wait=check_seconds(args.wait_for_release, "--wait-for-release"),
+            ssh=ssh_target(args) if hasattr(args, "ssh") else None,  # MHA's, orchestrator's
         )
         report = run_plan(TOOLS[tool][2](args, context), context)
     except FloatingIPError as exc:

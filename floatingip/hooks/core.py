@@ -26,8 +26,10 @@ from types import FrameType
 from floatingip.commands import Executor, LocalExecutor
 from floatingip.datasource import DataSource, Role, State, load_datasources
 from floatingip.errors import DuplicateAddressError, FloatingIPError, UsageError
+from floatingip.hosts import transport_of
 from floatingip.manager import Manager
 from floatingip.results import CommandOutcome, Event
+from floatingip.ssh import SshExecutor, SshTarget
 from floatingip.supervisor import RetryPolicy
 from floatingip.vocabulary import EventKind
 
@@ -72,6 +74,7 @@ class Plan:
     state: State | None = None
     check_only: bool = False
     failure_exit: int = EXIT_FAILED
+    ssh: SshTarget | None = None  # how the tool reaches ``host`` (MHA passes its ssh settings)
 
     @property
     def nothing_to_do(self) -> bool:
@@ -87,6 +90,7 @@ class Plan:
         *,
         why: str,
         failure_exit: int = EXIT_FAILED,
+        ssh: SshTarget | None = None,
     ) -> Plan:
         """``datasource`` becomes ``role`` and ``state`` (None: as it is); ``why`` follows its
         name in the report ("db1: it is the primary")."""
@@ -98,6 +102,7 @@ class Plan:
             role=role,
             state=state,
             failure_exit=failure_exit,
+            ssh=ssh,
         )
 
 
@@ -114,7 +119,8 @@ class Report:
 @dataclass(frozen=True, kw_only=True)
 class HookContext:
     """Where a hook runs: the cluster home, this machine's host name, and how to reach the
-    other hosts it may act for (``executors``: host -> executor, e.g. a namespace)."""
+    other hosts it may act for (``executors``: host -> executor, e.g. a namespace; ``ssh``:
+    reach any other host with ssh, these settings first)."""
 
     cluster_home: Path
     cluster: str
@@ -124,17 +130,21 @@ class HookContext:
     lock_dir: Path = Path("/run/lock")
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     release_wait: float = 0.0
+    ssh: SshTarget | None = None
 
     def datasources(self) -> dict[str, DataSource]:
         return load_datasources(self.cluster_home, self.cluster)
 
-    def executor_for(self, host: str) -> Executor | None:
+    def executor_for(self, host: str, tools: SshTarget | None = None) -> Executor | None:
         """How to run commands on ``host``: its executor, this machine's own when it is this
-        host, None when this machine cannot reach it."""
+        host, ssh (with ``tools``' settings where the options leave them out) when enabled,
+        None when this machine cannot reach it."""
         if host in self.executors:
             return self.executors[host]
         if host == self.this_host:
             return LocalExecutor()
+        if self.ssh is not None:
+            return SshExecutor(host, self.ssh.over(tools or SshTarget()))
         return None
 
 
@@ -277,12 +287,12 @@ def run_plan(plan: Plan, context: HookContext) -> Report:
     if plan.nothing_to_do:
         return Report(exit_code=EXIT_DONE, line=f"{plan.event}: nothing to do: {plan.why}")
     assert plan.host is not None and plan.datasource is not None
-    executor = context.executor_for(plan.host)
+    executor = context.executor_for(plan.host, plan.ssh)
     if executor is None:
         return Report(
             exit_code=plan.failure_exit,
             line=f"{plan.event}: {plan.why}; but host {plan.host!r} cannot be reached from "
-            f"{context.this_host!r} (run the hook there, or give --netns {plan.host}=NAMESPACE)",
+            f"{context.this_host!r} (give --ssh, or run the hook there)",
         )
     lock = lock_path(context.lock_dir, context.cluster, plan.host)
     with HookLock(lock, context.lock_timeout, plan.event):
@@ -314,6 +324,8 @@ def _run_locked(plan: Plan, context: HookContext, host: str, executor: Executor)
             return _check_report(plan, outcomes)
         _wait_for_release(manager, context.release_wait)
         events, held, problems = manager.history, dict(manager.held), dict(manager.problems)
+        for unread, why in manager.unreachable.items():  # not done: its VIP may still be up
+            problems[unread] = f"no answer through {transport_of(executor)} ({why}): may hold it"
     finally:
         manager.close()
     return _change_report(plan, events, held, problems, host)

@@ -25,10 +25,13 @@ Passwords are accepted and never logged or used.
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from floatingip.datasource import Role, State
 from floatingip.errors import UsageError
 from floatingip.hooks.core import EXIT_FAILED, HookContext, Plan, find_datasource
+from floatingip.hooks.remote import add_ssh_arguments
+from floatingip.ssh import SshTarget
 
 __all__ = ["COMMANDS", "EXIT_PROCEED", "add_arguments", "plan"]
 
@@ -51,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name in _VALUED:
         parser.add_argument(f"--{name}", metavar="VALUE", help=argparse.SUPPRESS)
     parser.add_argument("--orig_master_is_new_slave", action="store_true", help=argparse.SUPPRESS)
+    add_ssh_arguments(parser)
 
 
 def plan(args: argparse.Namespace, context: HookContext) -> Plan:
@@ -58,7 +62,8 @@ def plan(args: argparse.Namespace, context: HookContext) -> Plan:
     event = f"mha {command} orig {args.orig_master_host} new {args.new_master_host or '-'}"
     if args.orig_master_host is None:
         raise UsageError(f"mha --command={command} needs --orig_master_host")
-    for option in ("orig_master_port", "new_master_port"):
+    for option in ("orig_master_port", "new_master_port", "orig_master_ssh_port",
+                   "new_master_ssh_port"):  # fmt: skip
         value = getattr(args, option)
         if value is not None and not value.isdigit():
             raise UsageError(f"mha --{option} must be a port number, not {value!r}")
@@ -75,13 +80,19 @@ def plan(args: argparse.Namespace, context: HookContext) -> Plan:
             datasource=orig.name,
             host=orig.host,
             check_only=True,
+            ssh=_mha_ssh(args, "orig"),
         )
     if command in ("stop", "stopssh"):
         # stop: MHA could not reach the old master by ssh; failing to drop its VIP then must
         # not stop the failover (the new master's start checks that nobody answers for it).
         failure = EXIT_PROCEED if command == "stop" else EXIT_FAILED
         return Plan.change(
-            event, orig, state=State.OFFLINE, why="it is no longer the master", failure_exit=failure
+            event,
+            orig,
+            state=State.OFFLINE,
+            why="it is no longer the master",
+            failure_exit=failure,
+            ssh=_mha_ssh(args, "orig"),
         )
     if args.new_master_host is None:
         raise UsageError(f"mha --command=start needs --new_master_host ({event})")
@@ -90,4 +101,27 @@ def plan(args: argparse.Namespace, context: HookContext) -> Plan:
         names=[args.new_master_host, args.new_master_ip or ""],
         what=f"{event}: --new_master_host",
     )
-    return Plan.change(event, new, Role.MASTER, State.ONLINE, why="it is the new master")
+    return Plan.change(
+        event, new, Role.MASTER, State.ONLINE, why="it is the new master", ssh=_mha_ssh(args, "new")
+    )
+
+
+def _mha_ssh(args: argparse.Namespace, which: str) -> SshTarget:
+    """How MHA itself reaches the ``orig`` or ``new`` master: its ssh address (``ssh_ip``,
+    else ``ip``), user, port and ``ssh_options`` (MHA's defaults and the configured ones)."""
+
+    def given(name: str) -> str | None:
+        value: str | None = getattr(args, f"{which}_master_{name}")
+        return value or None
+
+    port = given("ssh_port")
+    try:
+        options = tuple(shlex.split(args.ssh_options or ""))
+    except ValueError as exc:
+        raise UsageError(f"mha --ssh_options={args.ssh_options!r}: {exc}") from None
+    return SshTarget(
+        address=given("ssh_ip") or given("ip") or given("ssh_host"),
+        user=given("ssh_user") or args.ssh_user or None,
+        port=int(port) if port else None,
+        options=options,
+    )

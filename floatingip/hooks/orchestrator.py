@@ -23,6 +23,7 @@ import argparse
 from floatingip.datasource import Role, State
 from floatingip.errors import UsageError
 from floatingip.hooks.core import EXIT_DONE, HookContext, Plan, find_datasource
+from floatingip.hooks.remote import add_ssh_arguments
 
 __all__ = ["HOOKS", "POST_HOOKS", "PRE_HOOKS", "add_arguments", "plan"]
 
@@ -52,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--failed-host", required=True, help="{failedHost}")
     parser.add_argument("--successor-host", help="{successorHost}")
     parser.add_argument("--is-successful", help="{isSuccessful}")
+    add_ssh_arguments(parser)  # no ssh settings among its placeholders: --ssh-user and the rest
 
 
 def plan(args: argparse.Namespace, context: HookContext) -> Plan:

@@ -1,8 +1,10 @@
 """Real MHA 0.58 with MariaDB: two MariaDB servers (db1 master, db2 its replica, binary log
 positions) each in its own sandbox host, sshd on every host (ssh_world), and
 ``masterha_master_switch`` run on a manager host with ``floatingip hook mha`` as its
-``master_ip_online_change_script`` and ``master_ip_failover_script``, exactly the README's line
-(plus ``--netns``, the tests' way to reach the database hosts from the manager's).
+``master_ip_online_change_script`` and ``master_ip_failover_script``, exactly the README's line:
+with ``--ssh`` in the online switch (the hook reaches the database hosts over ssh, with MHA's
+own ssh user, address and ``ssh_options``), with ``--netns`` (the tests' way to reach the
+database hosts' namespaces) in the failover.
 
 MHA 0.58 with MariaDB 10.11, as run here: MHA is started as root on the manager host and acts on
 the servers through DBI (its ``user``) and, in a failover, over ssh (its ``ssh_user``).
@@ -125,8 +127,8 @@ last_answer: list[str] = []
 class MhaWorld:
     """db1 (master) and db2 (replica) with MariaDB and sshd, a client and MHA's manager host."""
 
-    def __init__(self, sandbox: Sandbox, work: Path) -> None:
-        self.sandbox, self.work = sandbox, work
+    def __init__(self, sandbox: Sandbox, work: Path, reach: str = "netns") -> None:
+        self.sandbox, self.work, self.reach = sandbox, work, reach
         self.nodes = {
             host: MariaNode(sandbox, host, server_id, work)
             for host, server_id in (("db1", 1), ("db2", 2))
@@ -137,11 +139,11 @@ class MhaWorld:
             services={"master": SERVICE},
             datasources={"db1": "name=db1\nrole=master\n", "db2": "name=db2\nrole=slave\n"},
         )
-        # the README's line, and --netns: the manager host reaches the database hosts' namespaces
+        # the README's line: --ssh, or --netns into the database hosts' namespaces
+        netns = [f"--netns={host}={sandbox.namespaces[host]}" for host in ("db1", "db2")]
         self.hook = shlex.join([
             sys.executable, "-m", "floatingip", "hook", "mha", "--cluster-home", str(home),
-            "--cluster", "demo", "--lock-dir", str(work),
-            *(f"--netns={host}={sandbox.namespaces[host]}" for host in ("db1", "db2")),
+            "--cluster", "demo", "--lock-dir", str(work), *(["--ssh"] if reach == "ssh" else netns),
         ])  # fmt: skip
         self.conf = work / "mha" / "app1.cnf"
         self.log = work / "mha" / "switch.log"
@@ -214,9 +216,13 @@ class MhaWorld:
     def place_vip_on_db1(self) -> None:
         """MHA never places the VIP (its monitor's start only calls ``status``): the first
         start is the user's, here with the hook's own line."""
+        line = f"{self.hook} --command=start --orig_master_host=db1 --new_master_host=db1"
+        if self.reach == "ssh":  # how to reach db1, as MHA would say it
+            ssh_options = shlex.join(self.ssh.options("root"))
+            line += f" --new_master_ip={self.nodes['db1'].address} --ssh_user=root"
+            line += f" --ssh_options={shlex.quote(ssh_options)}"
         placed = subprocess.run(
-            ["ip", "netns", "exec", self.sandbox.namespaces["mgr"], "/bin/sh", "-c",
-             f"{self.hook} --command=start --orig_master_host=db1 --new_master_host=db1"],
+            ["ip", "netns", "exec", self.sandbox.namespaces["mgr"], "/bin/sh", "-c", line],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert placed.returncode == 0, placed.stderr
@@ -240,13 +246,15 @@ def require_mha() -> None:
 
 
 @pytest.fixture
-def mha_world() -> Iterator[MhaWorld]:
+def mha_world(request: pytest.FixtureRequest) -> Iterator[MhaWorld]:
+    """The hook reaches the database hosts with ``--netns``, or ``--ssh`` when the test is
+    parametrized so (indirect)."""
     require_mha()
     work = Path(tempfile.mkdtemp(prefix="fip-mha-"))
     work.chmod(0o755)
     try:
         with Sandbox(["db1", "db2", "client", "mgr"]) as sandbox:
-            world = MhaWorld(sandbox, work)
+            world = MhaWorld(sandbox, work, getattr(request, "param", "netns"))
             try:
                 world.start()
                 yield world
@@ -287,7 +295,9 @@ def move_master_to_db2(
     return switched.stdout + switched.stderr, timings
 
 
+@pytest.mark.parametrize("mha_world", ["ssh"], indirect=True)
 def test_mha_online_switch_moves_the_vip_to_the_new_master(mha_world: MhaWorld) -> None:
+    """The hook on the manager host acts on db1 and db2 over ssh (``--ssh``), as MHA does."""
     world = mha_world
     output, timings = move_master_to_db2(
         world, lambda: None, "--master_state=alive", "--orig_master_is_new_slave"
@@ -298,7 +308,8 @@ def test_mha_online_switch_moves_the_vip_to_the_new_master(mha_world: MhaWorld) 
     # db1 is db2's replica now: the write through the VIP reached it by replication only
     replica = lambda: world.nodes["db1"].sql("SELECT count(*) FROM fip.w WHERE v=2").stdout  # noqa: E731
     assert wait_until(lambda: replica().strip() == "1")
-    report(f"MHA online switch (MariaDB): {timings}")
+    assert "--netns" not in world.hook
+    report(f"MHA online switch (MariaDB, the hook over ssh): {timings}")
 
 
 def test_mha_failover_of_a_dead_master_moves_the_vip(mha_world: MhaWorld) -> None:
