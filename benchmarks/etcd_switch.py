@@ -25,8 +25,11 @@ the transaction that takes the lock.  The unplanned takeover (an expired lease) 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -237,8 +240,12 @@ def floatingip(w: World, prober: Prober, switches: int) -> dict[str, float]:
             w.stop_agent(host)
         except subprocess.TimeoutExpired:  # reported, not hidden: see the JSON and stderr
             hung.append(host)
+            # PYTHONFAULTHANDLER (set in main) makes SIGABRT write every thread's stack to the log
+            w.agents[host].send_signal(signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                w.agents[host].wait(timeout=10)
             print(f"agent {host} did not stop within 60 s of SIGTERM; its log ends:\n"
-                  f"{w.agent_log(host)[-3000:]}", file=sys.stderr)  # fmt: skip
+                  f"{w.agent_log(host)[-8000:]}", file=sys.stderr)  # fmt: skip
             w.kill_agent(host)
     return {"median_s": statistics.median(times), "max_s": max(times), "unplanned_s": unplanned,
             **seen, "agents_not_stopping_on_sigterm": hung}  # fmt: skip
@@ -308,6 +315,7 @@ def vip_manager(w: World, prober: Prober, switches: int, interval: int) -> dict[
 
 
 def main() -> None:
+    os.environ["PYTHONFAULTHANDLER"] = "1"  # the agents' stacks, if one ever hangs on SIGTERM
     switches = 4 if short_mode() else 20
     have_vip_manager = shutil.which("vip-manager") is not None
     try:

@@ -217,13 +217,22 @@ class Agent(Observed):
         manager = self.manager
         if manager is None:
             return True
+        # Not in line behind the worker: a call wedged there must not keep the failsafe from
+        # releasing the VIPs before the lease is revoked (Manager.close copes with a wedged change).
+        closer = Worker(f"floatingip-close-{self.cluster}")
         try:
             result = await asyncio.wait_for(
-                self._call("closing the manager", manager.close), CLOSE_TIMEOUT + 15
+                asyncio.wrap_future(closer.submit("closing the manager", manager.close)),
+                CLOSE_TIMEOUT + 15,
             )
-        except (asyncio.TimeoutError, FloatingIPError) as exc:
+        except asyncio.TimeoutError:
+            logger.error("the manager did not close within %g s", CLOSE_TIMEOUT + 15)
+            return False
+        except FloatingIPError as exc:
             logger.error("the manager did not close: %s", exc)
             return False
+        finally:
+            closer.stop(timeout=0)
         for outcome in result.commands:
             verdict = "released" if outcome.ok else f"FAILED to release ({outcome.error})"
             logger.info("%s %s on %s", verdict, outcome.service, outcome.host)

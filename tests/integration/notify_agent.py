@@ -1,6 +1,7 @@
 """``floatingip agent`` with two faults to inject, for the systemd watchdog tests: SIGUSR1 wedges
 the Manager's lock (floatingip.testing.wedge_manager) and SIGUSR1 again releases it; SIGUSR2
-blocks the event loop for LOOP_BLOCK seconds.  Run as ``python notify_agent.py agent ...``."""
+blocks the event loop for LOOP_BLOCK seconds; SIGWINCH wedges the agent's worker thread (a call
+that never returns).  Run as ``python notify_agent.py agent ...``."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ async def _run_with_faults(self: agent.Agent) -> int:
 
     loop.add_signal_handler(signal.SIGUSR1, toggle)
     loop.add_signal_handler(signal.SIGUSR2, time.sleep, LOOP_BLOCK)  # runs on the loop
+    forever = threading.Event()
+    loop.add_signal_handler(signal.SIGWINCH, self.worker.submit, "wedged on purpose", forever.wait)
     return await _run(self)
 
 
