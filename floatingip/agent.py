@@ -136,8 +136,10 @@ class Agent(Observed):
                 for task in (follower, checker):
                     task.cancel()
                 await asyncio.gather(follower, checker, return_exceptions=True)
-                ok = await self._close_manager()
         finally:
+            # The failsafe, whatever ended the run (a failure after the manager was built too),
+            # and before the lease goes with the fence.
+            ok = await self._close_manager()
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
             await self.fence.close()

@@ -6,6 +6,7 @@ that never returns).  Run as ``python notify_agent.py agent ...``."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import threading
@@ -37,6 +38,17 @@ async def _run_with_faults(self: agent.Agent) -> int:
 
 
 agent.Agent.run = _run_with_faults  # type: ignore[method-assign]
+
+if os.environ.get("NOTIFY_AGENT_FAIL_AT_READY"):  # the run fails once the manager holds the VIP
+    _start_manager = agent.Agent._start_manager
+
+    async def _start_then_fail(self: agent.Agent, snapshot: object) -> None:
+        await _start_manager(self, snapshot)  # type: ignore[arg-type]
+        while self.manager is not None and not self.manager.held:
+            await asyncio.sleep(0.05)
+        raise RuntimeError("failing on purpose at READY, holding the VIP")
+
+    agent.Agent._start_manager = _start_then_fail  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     sys.exit(cli.main(sys.argv[1:]))
