@@ -1,0 +1,327 @@
+"""Patroni switchovers with client writes through the VIP, floatingip beside vip-manager (needs
+root, patroni, postgresql-15, etcd-server and, for the comparison, vip-manager).
+
+One topology: an etcd member, two database hosts (db1, db2: Patroni 3.0 and PostgreSQL 15) and
+a client, each in its own network namespace.  For each tool a fresh Patroni cluster (scope demo)
+bootstraps on db1, db2 joins it as a replica, a writer in the client's namespace starts, and
+``patronictl switchover --force`` moves the leader N times back and forth:
+
+- ``watch``: floatingip DCS watch, ``floatingip agent --patroni-scope demo`` on each host;
+- ``hook``: floatingip callbacks, ``floatingip hook patroni`` as on_start/on_stop/on_role_change;
+- ``vm1000``: vip-manager's default configuration (a scan every 1000 ms);
+- ``vm100``: vip-manager tuned (every 100 ms).
+
+vip-manager reads Patroni's leader key itself (trigger key /service/demo/leader, trigger value
+the member's name).  Debian's vip-manager 1.0.2 has only etcd's v2 client (its KeysAPI), and
+etcd 3.4 keeps v2 and v3 keys in separate stores: for vip-manager Patroni runs with its ``etcd``
+section (v2 API), for floatingip (an etcd v3 client) with ``etcd3``.  Same etcd, both APIs on.
+
+The writer (_pg_writer.py): an INSERT every 5 ms on one persistent connection through the VIP,
+reconnecting on any error; each row keeps the server's identity and the client's time.  Beside
+it, Patroni's leader key is read every 5 ms: the switch is decided when it stops naming the old
+leader.  Per switchover: the gap with no successful transaction (the longest time between two
+successes), the time from the decision to the first write on the new leader, the failed
+transactions, and the writes the OLD leader acknowledged after the decision (goal: 0).  Both
+hosts are polled for the VIP every millisecond or so: never two holders.
+
+Goal: floatingip's gap shorter than vip-manager's, default and tuned.  ``--short``: two
+switchovers, floatingip's DCS watch and vip-manager's default; ``--switches``, ``--tools``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import itertools
+import json
+import os
+import pwd
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from _common import Overlaps, emit, start_vip_manager
+from _pg_writer import CREATE
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test harness
+
+from floatingip.sandbox import Sandbox, SandboxError
+from tests.integration.etcd_cluster import EtcdCluster, die_with_parent
+from tests.integration.test_hook_patroni import BINDIR, FAILOVER_PATIENCE, PatroniNode
+from tests.integration.test_hook_repmgr import hook_workspace
+from tests.integration.test_hooks_contract import VIP
+from tests.integration.test_patroni_source import start_agent
+
+LEADER_KEY = "/service/demo/leader"
+DATABASES = ("db1", "db2")
+TOOLS = {
+    "watch": "floatingip DCS watch",
+    "hook": "floatingip callbacks",
+    "vm1000": "vip-manager 1000 ms (default)",
+    "vm100": "vip-manager 100 ms (tuned)",
+}
+RATE = 200  # transactions a second
+STEADY = 2.0  # seconds of writes on the new leader before the next switchover
+WRITER = Path(__file__).resolve().parent / "_pg_writer.py"
+
+
+def missing() -> str | None:
+    """Why this machine cannot run the benchmark (None: it can)."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    for program, package in (("patroni", "patroni"), ("etcd", "etcd-server"),
+                             ("psql", "postgresql-client"), ("runuser", "util-linux")):  # fmt: skip
+        if shutil.which(program) is None:
+            return f"needs {program} (Debian: {package})"
+    if not (BINDIR / "initdb").exists():
+        return "needs PostgreSQL 15 (Debian: postgresql-15)"
+    return None
+
+
+def wait(condition: Callable[[], object], what: str, timeout: float = FAILOVER_PATIENCE) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not within {timeout:g} s: {what}")
+        time.sleep(0.2)
+
+
+def members(node: PatroniNode) -> dict[str, tuple[str, str]]:
+    """``patronictl list`` from ``node``: member -> (role, state)."""
+    listed = node.patronictl("list", "--format", "json")
+    if listed.returncode != 0:
+        return {}
+    return {m["Member"]: (m.get("Role", ""), m.get("State", "")) for m in json.loads(listed.stdout)}
+
+
+def leads_with_replica(node: PatroniNode, leader: str, replica: str | None) -> bool:
+    seen = members(node)
+    replicating = replica is None or seen.get(replica, ("", ""))[1] in ("running", "streaming")
+    return seen.get(leader, ("", ""))[0] == "Leader" and replicating
+
+
+class Writer:
+    """_pg_writer.py in the client's namespace."""
+
+    def __init__(self, sandbox: Sandbox, api: str) -> None:
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", sandbox.namespaces["client"], sys.executable, str(WRITER),
+             VIP, sandbox.addresses["etcd"], api, LEADER_KEY, str(RATE)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent,
+        )  # fmt: skip
+
+    def ask(self, line: str) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        answer: dict[str, Any] = json.loads(self.process.stdout.readline() or "{}")
+        return answer
+
+    def writes_to(self, member: str) -> None:
+        def there() -> bool:
+            last = self.ask("status").get("last")
+            return last is not None and last[1] == member
+
+        wait(there, f"a write through the VIP reaches {member}")
+
+    def stop(self) -> dict[str, Any]:
+        records = self.ask("stop")
+        self.process.wait(timeout=30)
+        return records
+
+
+@contextmanager
+def tool_side(
+    tool: str, sandbox: Sandbox, work: Path, etcd: EtcdCluster, hook: str
+) -> Iterator[tuple[str, str]]:
+    """``tool``'s processes running: yields Patroni's DCS section and its callback line."""
+    if tool == "hook":
+        yield "etcd3", hook
+        return
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    for host in DATABASES:
+        if tool == "watch":
+            processes[host] = start_agent(sandbox, work, host, etcd)
+        else:
+            processes[host] = start_vip_manager(
+                sandbox.namespaces[host], work / f"{tool}-{host}.log", vip=VIP, key=LEADER_KEY,
+                value=host, endpoints=etcd.endpoints, interval=int(tool[2:]),
+            )  # fmt: skip
+    try:
+        yield ("etcd3", "true") if tool == "watch" else ("etcd", "true")
+    finally:
+        for process in processes.values():  # SIGTERM: each releases what it holds
+            process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def fresh(sandbox: Sandbox, work: Path, etcd: EtcdCluster, tool: str) -> Path:
+    """The tool's directory (pg/ for postgres); no VIP, no Patroni key left from the last."""
+    directory = work / tool
+    (directory / "pg").mkdir(parents=True)
+    directory.chmod(0o755)
+    account = pwd.getpwnam("postgres")
+    os.chown(directory / "pg", account.pw_uid, account.pw_gid)
+    etcd.etcdctl("client", "del", "--prefix", "/service/demo")
+    etcd.etcdctl_v2("client", "rm", "--recursive", "/service/demo")
+    for host in DATABASES:
+        sandbox.run(host, ["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"], check=False)
+    sandbox.run("client", ["ip", "neigh", "flush", "all"], check=False)
+    return directory
+
+
+def run_tool(
+    tool: str, sandbox: Sandbox, work: Path, etcd: EtcdCluster, hook: str, switches: int
+) -> dict[str, Any]:
+    directory = fresh(sandbox, work, etcd, tool)
+    endpoint = f"{sandbox.addresses['etcd']}:2379"
+    nodes: dict[str, PatroniNode] = {}
+    began: list[float] = []
+    with tool_side(tool, sandbox, work, etcd, hook) as (dcs, callback):
+        try:
+            nodes["db1"] = PatroniNode(sandbox, "db1", directory, endpoint, callback, dcs=dcs)
+            wait(lambda: leads_with_replica(nodes["db1"], "db1", None), "db1 leads")
+            nodes["db2"] = PatroniNode(sandbox, "db2", directory, endpoint, callback, dcs=dcs)
+            wait(lambda: leads_with_replica(nodes["db1"], "db1", "db2"), "db2 replicates")
+            psql = ["psql", "-h", sandbox.addresses["db1"], "-U", "postgres", "-c", CREATE]
+            sandbox.run("client", psql, timeout=30)
+            writer = Writer(sandbox, "v3" if dcs == "etcd3" else "v2")
+            try:
+                writer.writes_to("db1")
+                overlaps = Overlaps([sandbox.namespaces[h] for h in DATABASES], VIP)
+                leader, other = "db1", "db2"
+                for _ in range(switches):
+                    time.sleep(STEADY)
+                    began.append(time.monotonic())
+                    done = nodes[leader].patronictl(
+                        "switchover", "--leader", leader, "--candidate", other, "--force"
+                    )
+                    if done.returncode != 0:
+                        raise RuntimeError(f"switchover to {other}: {done.stdout}{done.stderr}")
+                    switched = functools.partial(leads_with_replica, nodes[other], other, leader)
+                    wait(switched, f"{other} leads and {leader} replicates")
+                    writer.writes_to(other)
+                    leader, other = other, leader
+                time.sleep(STEADY)
+                seen = overlaps.close()
+            finally:
+                records = writer.stop()
+        finally:
+            for node in nodes.values():
+                node.stop()
+    return {**figures(began, records), **seen}
+
+
+def figures(began: list[float], records: dict[str, Any]) -> dict[str, Any]:
+    """Per switchover i (from began[i] to the next one), then summed up."""
+    ok = sorted((float(t), str(m)) for t, m in records["ok"])
+    failed = sorted(float(t) for t, _ in records["failed"])
+    leaders = [(float(t), v) for t, v in records["leaders"]]
+    ends = [*began[1:], float("inf")]
+    gaps, to_new, old_writes, failures = [], [], 0, 0
+    for i, (start, end) in enumerate(zip(began, ends, strict=True)):
+        old, new = ("db1", "db2") if i % 2 == 0 else ("db2", "db1")
+        decided = next(t for t, value in leaders if start <= t < end and value != old)
+        times = [t for t, _ in ok]
+        gaps.append(max(b - a for a, b in itertools.pairwise(times) if start <= b < end))
+        first = next(t for t, m in ok if t > decided and m == new)
+        to_new.append(first - decided)
+        old_writes += sum(1 for t, m in ok if decided < t < end and m == old)
+        failures += sum(1 for t in failed if start <= t < end)
+    return {
+        "gap_median_s": statistics.median(gaps), "gap_max_s": max(gaps),
+        "decided_to_new_write_median_s": statistics.median(to_new),
+        "decided_to_new_write_max_s": max(to_new), "failed_transactions": failures,
+        "old_leader_writes_after_decision": old_writes, "transactions_ok": len(ok),
+        "failure_reasons": sorted({why.split(" ")[0] for _, why in records["failed"]})[:10],
+    }  # fmt: skip
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--short", action="store_true", help="2 switchovers, watch and vm1000")
+    parser.add_argument("--switches", type=int, help="switchovers per tool (default 10, short 2)")
+    parser.add_argument("--tools", help=f"comma-separated, of {', '.join(TOOLS)} (default all)")
+    args = parser.parse_args()
+    args.switches = args.switches or (2 if args.short else 10)
+    args.tools = (args.tools or ("watch,vm1000" if args.short else ",".join(TOOLS))).split(",")
+    unknown = [tool for tool in args.tools if tool not in TOOLS]
+    if unknown:
+        parser.error(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(TOOLS)}")
+    return args
+
+
+def main() -> int:
+    args = parse()
+    tools = [t for t in args.tools if not t.startswith("vm") or shutil.which("vip-manager")]
+    reason = missing()
+    if reason is not None:
+        emit("patroni_switch", {"skipped": reason}, [("skipped", reason, "")])
+        return 0
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        with (
+            hook_workspace("bench") as (work, hook),
+            Sandbox(["db1", "db2", "client", "etcd"]) as sandbox,
+        ):
+            etcd = EtcdCluster(sandbox, ["etcd"], work / "etcd", enable_v2=True).start()
+            try:
+                for tool in tools:
+                    try:
+                        results[TOOLS[tool]] = run_tool(
+                            tool, sandbox, work, etcd, hook, args.switches
+                        )
+                    except (RuntimeError, StopIteration, subprocess.SubprocessError) as exc:
+                        results[TOOLS[tool]] = {"error": f"{type(exc).__name__}: {exc}"}
+                        for log in sorted(work.glob(f"{tool}/*.log")) + sorted(work.glob("*.log")):
+                            print(f"--- {log}", log.read_text(errors="replace")[-3000:],
+                                  sep="\n", file=sys.stderr)  # fmt: skip
+            finally:
+                etcd.close()
+    except SandboxError as exc:
+        emit("patroni_switch", {"skipped": str(exc)}, [("skipped", str(exc), "")])
+        return 0
+    rows = table(results)
+    if len(tools) < len(args.tools):
+        rows.append(("vip-manager", "not installed (apt-get install vip-manager)", ""))
+    emit("patroni_switch", {"switches": args.switches, "rate_per_s": RATE, **results}, rows)
+    return 1 if any("error" in figures for figures in results.values()) else 0
+
+
+def table(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
+    rows = []
+    for tool, f in results.items():
+        if "error" in f:
+            rows.append((f"{tool}", f"FAILED: {f['error'][:200]}", ""))
+            continue
+        ours = tool.startswith("floatingip")
+        rows += [
+            (f"{tool}: no successful write, median (max)",
+             f"{f['gap_median_s']:.2f} s ({f['gap_max_s']:.2f} s)",
+             "< vip-manager's" if ours else ""),
+            (f"{tool}: leader key changed -> first write on the new leader, median (max)",
+             f"{f['decided_to_new_write_median_s']:.2f} s "
+             f"({f['decided_to_new_write_max_s']:.2f} s)",
+             ""),
+            (f"{tool}: failed transactions (of {f['transactions_ok']} ok)",
+             f"{f['failed_transactions']}", ""),
+            (f"{tool}: writes on the old leader after the leader key changed",
+             f"{f['old_leader_writes_after_decision']}", "0"),
+            (f"{tool}: both hosts held the VIP", f"{f['two_holders']:.0f} times", "never"),
+        ]  # fmt: skip
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main())
