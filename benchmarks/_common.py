@@ -90,15 +90,21 @@ class Overlaps:
         self.vip = vip
         self.count = 0
         self.longest = 0.0
+        self.changes: list[tuple[float, tuple[int, ...]]] = []  # (when, who holds: indexes)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
 
     def _watch(self) -> None:
         since: float | None = None
+        last: tuple[int, ...] = ()
         while not self._stop.wait(0.001):
-            holders = sum(self.vip in reader.addresses() for reader in self.readers)
+            held = tuple(i for i, r in enumerate(self.readers) if self.vip in r.addresses())
+            holders = len(held)
             now = time.monotonic()
+            if held != last:
+                self.changes.append((now, held))
+                last = held
             if holders > 1 and since is None:
                 since = now
                 self.count += 1

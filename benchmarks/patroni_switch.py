@@ -100,10 +100,27 @@ def members(node: PatroniNode) -> dict[str, tuple[str, str]]:
     return {m["Member"]: (m.get("Role", ""), m.get("State", "")) for m in json.loads(listed.stdout)}
 
 
-def leads_with_replica(node: PatroniNode, leader: str, replica: str | None) -> bool:
-    seen = members(node)
-    replicating = replica is None or seen.get(replica, ("", ""))[1] in ("running", "streaming")
-    return seen.get(leader, ("", ""))[0] == "Leader" and replicating
+def sql(sandbox: Sandbox, host: str, query: str) -> str | None:
+    """``query`` on ``host``'s PostgreSQL (its own address, not the VIP) from the client."""
+    result = sandbox.run(
+        "client",
+        ["env", "PGCONNECT_TIMEOUT=3", "psql", "-h", sandbox.addresses[host], "-U", "postgres",
+         "-At", "-c", query],
+        check=False, timeout=20,
+    )  # fmt: skip
+    return result.stdout.strip() if result.ok else None
+
+
+def leads_with_replica(sandbox: Sandbox, node: PatroniNode, leader: str, replica: str) -> bool:
+    """Patroni says ``leader`` leads and ``replica`` streams from it (Patroni 3.0 lists a
+    replica as running before its WAL receiver is connected: a switchover then loses writes)."""
+    if members(node).get(leader, ("", ""))[0] != "Leader":
+        return False
+    streaming = (
+        "SELECT count(*) FROM pg_stat_replication "
+        f"WHERE application_name = '{replica}' AND state = 'streaming'"
+    )
+    return sql(sandbox, leader, streaming) == "1"
 
 
 class Writer:
@@ -191,11 +208,12 @@ def run_tool(
     with tool_side(tool, sandbox, work, etcd, hook) as (dcs, callback):
         try:
             nodes["db1"] = PatroniNode(sandbox, "db1", directory, endpoint, callback, dcs=dcs)
-            wait(lambda: leads_with_replica(nodes["db1"], "db1", None), "db1 leads")
+            wait(lambda: members(nodes["db1"]).get("db1", ("",))[0] == "Leader", "db1 leads")
+            wait(lambda: sql(sandbox, "db1", CREATE) is not None, "the table made on db1")
             nodes["db2"] = PatroniNode(sandbox, "db2", directory, endpoint, callback, dcs=dcs)
-            wait(lambda: leads_with_replica(nodes["db1"], "db1", "db2"), "db2 replicates")
-            psql = ["psql", "-h", sandbox.addresses["db1"], "-U", "postgres", "-c", CREATE]
-            sandbox.run("client", psql, timeout=30)
+            wait(lambda: leads_with_replica(sandbox, nodes["db1"], "db1", "db2"), "db2 streams")
+            replayed = "SELECT to_regclass('bench_writes') IS NOT NULL"
+            wait(lambda: sql(sandbox, "db2", replayed) == "t", "the table replayed on db2")
             writer = Writer(sandbox, "v3" if dcs == "etcd3" else "v2")
             try:
                 writer.writes_to("db1")
@@ -209,7 +227,9 @@ def run_tool(
                     )
                     if done.returncode != 0:
                         raise RuntimeError(f"switchover to {other}: {done.stdout}{done.stderr}")
-                    switched = functools.partial(leads_with_replica, nodes[other], other, leader)
+                    switched = functools.partial(
+                        leads_with_replica, sandbox, nodes[other], other, leader
+                    )
                     wait(switched, f"{other} leads and {leader} replicates")
                     writer.writes_to(other)
                     leader, other = other, leader
@@ -220,16 +240,19 @@ def run_tool(
         finally:
             for node in nodes.values():
                 node.stop()
-    return {**figures(began, records), **seen}
+    return {**figures(began, records, overlaps.changes), **seen}
 
 
-def figures(began: list[float], records: dict[str, Any]) -> dict[str, Any]:
-    """Per switchover i (from began[i] to the next one), then summed up."""
+def figures(
+    began: list[float], records: dict[str, Any], held: list[tuple[float, tuple[int, ...]]]
+) -> dict[str, Any]:
+    """Per switchover i (from began[i] to the next one), then summed up.  ``held``: when the
+    VIP's holders changed (indexes in DATABASES)."""
     ok = sorted((float(t), str(m)) for t, m in records["ok"])
     failed = sorted(float(t) for t, _ in records["failed"])
     leaders = [(float(t), v) for t, v in records["leaders"]]
     ends = [*began[1:], float("inf")]
-    gaps, to_new, old_writes, failures = [], [], 0, 0
+    gaps, to_new, to_vip, old_writes, failures = [], [], [], 0, 0
     for i, (start, end) in enumerate(zip(began, ends, strict=True)):
         old, new = ("db1", "db2") if i % 2 == 0 else ("db2", "db1")
         decided = next(t for t, value in leaders if start <= t < end and value != old)
@@ -237,12 +260,16 @@ def figures(began: list[float], records: dict[str, Any]) -> dict[str, Any]:
         gaps.append(max(b - a for a, b in itertools.pairwise(times) if start <= b < end))
         first = next(t for t, m in ok if t > decided and m == new)
         to_new.append(first - decided)
+        moved = next(t for t, who in held if t >= start and who == (DATABASES.index(new),))
+        to_vip.append(moved - decided)
         old_writes += sum(1 for t, m in ok if decided < t < end and m == old)
         failures += sum(1 for t in failed if start <= t < end)
     return {
         "gap_median_s": statistics.median(gaps), "gap_max_s": max(gaps),
         "decided_to_new_write_median_s": statistics.median(to_new),
-        "decided_to_new_write_max_s": max(to_new), "failed_transactions": failures,
+        "decided_to_new_write_max_s": max(to_new),
+        "decided_to_vip_median_s": statistics.median(to_vip), "decided_to_vip_max_s": max(to_vip),
+        "failed_transactions": failures,
         "old_leader_writes_after_decision": old_writes, "transactions_ok": len(ok),
         "failure_reasons": sorted({why.split(" ")[0] for _, why in records["failed"]})[:10],
     }  # fmt: skip
@@ -272,7 +299,7 @@ def main() -> int:
     results: dict[str, dict[str, Any]] = {}
     try:
         with (
-            hook_workspace("bench") as (work, hook),
+            hook_workspace("patroni") as (work, hook),
             Sandbox(["db1", "db2", "client", "etcd"]) as sandbox,
         ):
             etcd = EtcdCluster(sandbox, ["etcd"], work / "etcd", enable_v2=True).start()
@@ -314,6 +341,8 @@ def table(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
              f"{f['decided_to_new_write_median_s']:.2f} s "
              f"({f['decided_to_new_write_max_s']:.2f} s)",
              ""),
+            (f"{tool}: leader key changed -> VIP on the new leader only, median (max)",
+             f"{f['decided_to_vip_median_s']:.2f} s ({f['decided_to_vip_max_s']:.2f} s)", ""),
             (f"{tool}: failed transactions (of {f['transactions_ok']} ok)",
              f"{f['failed_transactions']}", ""),
             (f"{tool}: writes on the old leader after the leader key changed",
