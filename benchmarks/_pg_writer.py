@@ -2,6 +2,7 @@
 only): one persistent connection to PostgreSQL through the VIP, an INSERT every 1/RATE s that
 stores the server's identity (the last part of its data_directory: db1 or db2) and the client's
 time, a new connection on any error.  Beside it a thread reads Patroni's leader key from etcd
+and each member's role
 every 5 ms (v3 or v2 API) and notes each change.  Times are monotonic seconds (one clock for the
 whole machine: the benchmark compares them with its own).
 
@@ -10,9 +11,10 @@ than through libpq, whose connect_timeout cannot be under 2 s: a connection atte
 10 ms, each given 0.5 s, without waiting for the earlier ones, so that a SYN lost while the VIP
 moves does not hide the new primary for a TCP retransmission time (1 s, then 3 s).
 
-usage: _pg_writer.py VIP ETCD_ADDRESS v2|v3 LEADER_KEY RATE
+usage: _pg_writer.py VIP ETCD_ADDRESS v2|v3 PREFIX RATE  (PREFIX: /service/SCOPE/)
 stdin: ``status`` (answers {"ok": count, "last": [time, member]}) or ``stop`` (answers every
-record: {"ok": [[time, member]...], "failed": [[time, why]...], "leaders": [[time, value]...]}).
+record: {"ok": [[time, member]...], "failed": [[time, why]...], "leaders": [[time, leader,
+{member: role}]...]}).
 """
 
 from __future__ import annotations
@@ -167,28 +169,52 @@ def write(vip: str, rate: float, stop: threading.Event, ok: Records, failed: Rec
             ok.append([time.monotonic(), member.rsplit("/", 1)[-1]])
 
 
-def watch_leader(address: str, api: str, key: str, stop: threading.Event, seen: Records) -> None:
+def read_keys(connection: http.client.HTTPConnection, api: str, prefix: str) -> dict[str, str]:
+    """Every key under ``prefix`` (v3 range or v2 recursive get) -> its value."""
+    if api == "v3":
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        query = {"key": base64.b64encode(prefix.encode()).decode(),
+                 "range_end": base64.b64encode(end.encode()).decode()}  # fmt: skip
+        connection.request("POST", "/v3/kv/range", json.dumps(query))
+        kvs = json.loads(connection.getresponse().read()).get("kvs") or []
+        return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode()
+                for kv in kvs}  # fmt: skip
+    connection.request("GET", f"/v2/keys{prefix.rstrip('/')}?recursive=true")
+    reply = connection.getresponse()
+    body = json.loads(reply.read())
+    found: dict[str, str] = {}
+    pending = [body["node"]] if reply.status == 200 else []
+    while pending:
+        node = pending.pop()
+        pending += node.get("nodes", [])
+        if "value" in node:
+            found[node["key"]] = node["value"]
+    return found
+
+
+def watch_leader(address: str, api: str, prefix: str, stop: threading.Event, seen: Records) -> None:
+    """Patroni's leader key and each member's role, as [time, leader, {member: role}] on each
+    change (``prefix``: /service/SCOPE/)."""
     connection = http.client.HTTPConnection(address, 2379, timeout=2)
-    last: object = object()
+    last: object = None
     while not stop.wait(0.005):
         try:
-            if api == "v3":
-                query = json.dumps({"key": base64.b64encode(key.encode()).decode()})
-                connection.request("POST", "/v3/kv/range", query)
-                kvs = json.loads(connection.getresponse().read()).get("kvs") or []
-                value = base64.b64decode(kvs[0]["value"]).decode() if kvs else None
-            else:
-                connection.request("GET", "/v2/keys" + key)
-                reply = connection.getresponse()
-                body = json.loads(reply.read())
-                value = body["node"]["value"] if reply.status == 200 else None
+            keys = read_keys(connection, api, prefix)
         except (OSError, http.client.HTTPException, ValueError, KeyError):
             connection.close()
             connection = http.client.HTTPConnection(address, 2379, timeout=2)
             continue
-        if value != last:
-            seen.append([time.monotonic(), value])
-            last = value
+        roles = {}
+        for key, value in keys.items():
+            if key.startswith(prefix + "members/"):
+                try:
+                    roles[key.rsplit("/", 1)[-1]] = str(json.loads(value).get("role"))
+                except (ValueError, AttributeError):
+                    roles[key.rsplit("/", 1)[-1]] = "?"
+        now = [keys.get(prefix + "leader"), roles]
+        if now != last:
+            seen.append([time.monotonic(), *now])
+            last = now
 
 
 def main() -> None:

@@ -58,7 +58,8 @@ from tests.integration.test_hook_repmgr import hook_workspace
 from tests.integration.test_hooks_contract import VIP
 from tests.integration.test_patroni_source import start_agent
 
-LEADER_KEY = "/service/demo/leader"
+PREFIX = "/service/demo/"  # Patroni's keys for scope demo
+LEADER_KEY = PREFIX + "leader"
 DATABASES = ("db1", "db2")
 TOOLS = {
     "watch": "floatingip DCS watch",
@@ -129,7 +130,7 @@ class Writer:
     def __init__(self, sandbox: Sandbox, api: str) -> None:
         self.process = subprocess.Popen(
             ["ip", "netns", "exec", sandbox.namespaces["client"], sys.executable, str(WRITER),
-             VIP, sandbox.addresses["etcd"], api, LEADER_KEY, str(RATE)],
+             VIP, sandbox.addresses["etcd"], api, PREFIX, str(RATE)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent,
         )  # fmt: skip
 
@@ -250,12 +251,15 @@ def figures(
     VIP's holders changed (indexes in DATABASES)."""
     ok = sorted((float(t), str(m)) for t, m in records["ok"])
     failed = sorted(float(t) for t, _ in records["failed"])
-    leaders = [(float(t), v) for t, v in records["leaders"]]
+    leaders = [(float(t), leader, roles) for t, leader, roles in records["leaders"]]
     ends = [*began[1:], float("inf")]
-    gaps, to_new, to_vip, old_writes, failures = [], [], [], 0, 0
+    gaps, to_new, to_vip, to_role, old_writes, failures = [], [], [], [], 0, 0
     for i, (start, end) in enumerate(zip(began, ends, strict=True)):
         old, new = ("db1", "db2") if i % 2 == 0 else ("db2", "db1")
-        decided = next(t for t, value in leaders if start <= t < end and value != old)
+        decided = next(t for t, leader, _ in leaders if start <= t < end and leader != old)
+        promoted = next(t for t, leader, roles in leaders if start <= t < end and leader == new
+                        and roles.get(new) in ("master", "primary", "promoted"))  # fmt: skip
+        to_role.append(promoted - decided)
         times = [t for t, _ in ok]
         gaps.append(max(b - a for a, b in itertools.pairwise(times) if start <= b < end))
         first = next(t for t, m in ok if t > decided and m == new)
@@ -269,6 +273,7 @@ def figures(
         "decided_to_new_write_median_s": statistics.median(to_new),
         "decided_to_new_write_max_s": max(to_new),
         "decided_to_vip_median_s": statistics.median(to_vip), "decided_to_vip_max_s": max(to_vip),
+        "decided_to_member_key_primary_median_s": statistics.median(to_role),
         "failed_transactions": failures,
         "old_leader_writes_after_decision": old_writes, "transactions_ok": len(ok),
         "failure_reasons": sorted({why.split(" ")[0] for _, why in records["failed"]})[:10],
@@ -343,6 +348,8 @@ def table(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
              ""),
             (f"{tool}: leader key changed -> VIP on the new leader only, median (max)",
              f"{f['decided_to_vip_median_s']:.2f} s ({f['decided_to_vip_max_s']:.2f} s)", ""),
+            (f"{tool}: leader key changed -> new leader's member key says primary, median",
+             f"{f['decided_to_member_key_primary_median_s']:.2f} s", "(Patroni's part)"),
             (f"{tool}: failed transactions (of {f['transactions_ok']} ok)",
              f"{f['failed_transactions']}", ""),
             (f"{tool}: writes on the old leader after the leader key changed",
