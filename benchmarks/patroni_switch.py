@@ -184,9 +184,9 @@ def tool_side(
                 process.wait(timeout=10)
 
 
-def fresh(sandbox: Sandbox, work: Path, etcd: EtcdCluster, tool: str) -> Path:
-    """The tool's directory (pg/ for postgres); no VIP, no Patroni key left from the last."""
-    directory = work / tool
+def fresh(sandbox: Sandbox, work: Path, etcd: EtcdCluster, name: str) -> Path:
+    """The run's directory (pg/ for postgres); no VIP, no Patroni key left from the last."""
+    directory = work / name
     (directory / "pg").mkdir(parents=True)
     directory.chmod(0o755)
     account = pwd.getpwnam("postgres")
@@ -200,9 +200,9 @@ def fresh(sandbox: Sandbox, work: Path, etcd: EtcdCluster, tool: str) -> Path:
 
 
 def run_tool(
-    tool: str, sandbox: Sandbox, work: Path, etcd: EtcdCluster, hook: str, switches: int
+    tool: str, sandbox: Sandbox, work: Path, etcd: EtcdCluster, hook: str, switches: int, run: int
 ) -> dict[str, Any]:
-    directory = fresh(sandbox, work, etcd, tool)
+    directory = fresh(sandbox, work, etcd, f"{tool}-{run}")
     endpoint = f"{sandbox.addresses['etcd']}:2379"
     nodes: dict[str, PatroniNode] = {}
     began: list[float] = []
@@ -241,42 +241,60 @@ def run_tool(
         finally:
             for node in nodes.values():
                 node.stop()
-    return {**figures(began, records, overlaps.changes), **seen}
+    return {**measure(began, records, overlaps.changes), **seen}
 
 
-def figures(
+def measure(
     began: list[float], records: dict[str, Any], held: list[tuple[float, tuple[int, ...]]]
 ) -> dict[str, Any]:
-    """Per switchover i (from began[i] to the next one), then summed up.  ``held``: when the
-    VIP's holders changed (indexes in DATABASES)."""
+    """Per switchover i (from began[i] to the next one): its figures in lists, and counts.
+    ``held``: when the VIP's holders changed (indexes in DATABASES)."""
     ok = sorted((float(t), str(m)) for t, m in records["ok"])
+    times = [t for t, _ in ok]
     failed = sorted(float(t) for t, _ in records["failed"])
     leaders = [(float(t), leader, roles) for t, leader, roles in records["leaders"]]
     ends = [*began[1:], float("inf")]
-    gaps, to_new, to_vip, to_role, old_writes, failures = [], [], [], [], 0, 0
+    reasons = sorted({why.split(" ")[0] for _, why in records["failed"]})  # SQLSTATEs mostly
+    found: dict[str, Any] = {"gap": [], "to_write": [], "to_vip": [], "to_role": []}
+    found.update(old_writes=0, failed=0, ok=len(ok), reasons=reasons)
     for i, (start, end) in enumerate(zip(began, ends, strict=True)):
         old, new = ("db1", "db2") if i % 2 == 0 else ("db2", "db1")
         decided = next(t for t, leader, _ in leaders if start <= t < end and leader != old)
         promoted = next(t for t, leader, roles in leaders if start <= t < end and leader == new
                         and roles.get(new) in ("master", "primary", "promoted"))  # fmt: skip
-        to_role.append(promoted - decided)
-        times = [t for t, _ in ok]
-        gaps.append(max(b - a for a, b in itertools.pairwise(times) if start <= b < end))
-        first = next(t for t, m in ok if t > decided and m == new)
-        to_new.append(first - decided)
         moved = next(t for t, who in held if t >= start and who == (DATABASES.index(new),))
-        to_vip.append(moved - decided)
-        old_writes += sum(1 for t, m in ok if decided < t < end and m == old)
-        failures += sum(1 for t in failed if start <= t < end)
+        first = next(t for t, m in ok if t > decided and m == new)
+        found["gap"].append(max(b - a for a, b in itertools.pairwise(times) if start <= b < end))
+        found["to_write"].append(first - decided)
+        found["to_vip"].append(moved - decided)
+        found["to_role"].append(promoted - decided)
+        found["old_writes"] += sum(1 for t, m in ok if decided < t < end and m == old)
+        found["failed"] += sum(1 for t in failed if start <= t < end)
+    return found
+
+
+def summary(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One tool's rounds together."""
+    errors = [part["error"] for part in parts if "error" in part]
+    if errors:
+        return {"error": "; ".join(errors)}
+    lists = {key: [x for part in parts for x in part[key]]
+             for key in ("gap", "to_write", "to_vip", "to_role")}  # fmt: skip
+    total = {key: sum(part[key] for part in parts)
+             for key in ("old_writes", "failed", "ok", "two_holders")}  # fmt: skip
     return {
-        "gap_median_s": statistics.median(gaps), "gap_max_s": max(gaps),
-        "decided_to_new_write_median_s": statistics.median(to_new),
-        "decided_to_new_write_max_s": max(to_new),
-        "decided_to_vip_median_s": statistics.median(to_vip), "decided_to_vip_max_s": max(to_vip),
-        "decided_to_member_key_primary_median_s": statistics.median(to_role),
-        "failed_transactions": failures,
-        "old_leader_writes_after_decision": old_writes, "transactions_ok": len(ok),
-        "failure_reasons": sorted({why.split(" ")[0] for _, why in records["failed"]})[:10],
+        "switchovers": len(lists["gap"]),
+        "gap_median_s": statistics.median(lists["gap"]), "gap_max_s": max(lists["gap"]),
+        "decided_to_new_write_median_s": statistics.median(lists["to_write"]),
+        "decided_to_new_write_max_s": max(lists["to_write"]),
+        "decided_to_vip_median_s": statistics.median(lists["to_vip"]),
+        "decided_to_vip_max_s": max(lists["to_vip"]),
+        "decided_to_member_key_primary_median_s": statistics.median(lists["to_role"]),
+        "failed_transactions": total["failed"], "transactions_ok": total["ok"],
+        "old_leader_writes_after_decision": total["old_writes"],
+        "failure_reasons": sorted({r for part in parts for r in part["reasons"]})[:10],
+        "two_holders": total["two_holders"],
+        "two_holders_longest_s": max(part["two_holders_longest_s"] for part in parts),
     }  # fmt: skip
 
 
@@ -285,13 +303,30 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--short", action="store_true", help="2 switchovers, watch and vm1000")
     parser.add_argument("--switches", type=int, help="switchovers per tool (default 10, short 2)")
     parser.add_argument("--tools", help=f"comma-separated, of {', '.join(TOOLS)} (default all)")
+    parser.add_argument(
+        "--rounds", type=int, help="the tools in turn, ROUNDS times (default 2, short 1)"
+    )
     args = parser.parse_args()
     args.switches = args.switches or (2 if args.short else 10)
+    args.rounds = max(1, min(args.rounds or (1 if args.short else 2), args.switches))
     args.tools = (args.tools or ("watch,vm1000" if args.short else ",".join(TOOLS))).split(",")
     unknown = [tool for tool in args.tools if tool not in TOOLS]
     if unknown:
         parser.error(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(TOOLS)}")
     return args
+
+
+def attempt(
+    tool: str, sandbox: Sandbox, work: Path, etcd: EtcdCluster, hook: str, switches: int, run: int
+) -> dict[str, Any]:
+    """One round of ``tool``; a failure is reported (with the logs' ends on stderr), not raised."""
+    try:
+        return run_tool(tool, sandbox, work, etcd, hook, switches, run)
+    except (RuntimeError, StopIteration, subprocess.SubprocessError) as exc:
+        for log in sorted(work.glob(f"{tool}-{run}/*.log")) + sorted(work.glob(f"{tool}*.log")):
+            print(f"--- {log}", log.read_text(errors="replace")[-3000:],
+                  sep="\n", file=sys.stderr)  # fmt: skip
+        return {"error": f"round {run + 1}: {type(exc).__name__}: {exc}"}
 
 
 def main() -> int:
@@ -301,7 +336,7 @@ def main() -> int:
     if reason is not None:
         emit("patroni_switch", {"skipped": reason}, [("skipped", reason, "")])
         return 0
-    results: dict[str, dict[str, Any]] = {}
+    parts: dict[str, list[dict[str, Any]]] = {tool: [] for tool in tools}
     try:
         with (
             hook_workspace("patroni") as (work, hook),
@@ -309,25 +344,24 @@ def main() -> int:
         ):
             etcd = EtcdCluster(sandbox, ["etcd"], work / "etcd", enable_v2=True).start()
             try:
-                for tool in tools:
-                    try:
-                        results[TOOLS[tool]] = run_tool(
-                            tool, sandbox, work, etcd, hook, args.switches
+                # rounds of every tool in turn: a machine whose load drifts weighs on them all
+                for run in range(args.rounds):
+                    for tool in tools:
+                        switches = args.switches // args.rounds + (
+                            run < args.switches % args.rounds
                         )
-                    except (RuntimeError, StopIteration, subprocess.SubprocessError) as exc:
-                        results[TOOLS[tool]] = {"error": f"{type(exc).__name__}: {exc}"}
-                        for log in sorted(work.glob(f"{tool}/*.log")) + sorted(work.glob("*.log")):
-                            print(f"--- {log}", log.read_text(errors="replace")[-3000:],
-                                  sep="\n", file=sys.stderr)  # fmt: skip
+                        parts[tool].append(attempt(tool, sandbox, work, etcd, hook, switches, run))
             finally:
                 etcd.close()
     except SandboxError as exc:
         emit("patroni_switch", {"skipped": str(exc)}, [("skipped", str(exc), "")])
         return 0
+    results = {TOOLS[tool]: summary(found) for tool, found in parts.items()}
     rows = table(results)
     if len(tools) < len(args.tools):
         rows.append(("vip-manager", "not installed (apt-get install vip-manager)", ""))
-    emit("patroni_switch", {"switches": args.switches, "rate_per_s": RATE, **results}, rows)
+    settings = {"switches": args.switches, "rounds": args.rounds, "rate_per_s": RATE}
+    emit("patroni_switch", {**settings, **results}, rows)
     return 1 if any("error" in figures for figures in results.values()) else 0
 
 
@@ -350,7 +384,8 @@ def table(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
              f"{f['decided_to_vip_median_s']:.2f} s ({f['decided_to_vip_max_s']:.2f} s)", ""),
             (f"{tool}: leader key changed -> new leader's member key says primary, median",
              f"{f['decided_to_member_key_primary_median_s']:.2f} s", "(Patroni's part)"),
-            (f"{tool}: failed transactions (of {f['transactions_ok']} ok)",
+            (f"{tool}: failed transactions (of {f['transactions_ok']} ok; "
+             f"{', '.join(f['failure_reasons'])})",
              f"{f['failed_transactions']}", ""),
             (f"{tool}: writes on the old leader after the leader key changed",
              f"{f['old_leader_writes_after_decision']}", "0"),
