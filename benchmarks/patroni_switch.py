@@ -31,6 +31,7 @@ switchovers, floatingip's DCS watch and vip-manager's default; ``--switches``, `
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
 import itertools
 import json
@@ -254,7 +255,9 @@ def measure(
     failed = sorted(float(t) for t, _ in records["failed"])
     leaders = [(float(t), leader, roles) for t, leader, roles in records["leaders"]]
     ends = [*began[1:], float("inf")]
-    reasons = sorted({why.split(" ")[0] for _, why in records["failed"]})  # SQLSTATEs mostly
+    reasons = collections.Counter(  # mostly SQLSTATEs
+        why.split(" ")[0] for t, why in records["failed"] if began and t >= began[0]
+    )
     found: dict[str, Any] = {"gap": [], "to_write": [], "to_vip": [], "to_role": []}
     found.update(old_writes=0, failed=0, ok=len(ok), reasons=reasons)
     for i, (start, end) in enumerate(zip(began, ends, strict=True)):
@@ -292,7 +295,7 @@ def summary(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "decided_to_member_key_primary_median_s": statistics.median(lists["to_role"]),
         "failed_transactions": total["failed"], "transactions_ok": total["ok"],
         "old_leader_writes_after_decision": total["old_writes"],
-        "failure_reasons": sorted({r for part in parts for r in part["reasons"]})[:10],
+        "failures_by_reason": dict(sum((part["reasons"] for part in parts), collections.Counter())),
         "two_holders": total["two_holders"],
         "two_holders_longest_s": max(part["two_holders_longest_s"] for part in parts),
     }  # fmt: skip
@@ -385,7 +388,7 @@ def table(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
             (f"{tool}: leader key changed -> new leader's member key says primary, median",
              f"{f['decided_to_member_key_primary_median_s']:.2f} s", "(Patroni's part)"),
             (f"{tool}: failed transactions (of {f['transactions_ok']} ok; "
-             f"{', '.join(f['failure_reasons'])})",
+             f"{', '.join(f'{n} {why}' for why, n in f['failures_by_reason'].items())})",
              f"{f['failed_transactions']}", ""),
             (f"{tool}: writes on the old leader after the leader key changed",
              f"{f['old_leader_writes_after_decision']}", "0"),
