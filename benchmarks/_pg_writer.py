@@ -13,7 +13,7 @@ moves does not hide the new primary for a TCP retransmission time (1 s, then 3 s
 
 usage: _pg_writer.py VIP ETCD_ADDRESS v2|v3 PREFIX RATE  (PREFIX: /service/SCOPE/)
 stdin: ``status`` (answers {"ok": count, "last": [time, member]}) or ``stop`` (answers every
-record: {"ok": [[time, member]...], "failed": [[time, why]...], "leaders": [[time, leader,
+record: {"ok": [[time, member]...], "failed": [[time, why, member]...], "leaders": [[time, leader,
 {member: role}]...]}).
 """
 
@@ -51,6 +51,11 @@ class Session:
         body = struct.pack("!I", 196608) + b"user\0postgres\0database\0postgres\0\0"
         self._send(struct.pack("!I", len(body) + 4) + body)
         self.until_ready()
+        # which server this is (db1 or db2), for the failures that follow on this connection
+        member, error = self.query("SELECT current_setting('data_directory')")
+        if error is not None or member is None:
+            raise Closed(error or "no row")
+        self.member = member.rsplit("/", 1)[-1]
 
     def _send(self, data: bytes) -> None:
         try:
@@ -157,12 +162,12 @@ def write(vip: str, rate: float, stop: threading.Event, ok: Records, failed: Rec
         try:
             member, error = session.query(INSERT.format(sent=time.monotonic()))
         except Closed as exc:
-            failed.append([time.monotonic(), str(exc)[:160]])
+            failed.append([time.monotonic(), str(exc)[:160], session.member])
             session.close()
             session = None
             continue
         if error is not None or member is None:
-            failed.append([time.monotonic(), (error or "no row")[:160]])
+            failed.append([time.monotonic(), (error or "no row")[:160], session.member])
             session.close()
             session = None
         else:

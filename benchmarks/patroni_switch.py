@@ -252,14 +252,11 @@ def measure(
     ``held``: when the VIP's holders changed (indexes in DATABASES)."""
     ok = sorted((float(t), str(m)) for t, m in records["ok"])
     times = [t for t, _ in ok]
-    failed = sorted(float(t) for t, _ in records["failed"])
+    failed = sorted((float(t), str(why).split(" ")[0], m) for t, why, m in records["failed"])
     leaders = [(float(t), leader, roles) for t, leader, roles in records["leaders"]]
     ends = [*began[1:], float("inf")]
-    reasons = collections.Counter(  # mostly SQLSTATEs
-        why.split(" ")[0] for t, why in records["failed"] if began and t >= began[0]
-    )
     found: dict[str, Any] = {"gap": [], "to_write": [], "to_vip": [], "to_role": []}
-    found.update(old_writes=0, failed=0, ok=len(ok), reasons=reasons)
+    found.update(old_writes=0, failed=0, ok=len(ok), reasons=collections.Counter())
     for i, (start, end) in enumerate(zip(began, ends, strict=True)):
         old, new = ("db1", "db2") if i % 2 == 0 else ("db2", "db1")
         decided = next(t for t, leader, _ in leaders if start <= t < end and leader != old)
@@ -272,7 +269,11 @@ def measure(
         found["to_vip"].append(moved - decided)
         found["to_role"].append(promoted - decided)
         found["old_writes"] += sum(1 for t, m in ok if decided < t < end and m == old)
-        found["failed"] += sum(1 for t in failed if start <= t < end)
+        for t, code, member in failed:  # code: mostly a SQLSTATE
+            if start <= t < end:
+                found["failed"] += 1
+                where = {old: "old leader", new: "new leader"}.get(member, member)
+                found["reasons"][f"{code} on the {where}"] += 1
     return found
 
 
