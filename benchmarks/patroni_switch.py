@@ -217,9 +217,9 @@ def run_tool(
             replayed = "SELECT to_regclass('bench_writes') IS NOT NULL"
             wait(lambda: sql(sandbox, "db2", replayed) == "t", "the table replayed on db2")
             writer = Writer(sandbox, "v3" if dcs == "etcd3" else "v2")
+            overlaps = Overlaps([sandbox.namespaces[h] for h in DATABASES], VIP)
             try:
                 writer.writes_to("db1")
-                overlaps = Overlaps([sandbox.namespaces[h] for h in DATABASES], VIP)
                 leader, other = "db1", "db2"
                 for _ in range(switches):
                     time.sleep(STEADY)
@@ -236,8 +236,8 @@ def run_tool(
                     writer.writes_to(other)
                     leader, other = other, leader
                 time.sleep(STEADY)
-                seen = overlaps.close()
             finally:
+                seen = overlaps.close()
                 records = writer.stop()
         finally:
             for node in nodes.values():
@@ -327,7 +327,7 @@ def attempt(
     try:
         return run_tool(tool, sandbox, work, etcd, hook, switches, run)
     except (RuntimeError, StopIteration, subprocess.SubprocessError) as exc:
-        for log in sorted(work.glob(f"{tool}-{run}/*.log")) + sorted(work.glob(f"{tool}*.log")):
+        for log in sorted(work.glob(f"{tool}-{run}/*.log")) + sorted(work.glob("*.log")):
             print(f"--- {log}", log.read_text(errors="replace")[-3000:],
                   sep="\n", file=sys.stderr)  # fmt: skip
         return {"error": f"round {run + 1}: {type(exc).__name__}: {exc}"}
