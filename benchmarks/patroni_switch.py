@@ -16,16 +16,13 @@ the member's name).  Debian's vip-manager 1.0.2 has only etcd's v2 client (its K
 etcd 3.4 keeps v2 and v3 keys in separate stores: for vip-manager Patroni runs with its ``etcd``
 section (v2 API), for floatingip (an etcd v3 client) with ``etcd3``.  Same etcd, both APIs on.
 
-The writer (_pg_writer.py): an INSERT every 5 ms on one persistent connection through the VIP,
-reconnecting on any error; each row keeps the server's identity and the client's time.  Beside
-it, Patroni's leader key is read every 5 ms: the switch is decided when it stops naming the old
-leader.  Per switchover: the gap with no successful transaction (the longest time between two
-successes), the time from the decision to the first write on the new leader, the failed
-transactions, and the writes the OLD leader acknowledged after the decision (goal: 0).  Both
-hosts are polled for the VIP every millisecond or so: never two holders.
-
+The writer (_pg_writer.py): an INSERT every 5 ms through the VIP, reconnecting on any error;
+Patroni's keys read every 5 ms: the switch is decided when the leader key stops naming the old
+leader.  Per switchover: the gap with no successful transaction, decision to VIP and to first
+write on the new leader, failed transactions (by server), writes the OLD leader acknowledged
+after the decision (goal: 0); both hosts polled for the VIP about every ms (never two holders).
 Goal: floatingip's gap shorter than vip-manager's, default and tuned.  ``--short``: two
-switchovers, floatingip's DCS watch and vip-manager's default; ``--switches``, ``--tools``.
+switchovers, floatingip's DCS watch and vip-manager's default.
 """
 
 from __future__ import annotations
