@@ -66,7 +66,7 @@ quick: $(BIN)/.installed
 	$(BIN)/python -m pytest -m 'not integration and not slow' $(PYTEST_ARGS)
 
 # Full benchmark runs (minutes); CI runs them in --short mode through the tests.
-BENCHMARKS := engine_throughput dispatch_latency memory scale vip_move etcd_switch etcd_idle input_limits manager_idle
+BENCHMARKS := engine_throughput dispatch_latency memory scale vip_move etcd_switch etcd_idle input_limits manager_idle patroni_switch
 bench: $(BIN)/.installed
 	@for name in $(BENCHMARKS); do $(BIN)/python benchmarks/$$name.py $(BENCH_ARGS) || exit 1; echo; done
 

@@ -7,8 +7,11 @@ import functools
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -75,6 +78,66 @@ def manager_facts() -> list[dict[str, Any]]:
     ]
 
 
+class Overlaps:
+    """Watches the given network namespaces for a VIP every millisecond or so (rtnetlink, no
+    process started): how often more than one held it, and for how long at most."""
+
+    def __init__(self, namespaces: Sequence[str], vip: str) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test harness
+        from tests.integration.etcd_world import AddressReader
+
+        self.readers = [AddressReader(namespace) for namespace in namespaces]
+        self.vip = vip
+        self.count = 0
+        self.longest = 0.0
+        self.changes: list[tuple[float, tuple[int, ...]]] = []  # (when, who holds: indexes)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        since: float | None = None
+        last: tuple[int, ...] = ()
+        while not self._stop.wait(0.001):
+            held = tuple(i for i, r in enumerate(self.readers) if self.vip in r.addresses())
+            holders = len(held)
+            now = time.monotonic()
+            if held != last:
+                self.changes.append((now, held))
+                last = held
+            if holders > 1 and since is None:
+                since = now
+                self.count += 1
+            elif holders <= 1 and since is not None:
+                self.longest = max(self.longest, now - since)
+                since = None
+
+    def close(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for reader in self.readers:
+            reader.close()
+        return {"two_holders": self.count, "two_holders_longest_s": self.longest}
+
+
+def start_vip_manager(
+    namespace: str, log: Path, *, vip: str, key: str, value: str, endpoints: str, interval: int
+) -> subprocess.Popen[bytes]:
+    """vip-manager (1.0: etcd v2 API) in ``namespace``: ``vip``/24 on eth0 while the etcd
+    ``key`` holds ``value``, looked at every ``interval`` ms; it dies with this process."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test harness
+    from tests.integration.etcd_cluster import die_with_parent
+
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            ["ip", "netns", "exec", namespace, "vip-manager",
+             "--ip", vip, "--netmask", "24", "--interface", "eth0",
+             "--trigger-key", key, "--trigger-value", value, "--dcs-type", "etcd",
+             "--dcs-endpoints", endpoints, "--interval", str(interval)],
+            stdin=subprocess.DEVNULL, stdout=output, stderr=output, preexec_fn=die_with_parent,
+        )  # fmt: skip
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -118,6 +181,7 @@ def emit(benchmark: str, results: dict[str, object], rows: Sequence[tuple[str, s
 
 __all__ = [
     "VIP",
+    "Overlaps",
     "cluster_home",
     "datasource_fact",
     "emit",
@@ -127,5 +191,6 @@ __all__ = [
     "rss_mb",
     "service_fact",
     "short_mode",
+    "start_vip_manager",
     "vip_service",
 ]

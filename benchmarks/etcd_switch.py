@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import emit, short_mode
+from _common import Overlaps, emit, short_mode, start_vip_manager
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test harness
 
@@ -47,7 +47,6 @@ from tests.integration.etcd_cluster import die_with_parent
 from tests.integration.etcd_world import (
     CLUSTER,
     VIP,
-    AddressReader,
     World,
     datasource_json,
     world,
@@ -138,39 +137,6 @@ for line in sys.stdin:
 """
 
 
-class Overlaps:
-    """Watches both hosts for a VIP every millisecond or so (rtnetlink, no process started):
-    how often both held it, and for how long at most."""
-
-    def __init__(self, w: World, vip: str) -> None:
-        self.readers = [AddressReader(w.sandbox.namespaces[host]) for host in w.databases]
-        self.vip = vip
-        self.count = 0
-        self.longest = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        since: float | None = None
-        while not self._stop.wait(0.001):
-            both = all(self.vip in reader.addresses() for reader in self.readers)
-            now = time.monotonic()
-            if both and since is None:
-                since = now
-                self.count += 1
-            elif not both and since is not None:
-                self.longest = max(self.longest, now - since)
-                since = None
-
-    def close(self) -> dict[str, float]:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        for reader in self.readers:
-            reader.close()
-        return {"two_holders": self.count, "two_holders_longest_s": self.longest}
-
-
 class Prober:
     def __init__(self, w: World) -> None:
         self.process = subprocess.Popen(
@@ -223,7 +189,7 @@ def floatingip(w: World, prober: Prober, switches: int) -> dict[str, float]:
     prober.run(VIP, "db1", deadline=60, v3=[])
     master, slave = "db1", "db2"
     times = []
-    overlaps = Overlaps(w, VIP)
+    overlaps = Overlaps([w.sandbox.namespaces[h] for h in w.databases], VIP)
     for _ in range(switches):
         times.append(prober.run(VIP, slave, v3=switch_txn(master, slave)))
         master, slave = slave, master
@@ -253,16 +219,10 @@ def floatingip(w: World, prober: Prober, switches: int) -> dict[str, float]:
 
 def vip_manager(w: World, prober: Prober, switches: int, interval: int) -> dict[str, float]:
     def start(host: str) -> subprocess.Popen[bytes]:
-        log = (w.directory / f"vip-manager-{host}-{interval}.log").open("ab")
-        process = subprocess.Popen(
-            ["ip", "netns", "exec", w.sandbox.namespaces[host], "vip-manager",
-             "--ip", VM_VIP, "--netmask", "24", "--interface", "eth0",
-             "--trigger-key", VM_KEY, "--trigger-value", host, "--dcs-type", "etcd",
-             "--dcs-endpoints", w.etcd.endpoints, "--interval", str(interval)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=die_with_parent,
+        return start_vip_manager(
+            w.sandbox.namespaces[host], w.directory / f"vip-manager-{host}-{interval}.log",
+            vip=VM_VIP, key=VM_KEY, value=host, endpoints=w.etcd.endpoints, interval=interval,
         )  # fmt: skip
-        log.close()
-        return process
 
     def set_key(value: str, *args: str) -> None:
         result = w.etcd.etcdctl_v2("client", "set", *args, VM_KEY, value)
@@ -274,7 +234,7 @@ def vip_manager(w: World, prober: Prober, switches: int, interval: int) -> dict[
         prober.run(VM_VIP, "db1", deadline=60)
         master, slave = "db1", "db2"
         times = []
-        overlaps = Overlaps(w, VM_VIP)
+        overlaps = Overlaps([w.sandbox.namespaces[h] for h in w.databases], VM_VIP)
         for _ in range(switches):
             times.append(prober.run(VM_VIP, slave, v2=(VM_KEY, slave, {})))
             master, slave = slave, master

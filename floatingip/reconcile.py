@@ -16,7 +16,7 @@ from floatingip.actions import probe_partly
 from floatingip.datasource import PolicyMode
 from floatingip.results import ChangeResult, CommandOutcome, Event
 from floatingip.ruleset import Intent
-from floatingip.vocabulary import Action, EventKind
+from floatingip.vocabulary import Action, EventKind, Phase
 
 if TYPE_CHECKING:
     from floatingip.dispatch import Dispatcher
@@ -117,7 +117,12 @@ def correct_belief(dispatcher: Dispatcher, name: str) -> list[CommandOutcome]:
         return _complete(dispatcher, name, partly)
     dispatcher.repairs += 1
     message = f"{name}: {decision.message}"
-    logger.warning("%s; repairing", message)
+    if dispatcher.phase is Phase.STARTING and believed is None and not decision.stop_on:
+        # A manager starting (a one-shot hook every time) believes nothing yet: a VIP found on
+        # one host that a datasource runs on is what it comes to learn, not a fault.
+        logger.info("%s: found on %s at start; taken as held", name, ", ".join(decision.found))
+    else:
+        logger.warning("%s; repairing", message)
     dispatcher.record(Event(kind=EventKind.DRIFT, message=message, ok=False, service=name))
     state.hold(name, decision.holder)
     outcomes = []

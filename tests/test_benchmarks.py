@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO, report, require_program, require_root
+from tests.integration.test_hook_patroni import require_patroni
 
 SLOW = pytest.mark.slow  # several seconds even in --short mode
 SCRIPTS = [
@@ -22,9 +23,11 @@ SCRIPTS = [
     pytest.param("etcd_switch", marks=SLOW),
     pytest.param("etcd_idle", marks=SLOW),
     pytest.param("manager_idle", marks=SLOW),
+    pytest.param("patroni_switch", marks=SLOW),  # two tools, two switchovers each: ~1.5 min
 ]
-ROOT = ("vip_move", "etcd_switch", "etcd_idle")  # network namespaces
-ETCD = ("etcd_switch", "etcd_idle")
+ROOT = ("vip_move", "etcd_switch", "etcd_idle", "patroni_switch")  # network namespaces
+ETCD = ("etcd_switch", "etcd_idle", "patroni_switch")
+BESIDE_VIP_MANAGER = ("etcd_switch", "patroni_switch")  # the tool users of this shape pick today
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -34,8 +37,10 @@ def test_benchmark_runs_in_short_mode(name: str) -> None:
     if name in ETCD:
         require_program("etcd", package="etcd-server")
         require_program("etcdctl", package="etcd-client")
-    if name == "etcd_switch":  # beside vip-manager, the tool users of this shape pick today
+    if name in BESIDE_VIP_MANAGER:
         require_program("vip-manager", package="vip-manager")
+    if name == "patroni_switch":
+        require_patroni()
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / f"{name}.py"), "--short"],
         capture_output=True,

@@ -278,6 +278,37 @@ def test_patroni_primary_takes_the_vip_and_keeps_it_and_a_second_run_changes_not
     assert VIP in db1.addresses["eth0"]
 
 
+def test_a_hook_that_finds_its_vip_where_it_belongs_logs_no_drift_warning(
+    demo_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each one-shot starts with no belief: the VIP a previous run left is what it expects to
+    find, not drift (Patroni keeps the hook's log: a warning on every callback misleads)."""
+    db1 = RecordingExecutor()
+    run(demo_home, "patroni", "on_start", "primary", "demo", db1=db1)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="floatingip"):
+        again = run(demo_home, "patroni", "on_role_change", "primary", "demo", db1=db1)
+    assert again.exit_code == 0, again.line
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == []
+    assert any("found on db1 at start" in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_a_vip_found_on_two_hosts_at_start_is_still_a_drift_warning(
+    demo_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    network = FakeNetwork(["db1", "db2"])
+    for host in ("db1", "db2"):
+        network.addresses[host].add(VIP)
+    with caplog.at_level(logging.INFO, logger="floatingip"):
+        Manager.from_cluster_home(
+            demo_home, "demo", host="db1", executor=network.executor("db1"),
+            executors={"db2": network.executor("db2")}, monitor_interval=0,
+        ).close()  # fmt: skip
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("drift: expected on no host, found on db1, db2" in w for w in warnings), warnings
+
+
 def test_patroni_demotion_and_stop_release_the_vip(demo_home: Path) -> None:
     for argv in (["on_role_change", "replica", "demo"], ["on_stop", "primary", "demo"]):
         db1 = RecordingExecutor()

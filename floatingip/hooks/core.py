@@ -52,7 +52,8 @@ logger = logging.getLogger(__name__)
 EXIT_DONE = 0
 EXIT_FAILED = 1
 DEFAULT_LOCK_TIMEOUT = 30.0
-RELEASE_POLL = 0.5  # between starts refused because another host still has the VIP
+RELEASE_POLL = 0.1  # between starts refused while another host still has the VIP: Patroni runs
+# the old leader's on_stop and the new one's on_role_change at once (each retry listens 0.2 s)
 
 
 class HookLockTimeout(FloatingIPError):

@@ -35,7 +35,11 @@ FAILOVER_PATIENCE = 120.0  # Patroni's ttl (10 s here) and a loaded 2-core machi
 class PatroniNode:
     """``patroni`` for one database host, as postgres, inside its namespace."""
 
-    def __init__(self, sandbox: Sandbox, host: str, work: Path, etcd: str, hook: str) -> None:
+    def __init__(
+        self, sandbox: Sandbox, host: str, work: Path, etcd: str, hook: str, *, dcs: str = "etcd3"
+    ) -> None:
+        """``dcs``: Patroni's section for etcd, ``etcd3`` (v3 API) or ``etcd`` (v2 API, the
+        store vip-manager 1.0 reads)."""
         self.sandbox, self.host = sandbox, host
         address = sandbox.addresses[host]
         self.config = work / f"{host}.yml"
@@ -49,7 +53,7 @@ class PatroniNode:
             "scope": "demo",
             "name": host,
             "restapi": {"listen": f"{address}:8008", "connect_address": f"{address}:8008"},
-            "etcd3": {"hosts": [etcd]},
+            dcs: {"hosts": [etcd]},
             "bootstrap": {
                 "dcs": {"ttl": 10, "loop_wait": 1, "retry_timeout": 4},
                 "initdb": [{"encoding": "UTF8"}],
