@@ -56,7 +56,7 @@ DEFAULT_CONNECT_TIMEOUT = 5  # seconds; MHA's ssh_connection_timeout default
 SSH_FAILED = 255  # what ssh exits with when it cannot connect or authenticate (ssh(1))
 # what GNU timeout prints (exit 127) when the command does not exist on the remote host
 _NOT_FOUND = "failed to run command"
-KILL_AFTER = 1  # seconds between the remote timeout's SIGTERM and its SIGKILL (timeout -k)
+_KILL_AFTER = 1  # seconds between the remote timeout's SIGTERM and its SIGKILL (timeout -k)
 # after the local ssh returned: a command sent just before it was killed may start that late
 _START_MARGIN = 1.0
 _HOST = re.compile(r"[^\s@/\\'\"`$;&|<>()]+")
@@ -141,14 +141,14 @@ class SshExecutor:
         # The remote limit counts from the command's start there, after ssh connected: the
         # local timeout (counted before) fires first and reports it; the remote one ends the
         # command if the connection is gone, within lingers() of the local ssh's return.
-        remote = ["timeout", "-k", str(KILL_AFTER), str(math.ceil(timeout)), *argv]
+        remote = ["timeout", "-k", str(_KILL_AFTER), str(math.ceil(timeout)), *argv]
         return (*words, "--", str(target.address), " ".join(shlex.quote(w) for w in remote))
 
     def lingers(self, timeout: float) -> float:
         """How long after the local ssh returned a command run with ``timeout`` may still run
         on the host, when ssh timed out or lost the connection (it cannot have started later
         than ssh's return, give or take a packet in flight)."""
-        return math.ceil(timeout) + KILL_AFTER + _START_MARGIN
+        return math.ceil(timeout) + _KILL_AFTER + _START_MARGIN
 
     @property
     def runs_as_root(self) -> bool:

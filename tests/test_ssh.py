@@ -20,7 +20,7 @@ from floatingip.service import load_service
 from floatingip.ssh import SshExecutor, SshTarget
 from floatingip.testing import RecordingExecutor
 from floatingip.vocabulary import Action
-from tests.conftest import wait_until
+from tests.conftest import require_program, wait_until
 from tests.test_hooks import MHA_NEW, MHA_STOP, parse
 
 
@@ -74,6 +74,17 @@ def test_the_ssh_login_decides_whether_the_vip_commands_need_sudo(
         assert asked[0][:2] == ("ssh", "-G") and asked[0][-1] == "db1"
     guarded = Hosts("mgr", 5.0, lambda event: None).guard({"db1": executor})["db1"]
     assert guarded.runs_as_root is as_root  # type: ignore[attr-defined]
+
+
+def test_the_real_ssh_resolves_the_login_from_its_configuration(tmp_path: Path) -> None:
+    require_program("ssh", package="openssh-client")
+    config = tmp_path / "ssh.config"
+    config.write_text("Host db1\n  User postgres\nHost *\n  User root\n")
+    target = SshTarget(options=("-F", str(config)))
+    assert SshExecutor("db1", target).login == "postgres"
+    assert SshExecutor("db1", target).runs_as_root is False
+    assert SshExecutor("db2", target).runs_as_root is True
+    assert SshExecutor("db1", SshTarget(user="root", options=target.options)).runs_as_root
 
 
 SERVICE = "name=master\nvip.address=192.0.2.22/24\nvip.interface=eth0\nvip.arp.count=1\n"
