@@ -130,7 +130,7 @@ def perform(service: ServiceDefinition, action: Action | str, executor: Executor
     try:
         if service.vip is None:
             return _perform_classic(service, action, run)
-        return _perform_vip(service.vip, action, run)
+        return _perform_vip(service.vip.on_host(privilege.sudo_on(executor)), action, run)
     except FloatingIPError as exc:  # a program that does not exist
         argv = exc.argv if isinstance(exc, CommandError) else ()
         return run.done(argv, None, exc)
@@ -182,18 +182,25 @@ def probe_partly(service: ServiceDefinition, executor: Executor) -> tuple[bool |
 
 
 def duplicate_probe_argv(
-    service: ServiceDefinition, *, sudo: bool | None = None
+    service: ServiceDefinition, *, sudo: bool | None = None, executor: Executor | None = None
 ) -> tuple[str, ...] | None:
     """The duplicate address probe that starting ``service`` runs when the previous holder is
     not confirmed gone; None if it has none (vip.dad.wait=0, or no known VIP and interface).
-    ``sudo``: as a non-root account would run it (None: as this process will)."""
+    ``sudo``: as a non-root account would run it (None: as it will run through ``executor``,
+    or this process)."""
     if service.vip is not None:
-        return service.vip.dad_argv(sudo) if service.vip.dad_wait > 0 else None
+        if service.vip.dad_wait <= 0:
+            return None
+        if sudo is None and executor is not None:
+            return service.vip.on_host(privilege.sudo_on(executor)).dad_argv()
+        return service.vip.dad_argv(sudo)
     target = service.target
     address = target.address_text
     if service.commands[Action.STATUS] is None or address is None or target.interface is None:
         return None
-    use_sudo = privilege.use_sudo() if sudo is None else sudo
+    if sudo is None:
+        sudo = privilege.use_sudo() if executor is None else privilege.use_sudo_on(executor)
+    use_sudo = sudo
     return _classic_probe_argv(target.interface, address, use_sudo)
 
 

@@ -270,7 +270,7 @@ def check_duplicate_probe(
     another host: if it cannot, the VIP is not taken (fail closed)."""
     user = _current_user()
     for name, service in sorted(services.items()):
-        argv = duplicate_probe_argv(service)
+        argv = duplicate_probe_argv(service, executor=executor)
         if argv is None:
             continue
         what = f"{name}: the duplicate address probe can run as root"

@@ -40,6 +40,7 @@ __all__ = [
     "ipv4_addresses",
     "ipv4_addresses_argv",
     "namespace_executors",
+    "result_as",
     "shell_syntax",
     "split_sudo",
 ]
@@ -257,16 +258,37 @@ class LocalExecutor:
         except CommandStartError as exc:
             logger.info("%s", exc)
             raise
-        result = CommandResult(
-            argv=argv,
-            exit_code=finished.exit_code,
-            stdout=finished.stdout,
-            stderr=finished.stderr,
-            duration=finished.duration,
-            timed_out=finished.timed_out,
-        )
+        result = result_as(argv, finished)
         _log_result(result)
         return result.check() if check else result
+
+
+class _Outcome(Protocol):
+    """What a finished command reports (a process's Finished, or another CommandResult)."""
+
+    @property
+    def exit_code(self) -> int | None: ...
+    @property
+    def stdout(self) -> str: ...
+    @property
+    def stderr(self) -> str: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def timed_out(self) -> bool: ...
+
+
+def result_as(argv: tuple[str, ...], done: _Outcome) -> CommandResult:
+    """``done``'s outcome as the result of ``argv`` (what the caller asked to run, which may
+    differ from what ran: an ssh executor's ``ssh ... argv``)."""
+    return CommandResult(
+        argv=argv,
+        exit_code=done.exit_code,
+        stdout=done.stdout,
+        stderr=done.stderr,
+        duration=done.duration,
+        timed_out=done.timed_out,
+    )
 
 
 def _log_result(result: CommandResult) -> None:

@@ -194,7 +194,7 @@ class DuplicateAddressFence:
                 return _refuse(status.error, steps)
             if status.held:  # already here: nobody else may answer for it
                 return ProbedAnswer(granted=True, steps=tuple(steps))
-        argv = duplicate_probe_argv(service)
+        argv = duplicate_probe_argv(service, executor=executor)
         if argv is None:
             return ProbedAnswer(granted=True, steps=tuple(steps))
         refused = _duplicate_check(service, argv, executor, steps)

@@ -16,6 +16,11 @@ host other than the manager's own runs in a worker thread that the caller waits 
 timeout per command.  Until the hung command returns, commands to that host fail at once; a start
 among them keeps the service from being taken on another host (:meth:`Hosts.blocks_take`) until a
 probe has read the service's state there again, or the host is declared dead.
+
+A command whose transport gave up on it (timed out, lost connection) may still run on the host
+for a while: an executor says how long with ``lingers(timeout)`` (ssh: the remote ``timeout``),
+and the host counts as hung that much longer, so nothing lands there after the manager stopped
+counting it.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ __all__ = [
     "DEFAULT_UNREACHABLE_AFTER",
     "GuardedExecutor",
     "Hosts",
+    "lingers",
     "transport_failure",
     "transport_of",
 ]
@@ -107,10 +113,18 @@ class _Stranded:
     since: float
     service: str | None
     takes: bool
+    until: float | None = None  # it may still run on the host until then (None: not returned)
 
 
 def _since(stranded: _Stranded) -> float:
     return stranded.since
+
+
+def lingers(executor: Executor, timeout: float) -> float:
+    """How long a command that ``executor`` gave up on may still run on its host (its own
+    ``lingers(timeout)``; 0: it dies with the executor's process, as a local one does)."""
+    own = getattr(executor, "lingers", None)
+    return float(own(timeout)) if callable(own) else 0.0
 
 
 class _Call:
@@ -190,7 +204,10 @@ class Hosts:
 
     def _before(self, host: str, argv: Sequence[str], transport: str, *, anyway: bool) -> None:
         dead = self.dead.get(host)  # single reads, atomic: no lock on every command's path
-        stranded = min(self._stranded.get(host, {}).values(), default=None, key=_since)
+        hung = self._stranded.get(host) or {}
+        stranded = min(hung.values(), default=None, key=_since)
+        if any(s.until is not None for s in hung.values()):
+            stranded = self._expire(host)
         if dead is not None and not anyway:
             raise HostDeadError(
                 f"host {host!r} is declared dead ({dead}): nothing runs there until it is "
@@ -198,10 +215,26 @@ class Hosts:
                 host=host,
             )
         if stranded is not None:
-            waited = time.monotonic() - stranded.since
-            raise _unreachable(
-                host, transport, f"{stranded.what} sent {waited:.0f} s ago has not returned", argv
-            )
+            now, what = time.monotonic(), stranded.what
+            why = f"{what} sent {now - stranded.since:.0f} s ago has not returned"
+            if stranded.until is not None:
+                why = f"{what} got no answer: it may run there {stranded.until - now:.1f} s more"
+            raise _unreachable(host, transport, why, argv)
+
+    def _expire(self, host: str) -> _Stranded | None:
+        """Forget ``host``'s commands that can no longer run there; the oldest left."""
+        now = time.monotonic()
+        with self._lock:
+            hung = self._stranded.get(host, {})
+            left = {c: s for c, s in hung.items() if s.until is None or s.until > now}
+            self._stranded[host] = left
+        return min(left.values(), default=None, key=_since)
+
+    def _linger(self, host: str, argv: Sequence[str], seconds: float) -> None:
+        """A command to ``host`` got no answer (timed out, connection lost) and may still run
+        there for ``seconds``: the host counts as hung until then."""
+        call = _Call()
+        self._strand(host, call, argv, until=time.monotonic() + seconds)
 
     def _reached(self, host: str) -> None:
         if host in self.unreachable:
@@ -217,7 +250,9 @@ class Hosts:
         if new:
             self._say(f"host {host} is unreachable: {why}", ok=False)
 
-    def _strand(self, host: str, call: _Call, argv: Sequence[str]) -> bool:
+    def _strand(
+        self, host: str, call: _Call, argv: Sequence[str], until: float | None = None
+    ) -> bool:
         """The caller stops waiting for ``call``; False if it finished meanwhile."""
         service, action = getattr(self._acting, "what", None) or (None, "")
         what = f"{service} {action}" if service else f"`{shlex.join(argv)}`"
@@ -226,18 +261,25 @@ class Hosts:
                 return False
             call.late = True
             takes = action in _TAKES
-            hung = _Stranded(what, time.monotonic(), service, takes)
+            hung = _Stranded(what, time.monotonic(), service, takes, until)
             self._stranded[host] = {**self._stranded.get(host, {}), call: hung}
             if takes and service is not None:
                 self._suspect.add((service, host))
         return True
 
-    def _answered_late(self, host: str, call: _Call, late: str | None) -> None:
+    def _answered_late(self, host: str, call: _Call, late: str | None, linger: float) -> None:
         with self._lock:
             hung = self._stranded.get(host, {})
             stranded = hung.get(call)
-            self._stranded[host] = {other: s for other, s in hung.items() if other is not call}
-            still_hung = bool(self._stranded[host])
+            left = {other: s for other, s in hung.items() if other is not call}
+            if late is not None and linger > 0 and stranded is not None:
+                # given up on, not ended: it may still run there that long
+                left[call] = _Stranded(
+                    stranded.what, stranded.since, stranded.service, stranded.takes,
+                    time.monotonic() + linger,
+                )  # fmt: skip
+            self._stranded[host] = left
+            still_hung = bool(left)
         waited = time.monotonic() - stranded.since if stranded else 0.0
         what = stranded.what if stranded else "a command"
         if late is None:
@@ -279,6 +321,12 @@ class GuardedExecutor:
         self._hosts = hosts
         self.transport = transport_of(inner)
 
+    @property
+    def runs_as_root(self) -> bool | None:
+        """The inner executor's say on its host's privilege (floatingip.privilege)."""
+        says = getattr(self.inner, "runs_as_root", None)
+        return says if isinstance(says, bool) else None
+
     def run(
         self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, check: bool = True
     ) -> CommandResult:
@@ -302,6 +350,8 @@ class GuardedExecutor:
             result = self._direct(argv, timeout)
         why = transport_failure(self.inner, result, remote=remote)
         if why is not None:
+            if remote and lingers(self.inner, timeout) > 0:
+                hosts._linger(self.host, argv, lingers(self.inner, timeout))
             hosts._lost(self.host, why)
             raise _unreachable(self.host, self.transport, why, result.argv, result)
         hosts._reached(self.host)
@@ -345,4 +395,4 @@ class GuardedExecutor:
                 why = transport_failure(self.inner, call.result, remote=True)
             elif isinstance(call.error, HostUnreachableError):
                 why = str(call.error)
-            self._hosts._answered_late(self.host, call, why)
+            self._hosts._answered_late(self.host, call, why, lingers(self.inner, timeout))

@@ -9,7 +9,9 @@ commands run without sudo and no sudoers line is needed.  Capabilities only in t
 are not enough: a program exec'd from here would start without them.
 
 The mode is process-wide, as the capabilities are: ``--privilege`` sets it (default ``auto``).
-A service file's ``vip.sudo=true`` or ``false`` still overrides it for that service.
+It is this machine's: a command that an executor runs on another host as some account (ssh) gets
+its privilege there, which the executor tells (``runs_as_root``, :func:`use_sudo_on`).  A service
+file's ``vip.sudo=true`` or ``false`` still overrides both for that service.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ __all__ = [
     "parse_status",
     "read_capabilities",
     "require",
+    "sudo_on",
     "use_sudo",
+    "use_sudo_on",
 ]
 
 # capability(7) numbers: what adding an address (NET_ADMIN) and ARP on a raw socket (NET_RAW) need
@@ -132,6 +136,19 @@ def _resolve(euid: int, configured: Privilege) -> Privilege:
 def use_sudo() -> bool:
     """Whether the VIP commands go through ``sudo -n`` (for ``vip.sudo=auto``)."""
     return current() is Privilege.SUDO
+
+
+def sudo_on(executor: object) -> bool | None:
+    """Whether commands run through ``executor`` need ``sudo -n`` on its host, if the executor
+    says (``runs_as_root``: an ssh login on another host); None: this process decides."""
+    says = getattr(executor, "runs_as_root", None)
+    return not says if isinstance(says, bool) else None
+
+
+def use_sudo_on(executor: object) -> bool:
+    """Whether the VIP commands run through ``executor`` go through ``sudo -n`` (vip.sudo=auto)."""
+    says = sudo_on(executor)
+    return use_sudo() if says is None else says
 
 
 def require() -> None:

@@ -9,14 +9,23 @@ each word is quoted with :func:`shlex.quote`: the remote program receives exactl
 prompts (for a password, a passphrase or a new host key), it fails.  The command's timeout kills
 the local ssh (and it dies with its manager, like every command, :mod:`floatingip.process`);
 sshd does not signal a command without a terminal when the connection drops, so the remote
-command also runs under coreutils' ``timeout`` a little longer than the local one: a slow
-``ip addr add`` cannot land long after the manager gave up on it.  ssh exits 255 when it
-cannot connect or authenticate: that result is "unreachable" (floatingip.hosts), not a failed
-command.
+command also runs under coreutils' ``timeout`` with the same limit, ``timeout -k 1
+ceil(TIMEOUT)``, counted from its start on the host, which is before the local ssh returns (it
+cannot start once the connection is gone): a command over ssh that timed out or lost its
+connection ends on the host at most ``ceil(TIMEOUT) + 1`` s after the local ssh returned, and
+:meth:`SshExecutor.lingers` tells floatingip.hosts to count the host hung that long (+1 s).
+ssh exits 255 when it cannot connect or authenticate: that result is "unreachable"
+(floatingip.hosts), not a failed command.
+
+The privileged VIP commands run on the host as the ssh login, so that login decides sudo
+(:attr:`SshExecutor.runs_as_root`): root runs them as they are, any other account through
+``sudo -n``.  The login is ``user`` if given, else the one ssh's configuration resolves
+(``ssh -G``: its ``User``, else the local account's name).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -25,14 +34,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from floatingip.commands import (
-    DEFAULT_KILL_GRACE,
     DEFAULT_TIMEOUT,
     CommandResult,
     Executor,
     LocalExecutor,
     as_argv,
+    result_as,
 )
-from floatingip.errors import CommandNotFoundError, HostUnreachableError, UsageError
+from floatingip.errors import (
+    CommandNotFoundError,
+    FloatingIPError,
+    HostUnreachableError,
+    UsageError,
+)
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "SSH_FAILED", "SshExecutor", "SshTarget"]
 
@@ -42,6 +56,9 @@ DEFAULT_CONNECT_TIMEOUT = 5  # seconds; MHA's ssh_connection_timeout default
 SSH_FAILED = 255  # what ssh exits with when it cannot connect or authenticate (ssh(1))
 # what GNU timeout prints (exit 127) when the command does not exist on the remote host
 _NOT_FOUND = "failed to run command"
+_KILL_AFTER = 1  # seconds between the remote timeout's SIGTERM and its SIGKILL (timeout -k)
+# after the local ssh returned: a command sent just before it was killed may start that late
+_START_MARGIN = 1.0
 _HOST = re.compile(r"[^\s@/\\'\"`$;&|<>()]+")
 _USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?")
 
@@ -121,11 +138,43 @@ class SshExecutor:
         if target.identity:
             words += ["-i", target.identity]
         words += target.options
-        # The remote backstop fires after the local timeout and its grace: normally the local
-        # one reports the timeout; this one ends the command if the connection is gone.
-        backstop = math.ceil(timeout + DEFAULT_KILL_GRACE) + 1
-        remote = ["timeout", "-k", "1", str(backstop), *argv]
+        # The remote limit counts from the command's start there, after ssh connected: the
+        # local timeout (counted before) fires first and reports it; the remote one ends the
+        # command if the connection is gone, within lingers() of the local ssh's return.
+        remote = ["timeout", "-k", str(_KILL_AFTER), str(math.ceil(timeout)), *argv]
         return (*words, "--", str(target.address), " ".join(shlex.quote(w) for w in remote))
+
+    def lingers(self, timeout: float) -> float:
+        """How long after the local ssh returned a command run with ``timeout`` may still run
+        on the host, when ssh timed out or lost the connection (it cannot have started later
+        than ssh's return, give or take a packet in flight)."""
+        return math.ceil(timeout) + _KILL_AFTER + _START_MARGIN
+
+    @property
+    def runs_as_root(self) -> bool:
+        """Whether commands run as root on the host (the ssh login is root): then the VIP
+        commands need no sudo; any other login runs them through ``sudo -n``."""
+        return self.login == "root"
+
+    @functools.cached_property
+    def login(self) -> str | None:
+        """The account ssh logs in as: ``user``, else what ``ssh -G`` resolves (the ssh
+        configuration's ``User``, else the local account's name); None if ssh cannot say."""
+        if self.target.user:
+            return self.target.user
+        words = self.ssh_argv(["true"])
+        config = (self._ssh, "-G", *words[1 : words.index("--")], str(self.target.address))
+        try:
+            done = self._inner.run(config, timeout=DEFAULT_TIMEOUT, check=False)
+        except FloatingIPError as exc:
+            logger.warning("%s: cannot tell the ssh login: %s", self.host, exc)
+            return None
+        for line in done.stdout.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "user" and done.ok:
+                return value.strip()
+        logger.warning("%s: `ssh -G` does not say the login: %s", self.host, done.last_line)
+        return None
 
     def run(
         self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, check: bool = True
@@ -134,14 +183,7 @@ class SshExecutor:
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout!r}")
         done = self._inner.run(self.ssh_argv(argv, timeout), timeout=timeout, check=False)
-        result = CommandResult(
-            argv=argv,
-            exit_code=done.exit_code,
-            stdout=done.stdout,
-            stderr=done.stderr,
-            duration=done.duration,
-            timed_out=done.timed_out,
-        )
+        result = result_as(argv, done)
         if result.exit_code == 127 and _NOT_FOUND in result.stderr:
             raise CommandNotFoundError(
                 f"command not found on {self.host} ({self.transport}): {argv[0]!r}: "

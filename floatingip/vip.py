@@ -21,6 +21,8 @@ neighbour advertisements (floatingip/dad.py ``--advertise``), ``vip.na.count`` o
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -89,6 +91,13 @@ class VipSpec:
 
     def del_argvs(self, sudo: bool | None = None) -> tuple[tuple[str, ...], ...]:
         return tuple(self.del_argv(sudo, address) for address in self.addresses)
+
+    def on_host(self, sudo: bool | None) -> VipSpec:
+        """This VIP as run where ``vip.sudo=auto`` means ``sudo`` (None: this process decides,
+        floatingip.privilege); ``vip.sudo=true`` or ``false`` stays as it is."""
+        if sudo is None or self.sudo != SudoMode.AUTO:
+            return self
+        return _fixed(self, SudoMode.TRUE if sudo else SudoMode.FALSE)
 
     def use_sudo(self) -> bool:
         """Whether the privileged commands go through ``sudo -n`` when run now."""
@@ -182,6 +191,12 @@ class VipSpec:
         still "tentative" (kernel DAD running) or "dadfailed" does not answer, so is not held."""
         usable = {found.ip for found, up in addresses_in(show_output) if up}
         return all(address.ip in usable for address in self.addresses)
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed(vip: VipSpec, sudo: SudoMode) -> VipSpec:
+    # cached: every action through an ssh executor asks for it
+    return dataclasses.replace(vip, sudo=sudo)
 
 
 _NOT_UP = ("tentative", "dadfailed")

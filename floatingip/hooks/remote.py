@@ -32,7 +32,8 @@ def add_ssh_arguments(parser: argparse.ArgumentParser) -> None:
         "--ssh-user",
         dest="own_ssh_user",
         metavar="USER",
-        help="log in as USER (default: the tool's)",
+        help="log in as USER (default: the tool's, else ssh's); a USER other than root runs "
+        "the VIP commands there with sudo -n (`floatingip sudoers --user USER`)",
     )
     group.add_argument(
         "--ssh-port",

@@ -9,19 +9,24 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from floatingip.actions import perform
 from floatingip.commands import NamespaceExecutor
 from floatingip.errors import CommandError, CommandNotFoundError, HostUnreachableError
 from floatingip.hosts import Hosts
 from floatingip.results import Event
 from floatingip.sandbox import Sandbox
+from floatingip.service import load_services
 from floatingip.ssh import SshExecutor, SshTarget
+from floatingip.vocabulary import Action
 from tests.conftest import require_program, require_root, wait_until
+from tests.integration.conftest import printed_sudoers
 from tests.integration.ssh_world import SshWorld, require_ssh
 from tests.integration.test_hooks_contract import VIP, World, ok, patroni
 
@@ -159,6 +164,81 @@ def test_a_timeout_ends_the_remote_command_too(hosts: SshHosts) -> None:
     assert wait_until(lambda: not remote_processes(seconds), 60), remote_processes(seconds)
 
 
+LATE = {
+    "sleeps past its timeout": "sleep 4.5; touch {marker}",
+    "ignores SIGTERM": "trap '' TERM; sleep 3.5; touch {marker}",
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "unreachable_after"),
+    [("sleeps past its timeout", 1.0), ("ignores SIGTERM", 1.0), ("ignores SIGTERM", 0.0)],
+)
+def test_nothing_lands_on_the_host_once_the_guard_lets_commands_through_again(
+    hosts: SshHosts, tmp_path: Path, command: str, unreachable_after: float
+) -> None:
+    """A command that timed out over ssh may still be running on the host: until it cannot
+    any more, the host counts as hung (its commands fail at once), so nothing it does lands
+    after the manager lets commands through again (unreachable_after 0: the caller waits for
+    the local timeout itself, no worker)."""
+    marker = tmp_path / "landed"
+    events: list[Event] = []
+    guarded = Hosts("mgr", unreachable_after, events.append).guard({"db1": hosts.executor("db1")})
+    script = LATE[command].format(marker=shlex.quote(str(marker)))
+    with pytest.raises(HostUnreachableError):
+        guarded["db1"].run(["sh", "-c", script], timeout=3)
+
+    def answers() -> bool:
+        try:
+            return guarded["db1"].run(["true"]).ok
+        except HostUnreachableError:
+            return False
+
+    assert wait_until(answers, 60)
+    landed = marker.exists()
+    for _ in range(40):  # 8 s: past whatever the remote command would still do
+        assert marker.exists() == landed, "the command landed after the host answered again"
+        time.sleep(0.2)
+
+
+def test_a_root_manager_runs_the_vip_commands_with_sudo_as_a_non_root_ssh_user(
+    hosts: SshHosts,
+) -> None:
+    """The sudo decision is the remote login's, not this (root) process's: the VIP goes up and
+    down over ssh as an account that has exactly the `floatingip sudoers` lines, with sudo -n;
+    and MHA (which runs its hooks as root) with --ssh_user=that account moves the VIP."""
+    require_program("useradd", package="passwd")
+    require_program("visudo", package="sudo")
+    user = f"fip{uuid.uuid4().hex[:8]}"
+    entry = Path("/etc/sudoers.d") / f"floatingip-test-{user}"
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", user], check=True)
+    try:
+        staged = entry.with_name(entry.name + ".new")  # sudo skips names containing '.'
+        staged.write_text(printed_sudoers(hosts.home, user))
+        staged.chmod(0o440)
+        subprocess.run(["visudo", "-c", "-q", "-f", str(staged)], check=True)
+        staged.rename(entry)
+        service = load_services(hosts.home, "demo")["master"]
+        executor = hosts.executor("db1", user=user)
+        started = perform(service, Action.START, executor)
+        assert started.ok, started.error
+        assert started.argv[:2] == ("sudo", "-n")
+        assert hosts.holders() == ["db1"]
+        stopped = perform(service, Action.STOP, executor)
+        assert stopped.ok, stopped.error
+        assert hosts.holders() == []
+        # the hooks: MHA runs them as root, with --ssh_user
+        ok(patroni(hosts, "db1", "on_start", "primary"))
+        assert mha(hosts, "online_stop", user).returncode == 0 and hosts.holders() == []
+        started_by_mha = mha(hosts, "start", user)
+        assert started_by_mha.returncode == 0, started_by_mha.stderr
+        assert hosts.holders() == ["db2"]
+        assert executor.runs_as_root is False and hosts.executor("db1").runs_as_root is True
+    finally:
+        entry.unlink(missing_ok=True)
+        subprocess.run(["userdel", user], check=False)
+
+
 def test_a_stopped_sshd_makes_the_host_unreachable(hosts: SshHosts) -> None:
     hosts.stop_sshd("db1")
     executor = hosts.executor("db1")
@@ -177,7 +257,7 @@ def test_a_stopped_sshd_makes_the_host_unreachable(hosts: SshHosts) -> None:
 # -- the hooks over ssh: the manager host reaches the database hosts with ssh ---------------
 
 
-def mha(hosts: SshHosts, command: str) -> subprocess.CompletedProcess[str]:
+def mha(hosts: SshHosts, command: str, user: str = "root") -> subprocess.CompletedProcess[str]:
     """mha4mysql-manager 0.58's lines with ``ssh_user=root`` and ``ssh_options`` configured
     (MasterFailover.pm, MasterRotate.pm, MasterMonitor.pm, Server.pm get_ssh_args_if), db1 the
     original master, db2 the new one; the README's line with ``--ssh`` and nothing else."""
@@ -196,7 +276,8 @@ def mha(hosts: SshHosts, command: str) -> subprocess.CompletedProcess[str]:
         f"--new_master_user='mha' --orig_master_ssh_user=root --new_master_ssh_user=root {ssh}"
         " --orig_master_password='s3cret' --new_master_password='s3cret'",
     }
-    result = hosts.on("mgr", ["/bin/sh", "-c", lines[command]])
+    line = lines[command].replace("ssh_user=root", f"ssh_user={user}")
+    result = hosts.on("mgr", ["/bin/sh", "-c", line])
     assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
     return result
 
