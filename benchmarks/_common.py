@@ -163,6 +163,20 @@ def rss_mb() -> float:
     return float("nan")
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime + cutime + cstime: the process's and its waited-for children's CPU."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def short_mode() -> bool:
     return "--short" in sys.argv
 

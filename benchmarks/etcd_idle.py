@@ -8,12 +8,11 @@ from /proc/PID/stat) and its largest RSS.  Goal: under 1% of a core and 40 MB.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
-from _common import emit, short_mode
+from _common import emit, process_cpu_seconds, process_rss_mb, short_mode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test harness
 
@@ -21,21 +20,6 @@ from floatingip.sandbox import SandboxError
 from tests.integration.etcd_world import world
 
 TTL = 5  # the agent's default
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime + cutime + cstime: the process's and its waited-for children's CPU."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
-    return sum(int(value) for value in fields[11:15]) / TICKS
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:
@@ -55,15 +39,18 @@ def main() -> None:
         w.wait_for_holder("db1")
         time.sleep(2 * TTL / 5)  # past start-up: the first renewals and the lock's write
         pids = {host: w.agents[host].pid for host in w.databases}
-        cpu = {host: cpu_seconds(pid) for host, pid in pids.items()}
-        rss = {host: rss_mb(pid) for host, pid in pids.items()}
+        cpu = {host: process_cpu_seconds(pid) for host, pid in pids.items()}
+        rss = {host: process_rss_mb(pid) for host, pid in pids.items()}
         started = time.monotonic()
         while time.monotonic() - started < seconds:
             time.sleep(0.5)
             for host, pid in pids.items():
-                rss[host] = max(rss[host], rss_mb(pid))
+                rss[host] = max(rss[host], process_rss_mb(pid))
         elapsed = time.monotonic() - started
-        used = {host: (cpu_seconds(pid) - cpu[host]) / elapsed * 100 for host, pid in pids.items()}
+        used = {
+            host: (process_cpu_seconds(pid) - cpu[host]) / elapsed * 100
+            for host, pid in pids.items()
+        }
         assert w.holders() == ["db1"], w.holders()
     finally:
         context.__exit__(None, None, None)

@@ -12,16 +12,14 @@ Goals: under 20 MB and 0.1%.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import cluster_home, emit, short_mode
+from _common import cluster_home, emit, process_cpu_seconds, process_rss_mb, short_mode
 
-TICKS = os.sysconf("SC_CLK_TCK")
 SERVICE = (
     "name=master\nvip.address=192.0.2.22/32\nvip.interface=lo\nvip.arp.count=0\nvip.sudo=false\n"
 )
@@ -56,20 +54,6 @@ manager.close()
 """
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime + cutime + cstime: the process's and its waited-for children's CPU."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
-    return sum(int(value) for value in fields[11:15]) / TICKS
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def main() -> None:
     seconds, interval, checks = (5.0, 1.0, 20) if short_mode() else (60.0, 10.0, 100)
     with tempfile.TemporaryDirectory() as scratch:
@@ -82,12 +66,12 @@ def main() -> None:
         )
         assert child.stdin is not None and child.stdout is not None
         figures = json.loads(child.stdout.readline())
-        cpu, started = cpu_seconds(child.pid), time.monotonic()
-        largest = rss_mb(child.pid)
+        cpu, started = process_cpu_seconds(child.pid), time.monotonic()
+        largest = process_rss_mb(child.pid)
         while time.monotonic() - started < seconds:
             time.sleep(0.5)
-            largest = max(largest, rss_mb(child.pid))
-        idle_cpu = (cpu_seconds(child.pid) - cpu) / (time.monotonic() - started) * 100
+            largest = max(largest, process_rss_mb(child.pid))
+        idle_cpu = (process_cpu_seconds(child.pid) - cpu) / (time.monotonic() - started) * 100
         child.stdin.close()
         child.wait(timeout=60)
     results = {
