@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import floatingip
+from floatingip.rule_files import shipped_rules_dir
 from floatingip.sandbox import Sandbox
 from tests.conftest import PATIENCE, require_program, wait_until
 from tests.integration.conftest import readable_cluster_home
@@ -32,23 +34,33 @@ def _blocked(path: Path) -> tuple[Path, Path] | None:
 
 
 def _readable_interpreter(scratch: Path) -> str:
-    """Shell lines that, in a private mount namespace, let any account run this interpreter:
-    it may live under /root (pyenv), which only root may enter.  A tmpfs over the closed
-    directory, with just the interpreter's directory bound back into it (kept meanwhile in a
-    directory under ``scratch``)."""
-    lines = []
-    for path in {Path(os.path.realpath(sys.executable)), Path(sys.base_prefix).resolve()}:
+    """Shell lines that, in a private mount namespace, let any account run this interpreter
+    with floatingip: the interpreter may live under /root (pyenv), and the checkout (the venv,
+    the package, the shipped rules) in a directory only root may enter (a CI's clone in a
+    ``mktemp -d``).  A tmpfs over each closed directory, with just the needed directories bound
+    back into it (kept meanwhile in directories under ``scratch``)."""
+    needed = {
+        Path(os.path.realpath(sys.executable)),
+        Path(sys.base_prefix).resolve(),
+        Path(sys.prefix).resolve(),  # the venv
+        Path(floatingip.__file__).resolve().parent,
+        shipped_rules_dir().resolve(),
+    }
+    closed: dict[Path, set[Path]] = {}
+    for path in needed:
         found = _blocked(path)
-        if found is None:
-            continue
-        closed, child = map(lambda p: shlex.quote(str(p)), found)
-        keep = tempfile.mkdtemp(prefix="keep-", dir=scratch)
-        lines += [
-            f"mount --bind {child} {keep}",
-            f"mount -t tmpfs -o mode=0755 tmpfs {closed}",
-            f"mkdir -p {child}",
-            f"mount --bind {keep} {child}",
-        ]
+        if found is not None:
+            closed.setdefault(found[0], set()).add(found[1])
+    lines = []
+    for directory, children in sorted(closed.items()):
+        kept = {child: tempfile.mkdtemp(prefix="keep-", dir=scratch) for child in sorted(children)}
+        lines += [f"mount --bind {shlex.quote(str(c))} {k}" for c, k in kept.items()]
+        lines.append(f"mount -t tmpfs -o mode=0755 tmpfs {shlex.quote(str(directory))}")
+        for child, keep in kept.items():
+            lines += [
+                f"mkdir -p {shlex.quote(str(child))}",
+                f"mount --bind {keep} {shlex.quote(str(child))}",
+            ]
     return "; ".join(lines) or "true"
 
 
