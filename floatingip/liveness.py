@@ -6,10 +6,11 @@ Alive means both:
 - the event loop runs: the pings are sent by a task on it, so a blocked loop sends none;
 - the manager answers: a heartbeat submitted to the agent's worker (the thread that makes every
   Manager call) takes the Manager's lock and returns.  One that has been waiting longer than
-  the watchdog's timeout (WATCHDOG_USEC) means a call stuck in the worker, or a lock held by a
-  wedged thread (a consequence, a monitor): the pings stop, and systemd restarts the agent.
-  A change that legitimately takes longer than that (a slow command) would too: WatchdogSec
-  must exceed the longest command timeout.
+  the watchdog's timeout (WATCHDOG_USEC) while the worker finished no call either means a call
+  stuck in the worker, or a lock held by a wedged thread (a consequence, a monitor): the pings
+  stop, and systemd restarts the agent.  A backlog of calls that each finish is alive; a single
+  change that legitimately takes longer than that (slow commands) is not: WatchdogSec must
+  exceed the longest change.
 
 The heartbeat also reads what is held (on the worker thread: the loop never waits for a lock),
 which becomes the STATUS= line.
@@ -105,11 +106,13 @@ class Liveness:
     # -- the loop's task ----------------------------------------------------------------------
 
     def alive(self, now: float) -> bool:
-        """No heartbeat has waited longer than the watchdog's timeout (the loop is alive: it
-        asks; after the loop itself stalled, a heartbeat asked just now counts as answered)."""
+        """No heartbeat has waited longer than the watchdog's timeout while the worker made no
+        progress (the loop is alive: it asks; after the loop itself stalled, a heartbeat asked
+        just now counts as answered).  A backlog of changes that each finish is alive, however
+        long it is; one call stuck longer than the timeout is not."""
         limit = 2 * (self.notifier.watchdog_interval or MAX_TICK)
         waiting = self._pending is not None and not self._pending.done()
-        return not waiting or now - self._asked <= limit
+        return not waiting or now - max(self._asked, self._worker.progressed) <= limit
 
     async def _run(self) -> None:
         interval = self.notifier.watchdog_interval
@@ -126,7 +129,7 @@ class Liveness:
                 else:
                     logger.error(
                         "no WATCHDOG=1 ping: the manager has not answered for %.0f s",
-                        now - self._asked,
+                        now - max(self._asked, self._worker.progressed),
                     )
                     next_ping = now + interval  # logged once per interval, not per tick
             if self._ready and self._status() != self._sent_status:

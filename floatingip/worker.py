@@ -7,6 +7,7 @@ import concurrent.futures
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ class Worker:
 
     def __init__(self, name: str) -> None:
         self._queue: queue.Queue[Any] = queue.Queue()
+        self.progressed = time.monotonic()  # when a call last started or ended
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -40,6 +42,7 @@ class Worker:
             what, call, future = item
             if not future.set_running_or_notify_cancel():
                 continue
+            self.progressed = time.monotonic()
             try:
                 future.set_result(call())
             except BaseException as exc:  # recorded and logged, the worker carries on
@@ -48,6 +51,8 @@ class Worker:
                 else:
                     logger.exception("%s failed", what)
                 future.set_exception(exc)
+            finally:
+                self.progressed = time.monotonic()
 
     def stop(self, timeout: float) -> None:
         self._queue.put(None)
