@@ -9,10 +9,17 @@ Patroni (``etcd3:`` in patroni.yml, etcd's v3 API) keeps, under ``/<namespace>/<
 
 (patroni/dcs/__init__.py: ``_LEADER``, ``_MEMBERS``, ``client_path``; ha.py: ``touch_member``).
 Each member is a datasource named after it, on the host of the same name (the agent's ``--host``
-is the member's ``name:`` in patroni.yml, as vip-manager's trigger-value).  Only the member the
-leader key names, with role ``master`` (Patroni 3.x), ``primary`` (4.x) or ``promoted`` (just
-promoted, until Patroni's next loop) and state ``running``, is an ONLINE master; every other
-member is a slave, ONLINE when running, else OFFLINE; with no leader key nobody may hold the VIP.
+is the member's ``name:`` in patroni.yml, as vip-manager's trigger-value).  The member the leader
+key names is the ONLINE master as soon as the key names it, while its member key is state
+``running`` and its role one a primary-to-be may have: ``master`` (3.x), ``primary`` (4.x),
+``promoted`` or still ``replica`` (Patroni rewrites the member key about a second after it took
+the leader key).  Patroni writes the leader key only once the old leader is gone: in a switchover
+the old primary frees it after its shutdown checkpoint (ha.py ``demote``: ``on_shutdown`` then
+``release_leader_key_voluntarily``), in a failover a new one is created only after the old one's
+lease expired (``attempt_to_acquire_leader``: create if absent).  A leader whose member key says
+``standby_leader`` (a standby cluster's read-only leader), ``demoted``, ``uninitialized`` or
+anything else is not a master.  Every other member is a slave, ONLINE when running, else OFFLINE;
+with no leader key nobody may hold the VIP.
 A member whose value does not parse is reported and left out (taken as gone), like a bad key of
 floatingip's own layout.
 
@@ -52,9 +59,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# 3.x writes master, 4.x primary; promoted: pg_ctl promote -W has returned (a writable primary)
-# and Patroni's next loop writes master/primary (Patroni counts it a primary too: ha.py)
+# 3.x writes master, 4.x primary.  promoted: 3.x sets it right after `pg_ctl promote -W` (no
+# wait: PostgreSQL may still be in recovery for a moment) until its next loop writes master; the
+# docs call it a primary, the behaviour is "promotion asked for".  replica: the member key not yet
+# rewritten after the member took the leader key.  Any other role named by the leader key
+# (standby_leader, demoted, uninitialized, unknown) is no primary-to-be.
 PRIMARY_ROLES = frozenset({"master", "primary", "promoted"})
+PRIMARY_TO_BE_ROLES = PRIMARY_ROLES | {"replica"}
 RUNNING = "running"
 
 
@@ -108,12 +119,12 @@ def parse_member(key: str, name: str, value: bytes, revision: int = 0) -> Patron
 def datasources_from_patroni(
     leader: str | None, members: dict[str, PatroniMember]
 ) -> dict[str, DataSourceRecord]:
-    """The datasources Patroni's keys say: the leader key's member, primary and running, is the
-    ONLINE master; every other member a slave (a role 'master' without the leader key is an old
-    primary not yet demoted: never a master here)."""
+    """The datasources Patroni's keys say: the leader key's member, running with a primary-to-be
+    role, is the ONLINE master; every other member a slave (a role 'master' without the leader
+    key is an old primary not yet demoted: never a master here)."""
     records = {}
     for name, member in members.items():
-        master = name == leader and member.role in PRIMARY_ROLES and member.state == RUNNING
+        master = name == leader and member.role in PRIMARY_TO_BE_ROLES and member.state == RUNNING
         role = Role.MASTER if master else Role.SLAVE
         state = State.ONLINE if member.state == RUNNING else State.OFFLINE
         records[name] = DataSourceRecord(name, name, role, state, member.revision)

@@ -71,23 +71,42 @@ def test_no_leader_key_means_no_master_even_if_a_member_says_master() -> None:
     }
 
 
-def test_mid_switchover_the_old_primary_is_no_master_and_the_new_one_not_yet() -> None:
-    # the leader key names db2 before db2's member key says it was promoted
+def test_the_leader_key_alone_makes_its_member_the_master() -> None:
+    # Patroni writes the leader key for db2 ~1 s before db2's member key says it was promoted
+    # (its old primary, db1, stopped before it freed the key): db2 is the master at once
     snapshot = view("db2", db1=DB1, db2=DB2)
-    assert roles(snapshot) == {"db1": ("slave", "ONLINE"), "db2": ("slave", "ONLINE")}
-    # pg_ctl promote -W returned: Patroni writes "promoted" until its next loop writes "master"
+    assert roles(snapshot) == {"db1": ("slave", "ONLINE"), "db2": ("master", "ONLINE")}
+    # pg_ctl promote -W (no wait) ran: "promoted", then Patroni's next loop writes "master"
     for role in ("promoted", "master"):
         snapshot.apply(PREFIX + "members/db2", member("db2", role), revision=11)
-        assert roles(snapshot)["db2"] == ("master", "ONLINE")
+        assert roles(snapshot) == {"db1": ("slave", "ONLINE"), "db2": ("master", "ONLINE")}
+
+
+def test_a_switchover_seen_key_by_key_with_member_keys_lagging() -> None:
+    snapshot = view("db1", db1=DB1, db2=DB2)
+    assert roles(snapshot)["db1"] == ("master", "ONLINE")
+    # the old leader stopped and freed the key; its member key still says master
+    snapshot.apply(PREFIX + "leader", None, revision=11)
+    assert roles(snapshot) == {"db1": ("slave", "ONLINE"), "db2": ("slave", "ONLINE")}
+    snapshot.apply(PREFIX + "leader", b"db2", revision=12)  # db2 won the race, still "replica"
+    assert roles(snapshot) == {"db1": ("slave", "ONLINE"), "db2": ("master", "ONLINE")}
+    snapshot.apply(PREFIX + "members/db1", member("db1", "demoted", "stopped"), revision=13)
+    snapshot.apply(PREFIX + "members/db1", member("db1", "replica"), revision=14)
+    snapshot.apply(PREFIX + "members/db2", member("db2", "master"), revision=15)
+    assert roles(snapshot) == {"db1": ("slave", "ONLINE"), "db2": ("master", "ONLINE")}
 
 
 @pytest.mark.parametrize("state", ["starting", "stopping", "stopped", "restarting", "crashed"])
-def test_a_leader_not_running_is_offline(state: str) -> None:
-    assert roles(view("db1", db1=member("db1", "master", state)))["db1"] == ("slave", "OFFLINE")
+@pytest.mark.parametrize("role", ["master", "primary", "replica"])
+def test_a_leader_not_running_is_offline(role: str, state: str) -> None:
+    assert roles(view("db1", db1=member("db1", role, state)))["db1"] == ("slave", "OFFLINE")
 
 
-def test_a_standby_leader_is_not_a_master() -> None:
-    assert roles(view("db1", db1=member("db1", "standby_leader")))["db1"] == ("slave", "ONLINE")
+@pytest.mark.parametrize("role", ["standby_leader", "demoted", "uninitialized", "", "leader"])
+def test_a_leader_whose_member_key_is_no_primary_to_be_is_not_a_master(role: str) -> None:
+    # standby_leader: a standby cluster's leader (read-only, replicating from elsewhere);
+    # demoted: stopping to become a replica or standby_leader; anything unknown: not trusted
+    assert roles(view("db1", db1=member("db1", role)))["db1"] == ("slave", "ONLINE")
 
 
 def test_a_member_key_deleted_removes_its_datasource_and_a_leader_deleted_the_master() -> None:
