@@ -67,14 +67,19 @@ def test_a_host_declared_dead_that_still_answers_for_the_vip_keeps_it(
         assert network.holders(VIP) == ["db1"] and manager.held == {}
 
 
+def _declared_dead_then_back_with_its_vip(network: FakeNetwork, manager: Manager) -> None:
+    """db1 is declared dead, the VIP moves to db2, and db1 comes back with the VIP it had."""
+    network.addresses["db1"].discard(VIP)
+    manager.declare_dead("db1")
+    manager.switch(to="db2")
+    network.addresses["db1"].add(VIP)
+
+
 def test_a_host_declared_alive_loses_a_stale_vip_before_anything_else(
     network: FakeNetwork, tmp_path: Path
 ) -> None:
     with manager_on(network, tmp_path) as manager:
-        network.addresses["db1"].discard(VIP)
-        manager.declare_dead("db1")
-        manager.switch(to="db2")
-        network.addresses["db1"].add(VIP)  # back, with the VIP it had
+        _declared_dead_then_back_with_its_vip(network, manager)
         sent = len(network.changes)
         alive = manager.declare_alive("db1")
         assert alive.ok, alive.errors
@@ -87,10 +92,7 @@ def test_a_host_whose_stale_vip_cannot_be_removed_stays_dead(
     network: FakeNetwork, tmp_path: Path
 ) -> None:
     with manager_on(network, tmp_path) as manager:
-        network.addresses["db1"].discard(VIP)
-        manager.declare_dead("db1")
-        manager.switch(to="db2")
-        network.addresses["db1"].add(VIP)
+        _declared_dead_then_back_with_its_vip(network, manager)
         network.fail_next("db1", 1)
         refused = manager.declare_alive("db1")
         assert not refused.ok and "injected failure" in refused.errors[0]
