@@ -24,6 +24,7 @@ from floatingip.errors import (
 from floatingip.fence import Fence, FenceAnswer
 from floatingip.manager import ChangeResult, CommandOutcome, Event, Manager, SwitchResult
 from floatingip.service import ServiceDefinition, ServiceTarget, load_service, load_services
+from floatingip.ssh import SshExecutor, SshTarget
 from floatingip.supervisor import RetryPolicy
 from floatingip.vip import VipSpec
 from floatingip.vocabulary import Action, EventKind
@@ -54,6 +55,8 @@ __all__ = [
     "Role",
     "ServiceDefinition",
     "ServiceTarget",
+    "SshExecutor",
+    "SshTarget",
     "State",
     "SwitchResult",
     "UsageError",

@@ -36,7 +36,7 @@ EMBEDDERS = {
     # deciding whether this host may take a VIP
     "Fence", "FenceAnswer",
     # running commands
-    "Executor", "LocalExecutor", "NamespaceExecutor", "CommandResult",
+    "Executor", "LocalExecutor", "NamespaceExecutor", "SshExecutor", "SshTarget", "CommandResult",
     # the cluster's definition
     "load_service", "load_services", "load_datasources", "ServiceDefinition", "ServiceTarget",
     "VipSpec", "DataSource", "Role", "State", "PolicyMode",
