@@ -266,7 +266,7 @@ class Dispatcher:
         try:
             answer = self._ask_fence(service, intent, host) if _takes(service, intent) else None
             if answer is not None and not answer.granted:
-                action = refused(service, intent.action, answer)
+                action = refused(service, intent.action, answer, executor)
             else:
                 with self.hosts.acting(service.name, intent.action):
                     action = perform(service, intent.action, executor)

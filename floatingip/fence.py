@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
+from floatingip import privilege
 from floatingip.actions import ActionResult, duplicate_probe_argv, last_line, perform
 from floatingip.commands import CommandResult, Executor
 from floatingip.dad import FREE, IN_USE
@@ -259,12 +260,28 @@ def _unprobed(
     )
 
 
-def refused(service: ServiceDefinition, action: Action | str, answer: FenceAnswer) -> ActionResult:
-    """The result of a start the fence refused: no command ran (but the fence's own probes)."""
+def refused(
+    service: ServiceDefinition,
+    action: Action | str,
+    answer: FenceAnswer,
+    executor: Executor | None = None,
+) -> ActionResult:
+    """The result of a start the fence refused: no command ran (but the fence's own probes).
+    Its argv is what would have run through ``executor``, whose host's login decides sudo."""
     taking = Action.START if service.vip is not None else action
-    argv = service.argv(taking) if service.missing(taking) is None else ()
+    argv = _would_run(service, taking, executor)
     if isinstance(answer, ProbedAnswer):
         error = answer.error or FloatingIPError(answer.reason)
         return ActionResult(argv, None, error, answer.steps)
     reason = answer.reason or "no reason given"
     return ActionResult(argv, None, FloatingIPError(f"the fence refused it: {reason}"))
+
+
+def _would_run(
+    service: ServiceDefinition, action: Action | str, executor: Executor | None
+) -> tuple[str, ...]:
+    if service.missing(action) is not None:
+        return ()
+    if service.vip is not None:  # as actions.perform builds it, for the host it runs on
+        return service.vip.on_host(privilege.sudo_on(executor)).add_argv()
+    return service.argv(action)

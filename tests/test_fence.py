@@ -278,3 +278,31 @@ def test_a_classic_restart_is_its_own_command_not_fenced(
         outcome = manager.run_service("master", "restart")
         assert outcome.ok and outcome.argv == ("echo", "Not supported")
         assert not any(call[0] == "acquire" for call in lease.calls)
+
+
+class RemoteHost(RecordingExecutor):
+    """A host whose login decides sudo there (as SshExecutor.runs_as_root does)."""
+
+    def __init__(self, runs_as_root: bool) -> None:
+        super().__init__()
+        self.runs_as_root = runs_as_root
+
+
+@pytest.mark.parametrize("runs_as_root", [True, False])
+def test_a_refused_start_shows_the_command_with_the_sudo_of_the_host_it_would_run_on(
+    demo_home: Path, lease: Lease, runs_as_root: bool
+) -> None:
+    """The outcome of a refused start names the command the host would have run: its login
+    decides sudo (vip.sudo=auto), not this process's own privilege."""
+    lease.granted = False
+    service_file = demo_home / "conf/cluster/demo/service/master.properties"
+    service_file.write_text("name=master\nvip.address=192.0.2.22/24\nvip.interface=eth0\n")
+    host = RemoteHost(runs_as_root)
+    with Manager.from_cluster_home(
+        demo_home, "demo", host="db1", executor=host, fence=lease, monitor_interval=0
+    ) as manager:
+        result = manager.update_datasource("db1", state="ONLINE")
+        (outcome,) = [o for o in result.commands if o.action == "start"]
+        assert not outcome.ok and "the lease on etcd is held by db2" in str(outcome.error)
+        prefix = () if runs_as_root else ("sudo", "-n")
+        assert outcome.argv == (*prefix, "ip", "addr", "add", "192.0.2.22/24", "dev", "eth0")
