@@ -346,3 +346,17 @@ def test_a_shell_on_a_host_without_datasources_says_so() -> None:
     ]
     assert not any(line.startswith("[dry-run]") for line in lines)
     assert result.returncode == 0
+
+
+@pytest.mark.parametrize("bad", ["-1", "nan", "inf", "100000"])
+def test_unreachable_after_is_validated_before_anything_runs(bad: str) -> None:
+    result = run_shell("ls\n", "--dry-run", f"--unreachable-after={bad}")
+    assert result.returncode == 1
+    assert "--unreachable-after must be 0 (off) or between" in result.stderr
+    assert f"not {float(bad)!r}" in result.stderr and result.stdout == ""  # no manager built
+
+
+def test_unreachable_after_is_refused_with_etcd() -> None:
+    result = run_shell("ls\n", "--unreachable-after", "2", "--etcd", "http://192.0.2.1:2379")
+    assert result.returncode == 1
+    assert "--unreachable-after" in result.stderr and "the agents run them" in result.stderr

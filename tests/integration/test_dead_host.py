@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,9 +116,9 @@ def test_a_dead_host_is_reported_and_the_vip_moves_once_it_is_declared_dead(
         assert manager.held == {"master": "db2"} and holders(sandbox, "db2") == ["db2"]
 
 
-def hanging_executor(sandbox: Sandbox, host: str, tmp_path: Path) -> tuple[NamespaceExecutor, Path]:
-    """An executor into ``host`` whose transport hangs while the returned flag file exists (as
-    ssh to a host that drops every packet): its `ip` writes its pid, then sleeps."""
+def hanging_path(tmp_path: Path) -> tuple[str, Path]:
+    """A PATH whose `ip` hangs while the returned flag file exists (as ssh to a host that drops
+    every packet): it writes its pid to the flag, then sleeps."""
     wrapper_dir = tmp_path / "hang"
     wrapper_dir.mkdir()
     flag = tmp_path / "hanging"
@@ -127,7 +129,13 @@ def hanging_executor(sandbox: Sandbox, host: str, tmp_path: Path) -> tuple[Names
         f'exec {real_ip} "$@"\n'
     )
     wrapper.chmod(0o755)
-    inner = LocalExecutor(env={"PATH": f"{wrapper_dir}:{os.environ.get('PATH', os.defpath)}"})
+    return f"{wrapper_dir}:{os.environ.get('PATH', os.defpath)}", flag
+
+
+def hanging_executor(sandbox: Sandbox, host: str, tmp_path: Path) -> tuple[NamespaceExecutor, Path]:
+    """An executor into ``host`` whose transport hangs while the flag exists (hanging_path)."""
+    path, flag = hanging_path(tmp_path)
+    inner = LocalExecutor(env={"PATH": path})
     return NamespaceExecutor(sandbox.namespaces[host], inner=inner), flag
 
 
@@ -177,3 +185,52 @@ def test_a_hanging_host_does_not_hold_the_manager_and_comes_back_safely(
                        check=True)  # fmt: skip
         assert manager.held == {"master": "db2"}
         assert wait_until(lambda: sandbox.ask("client", VIP, PORT) == "db2", FOLLOW_DEADLINE)
+
+
+def test_the_shell_reports_a_hung_host_after_unreachable_after_seconds_and_goes_on(
+    world: tuple[Sandbox, Path], tmp_path: Path
+) -> None:
+    """`floatingip shell --unreachable-after 1.5`: db1 stops answering; the stop there is
+    reported unreachable after 1.5 s (not the default 5, not command.timeout), the VIP stays
+    believed on db1, and the shell answers the next command while db1's command still hangs."""
+    sandbox, home = world
+    path, flag = hanging_path(tmp_path)
+    shell = subprocess.Popen(
+        [
+            sys.executable, "-m", "floatingip", "shell", "--cluster-home", str(home),
+            "--cluster", "demo", "--host", "coordinator", "--monitor", "0",
+            "--netns", f"db1={sandbox.namespaces['db1']}",
+            "--netns", f"db2={sandbox.namespaces['db2']}",
+            "--state", "db1=ONLINE", "--state", "db2=ONLINE", "--unreachable-after", "1.5",
+        ],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PATH": path, "HOME": "/nonexistent"},
+    )  # fmt: skip
+    assert shell.stdin is not None and shell.stdout is not None
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(shell.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        shell.stdin.write("ls\n")
+        shell.stdin.flush()
+        assert wait_until(lambda: "master: held on db1 (for db1)" in "".join(seen)), seen
+        flag.touch()  # db1 stops answering; the VIP is still up there
+        shell.stdin.write("datasource db1 fail\ndead\n")
+        shell.stdin.flush()
+        assert wait_until(lambda: "db1: UNREACHABLE" in "".join(seen)), "".join(seen)
+        assert hung_commands(flag), "db1's stop should still be hanging"  # nobody waited for it
+        shell.stdin.close()
+        assert shell.wait(timeout=PATIENCE) == 1  # the failure counted
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
+        for pid in hung_commands(flag):
+            os.kill(pid, signal.SIGKILL)
+        reader.join(PATIENCE)
+        shell.stdin.close()
+        shell.stdout.close()
+    text = "".join(seen)
+    assert "ERROR: master stop on db1: cannot reach host 'db1'" in text, text
+    assert "db1: UNREACHABLE (no answer within 1.5 s" in text, text
+    assert holders(sandbox) == ["db1"]  # unreachable is not dead: nothing moved
