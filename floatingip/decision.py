@@ -8,6 +8,7 @@ logs nothing at INFO.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shlex
 from collections.abc import Mapping
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from floatingip.actions import ActionResult
     from floatingip.ruleset import Intent
 
-__all__ = ["REASONS", "duration", "failure_reason", "log_decision"]
+__all__ = ["REASONS", "Repeats", "duration", "failure_reason", "joined", "log_decision"]
 
 # Every value failure_reason returns (the metrics' ``reason`` label).
 REASONS = (
@@ -71,6 +72,13 @@ def duration(steps: tuple[CommandResult, ...], result: CommandResult | None) -> 
     return result.duration if result is not None else 0.0
 
 
+@functools.lru_cache(maxsize=256)
+def joined(argv: tuple[str, ...]) -> str:
+    """``argv`` as a shell line, for messages: a service runs the same few argvs on every change,
+    and quoting each word again costs more than the rest of the message."""
+    return shlex.join(argv)
+
+
 def log_decision(
     logger: logging.Logger,
     intent: Intent,
@@ -81,9 +89,13 @@ def log_decision(
     host: str = "",  # default: the datasource's
     action: ActionResult | None = None,
     why: str = "",
+    repeated: bool = False,
 ) -> None:
-    """Log one decision: INFO, or ERROR when it failed; nothing is built when the level is off."""
+    """Log one decision: INFO, or ERROR when it failed (DEBUG when ``repeated``: see
+    :class:`Repeats`); nothing is built when the level is off."""
     level = logging.ERROR if result == "failed" else logging.INFO
+    if repeated:
+        level = logging.DEBUG
     if not logger.isEnabledFor(level):
         return
     datasource = datasources.get(intent.datasource or "")
@@ -100,7 +112,7 @@ def log_decision(
         "cause": cause,
     }
     if action is not None:
-        fields["command"] = shlex.join(action.argv) if action.argv else None
+        fields["command"] = joined(action.argv) if action.argv else None
         fields["duration"] = round(duration(action.steps, action.result), 4)
         if action.error is not None:
             fields["reason"] = failure_reason(action.error)
@@ -110,3 +122,22 @@ def log_decision(
     if why:
         fields["why"] = why
     logger.log(level, "%s", format_fields(fields), extra={FIELDS: fields})
+
+
+class Repeats:
+    """The refusal last logged per service.  An agent without a lease is refused its start on
+    every monitor tick: the first refusal, and each that differs from the one before, is an
+    ERROR; the same one again is DEBUG, until the service does anything else.  Every one is
+    still recorded (history, ``problems``, metrics, status)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, str] = {}  # service -> its refusal; a service's calls never overlap
+
+    def repeated(self, service: str, refusal: str | None) -> bool:
+        """Whether ``refusal`` (None: this outcome was not one) repeats the service's last."""
+        if refusal is None:
+            self._last.pop(service, None)
+            return False
+        repeated = self._last.get(service) == refusal
+        self._last[service] = refusal
+        return repeated

@@ -10,9 +10,7 @@ of its commands, so that close()'s failsafe never overlaps a command of the same
 
 from __future__ import annotations
 
-import functools
 import logging
-import shlex
 import threading
 import time
 from collections import deque
@@ -24,7 +22,7 @@ from floatingip.announce import Announcer
 from floatingip.cluster import ClusterState
 from floatingip.commands import Executor
 from floatingip.datasource import DataSource, PolicyMode
-from floatingip.decision import log_decision
+from floatingip.decision import Repeats, joined, log_decision
 from floatingip.engine import Engine, Firing
 from floatingip.errors import EngineError, FloatingIPError
 from floatingip.fence import Fence, FenceAnswer, ProbedAnswer, give_back, refused
@@ -76,6 +74,7 @@ class Dispatcher:
         # rules say; the rules are asked again once RUNNING (enter_running).
         self.phase = Phase.STARTING
         self.deferred: set[str] = set()  # services whose start waited for RUNNING
+        self.refusals = Repeats()  # a refusal repeated on every tick is logged at DEBUG
         # One per service: its commands never overlap, even when close() runs the failsafe
         # while a wedged change holds the manager's lock.
         self.service_locks = {name: threading.RLock() for name in services}
@@ -298,7 +297,7 @@ class Dispatcher:
         elif track and action.ok and intent.action == Action.STOP:
             with self.drop_lock:  # under the service's lock: the failsafe sees what it did
                 self.state.hold(intent.service, None)
-        outcome = self._finish(intent, action, host)
+        outcome = self._finish(intent, action, host, refused=answer is not None and not granted)
         if action.ok and action.announce is not None:
             self.announcer.announce(service, action.announce, executor, host)
         return outcome
@@ -355,7 +354,9 @@ class Dispatcher:
         self.record(Event(kind=EventKind.SKIPPED, message=message,
                           datasource=intent.datasource, service=intent.service))  # fmt: skip
 
-    def _finish(self, intent: Intent, action: ActionResult, host: str) -> CommandOutcome:
+    def _finish(
+        self, intent: Intent, action: ActionResult, host: str, *, refused: bool = False
+    ) -> CommandOutcome:
         outcome = CommandOutcome(
             service=intent.service,
             action=intent.action,
@@ -370,23 +371,18 @@ class Dispatcher:
         )
         ok = outcome.ok
         if ok:
-            message = f"{intent.service} {intent.action} on {host}: ran {_joined(action.argv)}"
+            message = f"{intent.service} {intent.action} on {host}: ran {joined(action.argv)}"
             if action.notes:
                 message += f" ({'; '.join(action.notes)})"
         else:
             message = f"{intent.service} {intent.action} on {host} failed: {action.error}"
+        again = self.refusals.repeated(intent.service, message if refused else None)
         log_decision(logger, intent, result="ok" if ok else "failed", host=host, action=action,
-                     datasources=self.state.datasources, cause=self.busy)  # fmt: skip
+                     datasources=self.state.datasources, cause=self.busy,
+                     repeated=again)  # fmt: skip
         self.record(Event(kind=EventKind.COMMAND, message=message, ok=ok, outcome=outcome,
                           datasource=intent.datasource, service=intent.service))  # fmt: skip
         return outcome
-
-
-@functools.lru_cache(maxsize=256)
-def _joined(argv: tuple[str, ...]) -> str:
-    """``argv`` as a shell line, for messages: a service runs the same few argvs on every change,
-    and quoting each word again costs more than the rest of the message."""
-    return shlex.join(argv)
 
 
 def _takes(service: ServiceDefinition, intent: Intent) -> bool:

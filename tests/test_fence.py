@@ -3,6 +3,7 @@ stop, and stops a service at once when the fence revokes it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from floatingip.errors import ManagerClosedError, UsageError
 from floatingip.fence import DuplicateAddressFence, Fence, FenceAnswer, Fences, OpenFence
 from floatingip.supervisor import RetryPolicy
 from floatingip.testing import RecordingExecutor, write_cluster_home
-from tests.conftest import SEED_MASTER_PROPERTIES
+from tests.conftest import SEED_MASTER_PROPERTIES, wait_until
 
 ADD = ("sudo", "-n", "ip", "addr", "add", "192.0.2.22/24", "dev", "eth0", "label", "eth0:0")
 DELETE = ("sudo", "-n", "ip", "addr", "del", "192.0.2.22/24", "dev", "eth0")
@@ -26,13 +27,14 @@ class Lease:
 
     def __init__(self) -> None:
         self.granted = True
+        self.reason = "the lease on etcd is held by db2"
         self.calls: list[tuple[str, str, str, str | None]] = []
 
     def acquire(self, service: str, *, host: str, datasource: str | None) -> FenceAnswer:
         self.calls.append(("acquire", service, host, datasource))
         if self.granted:
             return FenceAnswer(granted=True)
-        return FenceAnswer(granted=False, reason="the lease on etcd is held by db2")
+        return FenceAnswer(granted=False, reason=self.reason)
 
     def release(self, service: str, *, host: str) -> None:
         self.calls.append(("release", service, host, None))
@@ -306,3 +308,44 @@ def test_a_refused_start_shows_the_command_with_the_sudo_of_the_host_it_would_ru
         assert not outcome.ok and "the lease on etcd is held by db2" in str(outcome.error)
         prefix = () if runs_as_root else ("sudo", "-n")
         assert outcome.argv == (*prefix, "ip", "addr", "add", "192.0.2.22/24", "dev", "eth0")
+
+
+NO_LEASE = "no live etcd lease (etcd unreachable or the lease just renewed): a VIP is never taken"
+
+
+def test_a_start_refused_again_on_every_monitor_tick_is_logged_at_error_once(
+    demo_home: Path, recorder: RecordingExecutor, lease: Lease, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An agent without a lease is refused its start on every monitor tick: ERROR once per
+    refusal (and again when it changes, or after the service did something else), DEBUG for
+    the repeats; every one is still in the history and in ``problems``."""
+    lease.granted, lease.reason = False, NO_LEASE
+
+    def refusals() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "result=failed" in r.getMessage()]
+
+    caplog.set_level(logging.DEBUG, logger="floatingip.dispatch")
+    with Manager.from_cluster_home(
+        demo_home, "demo", host="db1", executor=recorder, fence=lease, monitor_interval=0.05,
+        retry=RetryPolicy(initial=60, maximum=60), states={"db1": "ONLINE"},
+    ) as manager:  # fmt: skip
+        assert wait_until(lambda: len(refusals()) >= 5), caplog.text
+        levels = [r.levelno for r in refusals()]
+        assert levels[0] == logging.ERROR and set(levels[1:]) == {logging.DEBUG}, levels
+        assert NO_LEASE in manager.problems["master"]
+        failed = [e for e in manager.history if e.kind == "command" and not e.ok]
+        assert len(failed) >= 5 and all(NO_LEASE in e.message for e in failed)
+
+        lease.reason = "held by host db2 (for db2) since 08:00:00"  # a new refusal: said once
+        assert wait_until(lambda: "held by host db2" in refusals()[-1].getMessage())
+        assert wait_until(lambda: len([r for r in refusals() if "db2" in r.getMessage()]) >= 3)
+        again = [r.levelno for r in refusals() if "held by host db2" in r.getMessage()]
+        assert again[0] == logging.ERROR and set(again[1:]) == {logging.DEBUG}, again
+
+        lease.granted = True  # taken, then released: the next refusal is news again
+        assert wait_until(lambda: manager.held == {"master": "db1"})
+        assert manager.update_datasource("db1", state="OFFLINE").ok
+        lease.granted = False
+        caplog.clear()
+        manager.update_datasource("db1", state="ONLINE")
+        assert [r.levelno for r in refusals()][:1] == [logging.ERROR], caplog.text
