@@ -215,13 +215,9 @@ def _agent(args: argparse.Namespace) -> int:
 
     from floatingip.agent import Agent
     from floatingip.etcd_client import parse_endpoints
-    from floatingip.patroni_source import PatroniScope
+    from floatingip.patroni_source import scope_from_options
 
-    if args.patroni_namespace is not None and args.patroni_scope is None:
-        raise UsageError("--patroni-namespace needs --patroni-scope")
-    patroni = None
-    if args.patroni_scope is not None:
-        patroni = PatroniScope(args.patroni_scope, args.patroni_namespace or "/service")
+    patroni = scope_from_options(args.patroni_scope, args.patroni_namespace)
     if not MIN_TTL <= args.ttl <= 3600:
         raise UsageError(
             f"--ttl must be whole seconds in {MIN_TTL}-3600 (a start needs a margin of 1 s "

@@ -125,6 +125,15 @@ def add_status_command(
     status.add_argument(
         "--etcd", metavar="URL[,URL...]", help="read the cluster's state in etcd (the agents')"
     )
+    status.add_argument(
+        "--patroni-scope", metavar="SCOPE",
+        help="with --etcd, for agents run with --patroni-scope: the datasources are Patroni's "
+        "members and leader key in the same etcd, as the agents follow them",
+    )  # fmt: skip
+    status.add_argument(
+        "--patroni-namespace", metavar="PATH",
+        help="Patroni's namespace: (default /service), as given to the agents",
+    )  # fmt: skip
     status.add_argument("--host", help="this host's name (default: this machine's)")
     status.add_argument(
         "--netns", action="append", default=[], metavar="HOST=NAMESPACE",
@@ -150,9 +159,15 @@ def run_status(args: argparse.Namespace) -> int:
                  if given]  # fmt: skip
         if local:
             raise UsageError(f"{', '.join(local)}: for a local status; with --etcd etcd says")
+        from floatingip.patroni_source import scope_from_options
         from floatingip.status_etcd import etcd_status
 
-        report = etcd_status(args.cluster_home, args.cluster, args.etcd)
+        patroni = scope_from_options(args.patroni_scope, args.patroni_namespace)
+        report = etcd_status(args.cluster_home, args.cluster, args.etcd, patroni)
+    elif args.patroni_scope is not None or args.patroni_namespace is not None:
+        raise UsageError(
+            "--patroni-scope, --patroni-namespace: Patroni's keys are read with --etcd"
+        )
     else:
         report = _local_status(args)
     if args.json:

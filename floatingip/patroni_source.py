@@ -53,6 +53,7 @@ __all__ = [
     "PatroniState",
     "datasources_from_patroni",
     "parse_member",
+    "scope_from_options",
     "state_reader",
     "watched_prefixes",
 ]
@@ -87,6 +88,13 @@ class PatroniScope:
     def prefix(self) -> str:
         """As Patroni builds it: '/'.join(['', namespace, scope]) with repeated '/' squeezed."""
         return re.sub("/+", "/", f"/{self.namespace}/{self.scope}/")
+
+
+def scope_from_options(scope: str | None, namespace: str | None) -> PatroniScope | None:
+    """``--patroni-scope`` and ``--patroni-namespace`` (None: not given)."""
+    if namespace is not None and scope is None:
+        raise UsageError("--patroni-namespace needs --patroni-scope")
+    return None if scope is None else PatroniScope(scope, namespace or "/service")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,10 @@ its lease (so a dead agent's record goes with its lock):
                              "repair_time": ...}}}
 
 written whenever one of them changes, and again under each new lease.  Agents ignore these keys.
+
+With ``--patroni-scope`` (agents that follow Patroni's keys, floatingip.patroni_source) the
+datasources are Patroni's members and leader key, as the agents read them; the locks, the policy
+and the records are still floatingip's own keys.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from floatingip.cluster_state import Snapshot, cluster_prefix
 from floatingip.datasource import DataSource, load_datasources
 from floatingip.etcd_client import EtcdError, EtcdPool, parse_endpoints
+from floatingip.patroni_source import PatroniScope, PatroniSnapshot
 from floatingip.results import Event
 from floatingip.service import load_services
 from floatingip.status import ClusterStatus, ServiceStatus, expected_master, verdict
@@ -48,11 +53,24 @@ def agent_key(cluster: str, host: str) -> str:
 # -- reading ------------------------------------------------------------------------------------
 
 
-async def _read(pool: EtcdPool, cluster: str) -> tuple[Snapshot, dict[str, Any], list[str]]:
-    """One read of the cluster's keys: the snapshot, the agents' records, the ones left out."""
+async def _get_prefix(pool: EtcdPool, prefix: str) -> Any:
+    return await pool.call("read", lambda client: client.get_prefix(prefix.encode()))
+
+
+async def _read(
+    pool: EtcdPool, cluster: str, patroni: PatroniScope | None = None
+) -> tuple[Snapshot, dict[str, Any], list[str]]:
+    """One read of the cluster's keys (after Patroni's, with ``patroni``, as the agents read
+    them): the snapshot, the agents' records, the keys left out."""
+    view = Snapshot(cluster)
+    if patroni is not None:  # its datasources; floatingip's own datasource keys are ignored
+        view = PatroniSnapshot(cluster, patroni_prefix=patroni.prefix)
+        for kv in await _get_prefix(pool, patroni.prefix):
+            key = kv.key.decode("utf-8", "replace")
+            view.apply(key, kv.value, revision=int(kv.mod_revision))
     prefix = cluster_prefix(cluster)
-    found = await pool.call("read", lambda client: client.get_prefix(prefix.encode()))
-    view = Snapshot(cluster, revision=int(found.header.revision))
+    found = await _get_prefix(pool, prefix)
+    view.revision = int(found.header.revision)
     records: dict[str, Any] = {}
     problems: list[str] = []
     for kv in found:
@@ -81,11 +99,14 @@ def _latest(records: dict[str, Any], service: str, what: str) -> str | None:
     return best[1] if best is not None else None
 
 
-def etcd_status(cluster_home: str | Path, cluster: str, etcd: str) -> ClusterStatus:
+def etcd_status(
+    cluster_home: str | Path, cluster: str, etcd: str, patroni: PatroniScope | None = None
+) -> ClusterStatus:
     """Where each VIP is per etcd's holder locks, against the datasources etcd holds (those
-    declared in the cluster home and absent from etcd count as OFFLINE)."""
+    declared in the cluster home and absent from etcd count as OFFLINE), or with ``patroni``
+    against Patroni's members and leader key alone, as the agents follow them."""
     services = load_services(cluster_home, cluster)
-    declared = load_datasources(cluster_home, cluster)
+    declared = load_datasources(cluster_home, cluster) if patroni is None else {}
     endpoints = parse_endpoints(etcd)
 
     async def read() -> tuple[Snapshot, dict[str, Any], list[str]]:
@@ -94,7 +115,7 @@ def etcd_status(cluster_home: str | Path, cluster: str, etcd: str) -> ClusterSta
             failures = []
             for _ in endpoints:  # each endpoint once: the pool moves on after a failure
                 try:
-                    return await _read(pool, cluster)
+                    return await _read(pool, cluster, patroni)
                 except EtcdError as exc:
                     failures.append(" ".join(str(exc).split()))
             raise EtcdError("; ".join(failures))
@@ -130,6 +151,8 @@ def etcd_status(cluster_home: str | Path, cluster: str, etcd: str) -> ClusterSta
             status.why = nobody
         result.append(status)
     source = ",".join(str(endpoint) for endpoint in endpoints)
+    if patroni is not None:
+        source += f", Patroni {patroni.prefix}"
     return ClusterStatus(
         cluster=cluster, source=source, policy=str(view.policy), probed=[], services=result,
         problems=problems,

@@ -93,3 +93,22 @@ def test_a_state_for_an_unknown_datasource_names_the_known_ones(
     assert "--state takes NAME=VALUE for a datasource (db1, db2): 'db9=ONLINE'" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        (["--patroni-scope", "demo"], "--patroni-scope, --patroni-namespace: Patroni's keys are "
+         "read with --etcd"),
+        (["--etcd", "http://192.0.2.1:2379", "--patroni-namespace", "/service"],
+         "--patroni-namespace needs --patroni-scope"),
+        (["--etcd", "http://192.0.2.1:2379", "--patroni-scope", "a/b"],
+         "Patroni scope 'a/b' is not valid (has '/')"),
+    ],
+)  # fmt: skip
+def test_patroni_options_are_checked_before_etcd_is_asked(
+    capsys: pytest.CaptureFixture[str], options: list[str], error: str
+) -> None:
+    home = str(EXAMPLE_CLUSTER_HOME)
+    assert main(["status", "--cluster-home", home, "--cluster", "demo", *options]) == 1
+    assert f"floatingip: {error}\n" == capsys.readouterr().err

@@ -162,3 +162,47 @@ def test_agent_metrics_show_the_lease_etcd_round_trips_and_the_vip_and_json_logs
         lines = [json.loads(line) for line in w.agent_log("db1").splitlines()]  # all JSON
         decisions = [(d["action"], d["result"]) for d in lines if d.get("event") == "decision"]
         assert decisions == [("start", "ok"), ("stop", "ok")], lines  # taken; released on SIGTERM
+
+
+def patroni_member(role: str) -> str:
+    """A member key as Patroni 3.0 writes it (ha.py touch_member), trimmed to what matters."""
+    return json.dumps({"conn_url": "postgres://198.51.100.1:5432/postgres", "state": "running",
+                       "role": role, "version": "3.0.2"})  # fmt: skip
+
+
+def test_etcd_status_reads_patroni_keys_as_the_agents_on_them_do() -> None:
+    """Agents run with --patroni-scope: `status --etcd --patroni-scope` takes the datasources
+    from Patroni's member and leader keys, as the agents do (the cluster home declares none),
+    and the holder from floatingip's lock; it follows a leader change."""
+    require_etcd()
+    with world() as w:
+        patroni = ("--patroni-scope", "pg", "--patroni-namespace", "/pgns")
+
+        def put(key: str, value: str) -> None:
+            result = w.etcdctl("put", f"/pgns/pg/{key}", value)
+            assert result.returncode == 0, result.stderr
+
+        put("members/db1", patroni_member("master"))
+        put("members/db2", patroni_member("replica"))
+        put("leader", "db1")
+        for host in w.databases:
+            w.start_agent(host, extra=patroni)
+        w.wait_for_holder("db1")
+        client = w.sandbox.namespaces["client"]
+        where = ["--cluster-home", str(w.home), "--cluster", CLUSTER, "--etcd", w.etcd.endpoints]
+
+        code, report = status(*where, *patroni, netns=client)
+        assert code == 0 and report["source"].endswith(", Patroni /pgns/pg/"), report
+        (master,) = report["services"]
+        assert master["expected_host"] == "db1" and master["expected_datasource"] == "db1"
+        assert master["held_on"] == ["db1"] and master["datasource"] == "db1", report
+        code, plain = status(*where, netns=client)  # floatingip's own datasource keys: none
+        assert code == 3 and plain["services"][0]["why"] == "held on db1; facts: no host", plain
+
+        put("members/db1", patroni_member("replica"))  # a switchover, as Patroni writes it
+        put("leader", "db2")
+        put("members/db2", patroni_member("master"))
+        w.wait_for_holder("db2")
+        code, report = status(*where, *patroni, netns=client)
+        assert code == 0 and report["services"][0]["held_on"] == ["db2"], report
+        assert report["services"][0]["expected_datasource"] == "db2"
