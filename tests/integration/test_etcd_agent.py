@@ -312,3 +312,25 @@ def test_chaos_switches_failures_policies_faults_never_two_holders() -> None:
         report(line)
         assert w.poll.overlaps == [], w.poll.overlaps
         assert chaos.counts["partition"] >= PARTITIONS and chaos.events >= EVENTS
+
+
+def test_an_agent_cut_from_etcd_says_once_at_error_that_it_may_not_take_the_vip() -> None:
+    """db1's agent loses etcd: it drops the VIP (the lease is lost) and its monitor asks the
+    rules again every tick, each start refused for want of a lease: one ERROR line in its log,
+    the repeats at DEBUG (shown with -vv), not an ERROR per tick."""
+    require_etcd()
+    with world(("db1",)) as w:
+        w.put("policy", '{"mode":"AUTOMATIC"}')
+        w.set_datasource("db1", "master")
+        w.start_agent("db1", monitor=0.5, extra=("-vv",))
+        w.wait_for_holder("db1")
+        cut(w.sandbox, "db1", [w.sandbox.addresses[member] for member in ETCD])
+        w.wait_for_holder(None)
+
+        def refused() -> list[str]:
+            lines = w.agent_log("db1").splitlines()
+            return [line for line in lines if "event=decision" in line and "no live etcd" in line]
+
+        w.wait_until("the start refused on 5 ticks", lambda: len(refused()) >= 5, deadline=120)
+        priorities = [line[:3] for line in refused()]
+        assert priorities[0] == "<3>" and set(priorities[1:]) == {"<7>"}, refused()
