@@ -15,16 +15,16 @@ from floatingip.config import cluster_problem
 from floatingip.errors import FloatingIPError, UsageError
 from floatingip.etcd_lease import MIN_TTL
 from floatingip.hooks import add_hook_command
-from floatingip.hosts import DEFAULT_UNREACHABLE_AFTER
 from floatingip.manager import Manager
 from floatingip.preflight import format_checks, run_checks
 from floatingip.rule_files import RulesInstalledError, install_rules, load_rules
 from floatingip.service import ACTIONS, load_services
 from floatingip.shell import Shell, interrupts_for_this_thread_only, is_terminal
+from floatingip.shell_hosts import add_unreachable_option, unreachable_after
 from floatingip.sudoers import sudo_commands, sudoers_lines
 from floatingip.systemd_unit import add_privilege_option, add_systemd_command, apply_privilege
 from floatingip.testing import RecordingExecutor, dry_run_responder
-from floatingip.validation import check_interval, check_seconds
+from floatingip.validation import check_interval
 
 __all__ = ["main"]
 
@@ -142,10 +142,7 @@ def _shell(args: argparse.Namespace) -> int:
         return _etcd_shell(args)
     out = sys.stdout
     monitor = check_interval(10.0 if args.monitor is None else args.monitor, "--monitor")
-    patience = (
-        DEFAULT_UNREACHABLE_AFTER if args.unreachable_after is None else args.unreachable_after
-    )
-    unreachable_after = check_seconds(patience, "--unreachable-after", minimum=0.001)
+    patience = unreachable_after(args)
     base: Executor = RecordingExecutor(dry_run_responder(out)) if args.dry_run else LocalExecutor()
     interactive = is_terminal(sys.stdin)
     metrics = observe.exporter(args.metrics)
@@ -161,7 +158,7 @@ def _shell(args: argparse.Namespace) -> int:
             states=_assignments(args.state, "--state"),
             reconcile_at_start=not args.dry_run,
             monitor_interval=0 if args.dry_run else monitor,
-            unreachable_after=unreachable_after,
+            unreachable_after=patience,
         )
     metrics.follow(manager)
     shell = Shell(manager, stdout=out)
@@ -303,13 +300,7 @@ def _parser() -> argparse.ArgumentParser:
     # Unset means 10, so that --etcd can tell that --monitor was given and refuse it.
     _add_monitor_option(shell, default=None)
     observe.add_metrics_option(shell)
-    shell.add_argument(
-        "--unreachable-after",
-        type=float,
-        metavar="SECONDS",
-        help="report a --netns host unreachable when a command there has not answered within "
-        f"SECONDS, and go on (0: wait for command.timeout; default {DEFAULT_UNREACHABLE_AFTER:g})",
-    )
+    add_unreachable_option(shell)
     shell.add_argument(
         "--etcd",
         metavar="URL[,URL...]",

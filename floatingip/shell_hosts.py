@@ -1,15 +1,37 @@
 """The shell's ``dead`` and ``alive`` commands: declaring a host that cannot be reached fenced
-(its VIP moves, floatingip.dead), and back.  A mixin of :class:`floatingip.shell.Shell`."""
+(its VIP moves, floatingip.dead), and back.  A mixin of :class:`floatingip.shell.Shell`.  And
+its ``--unreachable-after`` option: how long a command to a ``--netns`` host may take."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from floatingip.hosts import DEFAULT_UNREACHABLE_AFTER
 from floatingip.results import ChangeResult
 from floatingip.shell_backend import ShellBackend
+from floatingip.validation import check_seconds
 
-__all__ = ["HostCommands"]
+__all__ = ["HostCommands", "add_unreachable_option", "unreachable_after"]
+
+
+def add_unreachable_option(parser: argparse.ArgumentParser) -> None:
+    # Unset means the default, so that --etcd can tell that it was given and refuse it.
+    parser.add_argument(
+        "--unreachable-after",
+        type=float,
+        metavar="SECONDS",
+        help="report a --netns host unreachable when a command there has not answered within "
+        f"SECONDS, and go on (0: wait for command.timeout; default {DEFAULT_UNREACHABLE_AFTER:g})",
+    )
+
+
+def unreachable_after(args: argparse.Namespace) -> float:
+    """``--unreachable-after``, checked (UsageError naming the option)."""
+    given = args.unreachable_after
+    seconds = DEFAULT_UNREACHABLE_AFTER if given is None else given
+    return check_seconds(seconds, "--unreachable-after", minimum=0.001)
 
 
 class HostCommands:
