@@ -1,0 +1,109 @@
+"""A classic ``command.*`` service (the seed's ifconfig commands) moves its VIP on real namespaces,
+and clients follow at once: gratuitous ARP after each successful start (issue 17, item 4)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from floatingip import Manager
+from floatingip.sandbox import Sandbox
+from tests.conftest import PATIENCE, require_program, write_service
+
+PORT = 3306
+VIP = "192.0.2.22"
+# Far below the ~50 s a client needs when nothing announces the move (its ARP entry stays
+# REACHABLE for 15-45 s after the last reply from the old host, then DELAY and probes).
+CLIENT_DEADLINE = 10.0
+
+
+def classic_home(cluster_home: Path, service_dir: Path, extra: str = "") -> Path:
+    write_service(
+        service_dir,
+        "master.properties",
+        "name=master\n"
+        f"command.start=sudo /sbin/ifconfig eth0:0 {VIP} netmask 255.255.255.0 up\n"
+        "command.stop=sudo /sbin/ifconfig eth0:0 down\n"
+        "command.status=sudo /sbin/ifconfig eth0:0\n" + extra,
+    )
+    datasources = service_dir.parent / "datasource"
+    datasources.mkdir(mode=0o755)
+    write_service(datasources, "db1.properties", "name=db1\nrole=master\n")
+    write_service(datasources, "db2.properties", "name=db2\nrole=slave\n")
+    return cluster_home
+
+
+def move_to_db2(sandbox: Sandbox, manager: Manager) -> None:
+    """db1 takes the VIP, the client learns db1's MAC for it, then db2 becomes the master."""
+    for host in ("db1", "db2"):
+        sandbox.start_server(host, PORT)
+    for name in ("db2", "db1"):
+        assert manager.update_datasource(name, state="ONLINE").ok
+    assert manager.held == {"master": "db1"}
+    assert manager.wait_for_announcements(timeout=PATIENCE)
+    sandbox.run("client", ["ip", "-4", "neigh", "flush", "dev", "eth0"])
+    assert sandbox.ask("client", VIP, PORT) == "db1"
+    for name, role, state in (("db1", None, "OFFLINE"), ("db1", "slave", None)):
+        assert manager.update_datasource(name, role=role, state=state).ok
+    assert manager.update_datasource("db2", role="master").ok
+    assert manager.held == {"master": "db2"}
+    assert VIP in sandbox.addresses_on("db2") and VIP not in sandbox.addresses_on("db1")
+
+
+def first_answer_from_db2(sandbox: Sandbox, deadline: float) -> str | None:
+    answer = None
+    end = time.monotonic() + deadline
+    while answer != "db2" and time.monotonic() < end:
+        answer = sandbox.ask("client", VIP, PORT, timeout=0.2)
+    return answer
+
+
+def test_a_classic_ifconfig_service_announces_the_move_and_the_client_follows(
+    sandbox: Sandbox, cluster_home: Path, service_dir: Path
+) -> None:
+    require_program("/sbin/ifconfig", package="net-tools")
+    require_program("arping", package="iputils-arping")
+    home = classic_home(cluster_home, service_dir)
+    executors = {host: sandbox.executor(host) for host in ("db1", "db2")}
+    with Manager.from_cluster_home(
+        home, "demo", executors=executors, monitor_interval=0
+    ) as manager:
+        move_to_db2(sandbox, manager)
+        assert first_answer_from_db2(sandbox, CLIENT_DEADLINE) == "db2"
+        assert manager.wait_for_announcements(timeout=PATIENCE)
+        sent = [event.message for event in manager.history if event.kind == "announce"]
+        assert sent == [
+            f"master on {host}: gratuitous ARP sent (arping -U -c 3 -I eth0 {VIP})"
+            for host in ("db1", "db2")
+        ]
+
+
+def test_with_vip_arp_count_0_no_arping_runs(
+    sandbox: Sandbox, cluster_home: Path, service_dir: Path
+) -> None:
+    require_program("/sbin/ifconfig", package="net-tools")
+    home = classic_home(cluster_home, service_dir, "vip.arp.count=0\n")
+    executors = {host: sandbox.executor(host) for host in ("db1", "db2")}
+    with Manager.from_cluster_home(
+        home, "demo", executors=executors, monitor_interval=0
+    ) as manager:
+        move_to_db2(sandbox, manager)
+        assert manager.wait_for_announcements(timeout=PATIENCE)
+        events = manager.history
+        ran = [
+            step.argv
+            for event in events
+            if event.outcome is not None
+            for step in event.outcome.steps
+        ]
+        assert [argv for argv in ran if VIP in argv]  # the starts are in the history, with steps
+        assert not [argv for argv in ran if "arping" in argv]
+        assert not [e for e in events if e.kind in ("announce", "warning")]
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover(sandbox: Sandbox) -> None:
+    """Each test starts from a sandbox where no host holds the VIP."""
+    assert all(VIP not in sandbox.addresses_on(host) for host in ("db1", "db2"))
