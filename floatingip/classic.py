@@ -27,7 +27,7 @@ from floatingip.vip import address_problem, parse_count
 __all__ = [
     "CLASSIC_VIP_KEYS",
     "DEFAULT_ARP_COUNT",
-    "Announcement",
+    "ArpAnnouncement",
     "StartCommand",
     "announcement",
     "classic_keys",
@@ -99,15 +99,18 @@ def _prefix_of_mask(text: str) -> int | None:
 
 
 @dataclass(frozen=True)
-class Announcement:
+class ArpAnnouncement:
     """The gratuitous ARP a classic service sends after each successful start (``address`` and
-    ``interface`` set), or why it sends none (``why_not``; ``off``: ``vip.arp.count=0``)."""
+    ``interface`` set), or why it sends none (``why_not``, and ``fix``; ``off``: turned off by
+    ``vip.arp.count=0``).  ``ipv6``: IPv6 addresses of command.start, never announced."""
 
     address: str | None
     interface: str | None
     count: int
     why_not: str | None = None
+    fix: str = ""
     off: bool = False
+    ipv6: tuple[str, ...] = ()
 
     def argv(self, sudo: bool) -> tuple[str, ...] | None:
         """``arping -U -c N -I IFACE ADDRESS`` (through ``sudo -n`` when ``sudo``), or None."""
@@ -117,6 +120,9 @@ class Announcement:
         return ("sudo", "-n", *argv) if sudo else argv
 
 
+_OR_OFF = "; or set vip.arp.count=0 to send none"
+
+
 def announcement(
     start: StartCommand,
     *,
@@ -124,27 +130,33 @@ def announcement(
     interface: str | None,
     count: int,
     where: str,
-) -> Announcement:
+) -> ArpAnnouncement:
     """What a classic service announces: ``address`` and ``interface`` are its target's (from
     vip.address and vip.interface, or ``start``); ``where``: the file and line of
     ``vip.arp.count``."""
     text = str(address) if address is not None else None
     if count == 0:
-        return Announcement(text, interface, 0, f"turned off (vip.arp.count=0, {where})", True)
-    why = None
+        why = f"turned off (vip.arp.count=0 at {where})"
+        return ArpAnnouncement(text, interface, 0, why, off=True, ipv6=start.ipv6)
+    name_it = "name the VIP with vip.address=ADDRESS/PREFIX next to the command.* lines"
     if address is None and start.ipv6 and not start.ipv4:
         why = (
             f"command.start gives an IPv6 address ({', '.join(start.ipv6)}), which a classic "
             "service does not announce"
         )
+        fix = "use a built-in VIP service (vip.* keys): it sends neighbour advertisements"
     elif address is None and len(start.ipv4) > 1:
         listed = ", ".join(str(found) for found, _ in start.ipv4)
         why = f"command.start names more than one IPv4 address ({listed})"
+        fix = name_it
     elif address is None:
-        why = "command.start names no IPv4 address"
+        why, fix = "command.start names no IPv4 address", name_it
     elif interface is None:
         why = f"no interface for {text}: command.start names none"
-    return Announcement(text, interface, count, why)
+        fix = "name it with vip.interface=INTERFACE next to the command.* lines"
+    else:
+        return ArpAnnouncement(text, interface, count, ipv6=start.ipv6)
+    return ArpAnnouncement(text, interface, count, why, fix + _OR_OFF, ipv6=start.ipv6)
 
 
 def classic_keys(

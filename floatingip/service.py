@@ -21,7 +21,7 @@ from floatingip import privilege
 from floatingip.classic import (
     DEFAULT_ARP_COUNT,
     IPV4,
-    Announcement,
+    ArpAnnouncement,
     announcement,
     classic_keys,
     parse_start,
@@ -140,11 +140,13 @@ class ServiceDefinition:
         return target
 
     @functools.cached_property
-    def announcement(self) -> Announcement:
+    def announcement(self) -> ArpAnnouncement:
         """The gratuitous ARP a classic service sends after each successful start, or why
         none (floatingip.classic); a built-in VIP service's are its ``vip.announce_argvs()``."""
         if self.vip is not None:
-            return Announcement(None, None, 0, "a built-in VIP service announces as its vip.* say")
+            return ArpAnnouncement(
+                None, None, 0, "a built-in VIP service announces as its vip.* say"
+            )
         target = self.target
         address = target.address if isinstance(target.address, ipaddress.IPv4Address) else None
         line = self.lines.get("vip.arp.count")
