@@ -3,14 +3,23 @@ and clients follow at once: gratuitous ARP after each successful start (issue 17
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from floatingip import Manager
 from floatingip.sandbox import Sandbox
 from tests.conftest import PATIENCE, require_program, write_service
+from tests.integration.conftest import (
+    call_as,
+    enter_network_namespace,
+    printed_sudoers,
+    readable_cluster_home,
+)
 
 PORT = 3306
 VIP = "192.0.2.22"
@@ -107,3 +116,60 @@ def test_with_vip_arp_count_0_no_arping_runs(
 def _no_leftover(sandbox: Sandbox) -> None:
     """Each test starts from a sandbox where no host holds the VIP."""
     assert all(VIP not in sandbox.addresses_on(host) for host in ("db1", "db2"))
+
+
+def test_an_unprivileged_manager_sends_the_arp_through_exactly_the_printed_sudoers_lines(
+    sandbox: Sandbox, unprivileged_user: str, sudoers: Callable[[str], None]
+) -> None:
+    """`floatingip sudoers` allows the classic service's arping: without its line the start
+    works but the announcement fails (a warning); with the printed lines it is sent."""
+    require_program("/sbin/ifconfig", package="net-tools")
+    require_program("arping", package="iputils-arping")
+    home = readable_cluster_home(
+        "name=master\n"
+        f"command.start=sudo /sbin/ifconfig eth0:0 {VIP} netmask 255.255.255.0 up\n"
+        "command.stop=sudo /sbin/ifconfig eth0:0 down\n"
+        "command.status=sudo /sbin/ifconfig eth0:0\n"
+        "vip.arp.count=1\n"
+    )
+    namespace = sandbox.namespaces["db1"]
+
+    def online_as_user() -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            with Manager.from_cluster_home(
+                home, "demo", rules_dir=home / "rules", host="db1"
+            ) as manager:
+                result = manager.update_datasource("db1", state="ONLINE")
+                manager.wait_for_announcements(timeout=PATIENCE)
+                return {
+                    "errors": result.errors,
+                    "held": dict(manager.held),
+                    "sent": [e.message for e in manager.history if e.kind == "announce"],
+                    "warnings": [e.message for e in manager.history if e.kind == "warning"],
+                }
+
+        return call_as(  # type: ignore[no-any-return]
+            unprivileged_user, run, before=lambda: enter_network_namespace(namespace)
+        )
+
+    try:
+        printed = printed_sudoers(home, unprivileged_user)
+        arping = require_program("arping")
+        assert f"{arping} -U -c 1 -I eth0 {VIP}" in printed
+        sudoers(printed.replace(f"{arping} -U -c 1 -I eth0 {VIP}, \\\n    ", ""))
+        without = online_as_user()
+        assert without["errors"] == [] and without["held"] == {"master": "db1"}
+        assert without["sent"] == []
+        (warning,) = without["warnings"]
+        assert "master on db1: gratuitous ARP failed" in warning
+        assert "a password is required" in warning
+
+        sudoers(printed)
+        full = online_as_user()
+        assert full["errors"] == [] and full["held"] == {"master": "db1"}
+        assert full["warnings"] == []
+        assert full["sent"] == [
+            f"master on db1: gratuitous ARP sent (sudo -n arping -U -c 1 -I eth0 {VIP})"
+        ]
+    finally:
+        shutil.rmtree(home)
