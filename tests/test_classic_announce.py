@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from floatingip import CommandResult, Manager, load_service
+from floatingip import CommandResult, Manager, checks, load_service
 from floatingip.actions import perform
 from floatingip.errors import ServiceDefinitionError
 from floatingip.preflight import Check, run_checks
@@ -190,3 +190,15 @@ def test_the_manager_announces_a_classic_start_through_the_start_executor(
         (sent,) = [event.message for event in manager.history if event.kind == "announce"]
     assert sent == "master on db1: gratuitous ARP sent (arping -U -c 1 -I eth0 192.0.2.22)"
     assert ("arping", "-U", "-c", "1", "-I", "eth0", "192.0.2.22") in db1.calls
+
+
+def test_a_missing_arping_is_named_with_its_package_and_the_key(
+    demo_home: Path, service_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    classic(service_dir, "/sbin/ifconfig eth0:0 192.0.2.22")
+    found = checks.resolve_program
+    monkeypatch.setattr(checks, "resolve_program", lambda p: None if p == "arping" else found(p))
+    checked = {check.what: check for check in run_checks(demo_home, "demo")}
+    arping = checked["master start: program 'arping' exists"]
+    assert arping.failed
+    assert arping.fix == "install iputils-arping (RHEL: iputils), or set vip.arp.count=0"
