@@ -11,6 +11,7 @@ import pytest
 
 from floatingip import CommandResult, Manager, checks, load_service
 from floatingip.actions import perform
+from floatingip.cli import main
 from floatingip.errors import ServiceDefinitionError
 from floatingip.preflight import Check, run_checks
 from floatingip.sudoers import sudo_commands, sudoers_lines
@@ -202,3 +203,16 @@ def test_a_missing_arping_is_named_with_its_package_and_the_key(
     arping = checked["master start: program 'arping' exists"]
     assert arping.failed
     assert arping.fix == "install iputils-arping (RHEL: iputils), or set vip.arp.count=0"
+
+
+def test_floatingip_services_shows_the_arping_after_start(
+    cluster_home: Path, service_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    classic(service_dir, "sudo /sbin/ifconfig eth0:0 192.0.2.22")
+    assert main(["services", "--cluster-home", str(cluster_home), "--cluster", "demo"]) == 0
+    shown = capsys.readouterr().out
+    assert f"  after each start, gratuitous ARP: {SUDO}arping -U -c 3 -I eth0 192.0.2.22\n" in shown
+    classic(service_dir, "/usr/local/bin/vip-up")
+    assert main(["services", "--cluster-home", str(cluster_home), "--cluster", "demo"]) == 0
+    shown = capsys.readouterr().out
+    assert "after each start, gratuitous ARP: none, command.start names no IPv4 address" in shown
