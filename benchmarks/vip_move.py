@@ -1,7 +1,8 @@
 """VIP move on real network namespaces (needs root): from the switch to the VIP answering on the
 new host, and a client's reconnect time with gratuitous ARP and without, for the ip and ifconfig
-backends; the same for an IPv6 VIP (2001:db8::22/64) with unsolicited neighbour advertisements and
-without.  Goals: VIP answering within 50 ms; client within 1 s with ARP or advertisements.
+backends and a classic ifconfig service (command.* lines); the same for an IPv6 VIP
+(2001:db8::22/64) with unsolicited neighbour advertisements and without.  Goals: VIP answering
+within 50 ms; client within 1 s with ARP or advertisements.
 
 For comparison: keepalived takes over after about 3.5 s by default (3 missed adverts at 1 s plus
 skew), and vip-manager polls its DCS every second.
@@ -31,11 +32,21 @@ def ipv6_service(announcements: int) -> str:
     )
 
 
+def classic_service(arp: int) -> str:
+    """The seed's kind of service: its own ifconfig commands, announced after start (issue 17)."""
+    return (
+        f"name=master\ncommand.start=sudo /sbin/ifconfig eth0:0 {VIP} netmask 255.255.255.0 up\n"
+        "command.stop=sudo /sbin/ifconfig eth0:0 down\ncommand.status=sudo /sbin/ifconfig eth0:0\n"
+        f"vip.arp.count={arp}\n"
+    )
+
+
 def move(
     sandbox: Sandbox, backend: str, arp: int, manager_per_host: bool, cap: float, ipv6: bool
 ) -> dict[str, float]:
     """One switch db1 -> db2: ms until the VIP is up on db2, and until the client's answer."""
     service = ipv6_service(arp) if ipv6 else vip_service(arp=arp, backend=backend)
+    service = classic_service(arp) if backend == "classic" else service
     vip = VIP6 if ipv6 else VIP
     home = cluster_home(service)
     options = {"monitor_interval": 0, "retry": RetryPolicy(attempts=0)}
@@ -97,6 +108,8 @@ def main() -> None:
         ("ifconfig", arp, False, "ifconfig backend, gratuitous ARP", False),
         ("ip", arp, True, "ip backend, a manager per host (duplicate address check)", False),
         ("ip", 0, False, "ip backend, no gratuitous ARP", False),
+        ("classic", arp, False, "classic ifconfig service, gratuitous ARP", False),
+        ("classic", 0, False, "classic ifconfig service, no gratuitous ARP", False),
         ("ip", arp, False, "IPv6, neighbour advertisements", True),
         ("ip", arp, True, "IPv6, a manager per host (NS duplicate check)", True),
         ("ip", 0, False, "IPv6, no advertisements", True),

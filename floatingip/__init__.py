@@ -11,6 +11,7 @@ import importlib
 import warnings
 from typing import Any
 
+from floatingip.classic import ArpAnnouncement
 from floatingip.commands import CommandResult, Executor, LocalExecutor, NamespaceExecutor
 from floatingip.datasource import DataSource, PolicyMode, Role, State, load_datasources
 from floatingip.errors import (
@@ -33,6 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Action",
+    "ArpAnnouncement",
     "ChangeResult",
     "CommandError",
     "CommandOutcome",

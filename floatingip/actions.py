@@ -229,6 +229,9 @@ def _perform_classic(service: ServiceDefinition, action: Action | str, run: _Run
             )
             return run.done(argv, result, error, held=True)
         return run.done(argv, result, held=False if status.ok else None)
+    if action == Action.START:  # gratuitous ARP, as a built-in VIP service sends (issue 17)
+        arping = service.announcement.argv(privilege.use_sudo_on(run.executor))
+        return run.done(argv, result, announce=None if arping is None else (arping,))
     return run.done(argv, result)
 
 

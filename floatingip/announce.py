@@ -45,7 +45,7 @@ class Announcer:
     ) -> None:
         vip = service.vip
         ipv6 = "--advertise" in argv
-        count = (vip.na_count if ipv6 else vip.arp_count) if vip is not None else 1
+        count = (vip.na_count if ipv6 else vip.arp_count) if vip is not None else service.arp_count
         what = "neighbour advertisements" if ipv6 else "gratuitous ARP"
 
         def announce() -> None:

@@ -187,11 +187,10 @@ def check_programs(services: dict[str, ServiceDefinition]) -> Iterator[Check]:
             for program in programs:
                 if resolve_program(program) is None:
                     missing = True
-                    yield Check(
-                        FAIL,
-                        f"{name} {action}: program {program!r} exists",
-                        "install it, or give its full path in the service file",
-                    )
+                    fix = "install it, or give its full path in the service file"
+                    if program == "arping":  # the gratuitous ARP after start, not a command line
+                        fix = "install iputils-arping (RHEL: iputils), or set vip.arp.count=0"
+                    yield Check(FAIL, f"{name} {action}: program {program!r} exists", fix)
     if services and not missing:
         yield Check(PASS, "the program of every service command exists")
 

@@ -8,7 +8,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from floatingip import __version__
+from floatingip import __version__, privilege
 from floatingip import observe_cli as observe
 from floatingip.commands import Executor, LocalExecutor, namespace_executors
 from floatingip.config import cluster_problem
@@ -62,6 +62,10 @@ def _services(args: argparse.Namespace) -> int:
             print(f"  {action:<8} {command}")
             print(f"  {'':<8} argv: {list(service.argv(action))}")
             print(f"  {'':<8} runs: {shlex.join(service.argv(action))}")
+        announcement = service.announcement  # classic services: the gratuitous ARP after start
+        arping = announcement.argv(privilege.use_sudo())
+        then = shlex.join(arping) if arping is not None else f"none, {announcement.why_not}"
+        print(f"  after each start, gratuitous ARP: {then}")
     return 0
 
 

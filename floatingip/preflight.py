@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from floatingip import privilege
+from floatingip.announce_check import check_announcements
 from floatingip.checks import (
     FAIL,
     Check,
@@ -60,6 +61,7 @@ def run_checks(
         checks += list(check_sudo(Path(cluster_home), cluster, services, executor))
         checks += list(check_duplicate_probe(services, executor))
     checks += list(check_network(services, executor))
+    checks += list(check_announcements(services, executor))
     if db_port is not None:
         checks.append(check_database(db_port))
     return checks

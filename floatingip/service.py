@@ -11,15 +11,22 @@ import functools
 import ipaddress
 import logging
 import math
-import os
-import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from floatingip.commands import DEFAULT_TIMEOUT, command_argv, shell_syntax, split_sudo
+from floatingip import privilege
+from floatingip.classic import (
+    DEFAULT_ARP_COUNT,
+    IPV4,
+    ArpAnnouncement,
+    announcement,
+    classic_keys,
+    parse_start,
+)
+from floatingip.commands import DEFAULT_TIMEOUT, command_argv, shell_syntax
 from floatingip.config import (
     ConfigFile,
     cluster_directory,
@@ -30,7 +37,7 @@ from floatingip.config import (
 )
 from floatingip.errors import Problem, ServiceDefinitionError, UsageError
 from floatingip.trusted import TrustedDirectory
-from floatingip.vip import VIP_KEYS, VipSpec, address_problem, parse_vip
+from floatingip.vip import VIP_KEYS, VipSpec, parse_vip
 from floatingip.vocabulary import Action
 
 __all__ = [
@@ -51,10 +58,6 @@ MAX_TIMEOUT = 3600.0
 # Checked before splitting (shlex is quadratic on long tokens); real commands are a line.
 MAX_COMMAND_LENGTH = 4096
 KNOWN_KEYS = ("name", *(f"command.{action}" for action in ACTIONS), "command.timeout", *VIP_KEYS)
-
-
-_IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?:/(\d{1,2}))?(?![\d.])")
-CLASSIC_VIP_HINTS = ("vip.address", "vip.interface")
 
 
 @dataclass(frozen=True)
@@ -79,35 +82,15 @@ class ServiceTarget:
             return False
         if wanted not in output:  # most outputs (a stop's status): no regex needed to say no
             return False
-        return any(m.group(1) == wanted for m in _IPV4.finditer(output))
+        return any(m.group(1) == wanted for m in IPV4.finditer(output))
 
 
 def _target_of_commands(argv: Sequence[str]) -> ServiceTarget:
     """Read the interface and the VIP out of a start command (ifconfig or ip addr add)."""
-    split = split_sudo(argv)
-    argv = list(split[1] if split is not None else argv)
-    if not argv:
-        return ServiceTarget(None, None, None, None)
-    program = os.path.basename(argv[0])
-    label: str | None = None
-    if program == "ifconfig" and len(argv) > 1:
-        label = argv[1]
-    elif program == "ip":
-        for flag in ("label", "dev"):
-            if flag in argv[:-1]:
-                label = argv[argv.index(flag) + 1]
-                break
-    address, prefixlen = None, None
-    literals = list(_IPV4.finditer(" ".join(argv[1:])))
-    if len(literals) == 1:
-        try:
-            address = ipaddress.IPv4Address(literals[0].group(1))
-        except ValueError:
-            address = None
-        if literals[0].group(2):
-            prefixlen = int(literals[0].group(2))
-    interface = label.split(":", 1)[0] if label else None
-    return ServiceTarget(interface, label, address, prefixlen)
+    start = parse_start(argv)
+    address, prefixlen = start.ipv4[0] if len(start.ipv4) == 1 else (None, None)
+    interface = start.label.split(":", 1)[0] if start.label else None
+    return ServiceTarget(interface, start.label, address, prefixlen)
 
 
 @dataclass(frozen=True)
@@ -126,6 +109,7 @@ class ServiceDefinition:
     vip: VipSpec | None = None
     address_hint: ipaddress.IPv4Interface | None = None
     interface_hint: str | None = None
+    arp_count: int = DEFAULT_ARP_COUNT  # a classic service's gratuitous ARP after start
 
     @property
     def reports_held(self) -> bool:
@@ -154,6 +138,25 @@ class ServiceDefinition:
         if self.interface_hint is not None:
             target = replace(target, interface=self.interface_hint)
         return target
+
+    @functools.cached_property
+    def announcement(self) -> ArpAnnouncement:
+        """The gratuitous ARP a classic service sends after each successful start, or why
+        none (floatingip.classic); a built-in VIP service's are its ``vip.announce_argvs()``."""
+        if self.vip is not None:
+            return ArpAnnouncement(
+                None, None, 0, "a built-in VIP service announces as its vip.* say"
+            )
+        target = self.target
+        address = target.address if isinstance(target.address, ipaddress.IPv4Address) else None
+        line = self.lines.get("vip.arp.count")
+        return announcement(
+            parse_start(self.argv(Action.START)),
+            address=address,
+            interface=target.interface,
+            count=self.arp_count,
+            where=f"{self.path}:{line}" if line is not None else str(self.path),
+        )
 
     def missing(self, action: Action | str) -> str | None:
         """Why ``action`` cannot run (an unknown action, no command for it); None if it can."""
@@ -185,7 +188,11 @@ class ServiceDefinition:
     def planned_argvs(self, *, sudo: bool | None = None) -> list[tuple[str, tuple[str, ...]]]:
         """Every (action, argv) this service may run; ``sudo=True`` as a non-root user would."""
         if self.vip is None:
-            return [(a, self.argv(a)) for a in ACTIONS if self.commands[a] is not None]
+            own: list[tuple[str, tuple[str, ...]]] = [
+                (a, self.argv(a)) for a in ACTIONS if self.commands[a] is not None
+            ]
+            arping = self.announcement.argv(privilege.use_sudo() if sudo is None else sudo)
+            return own if arping is None else [*own, (Action.START, arping)]
         vip = self.vip
         starts = (*vip.add_argvs(sudo), *vip.announce_argvs(sudo))
         planned: list[tuple[str, tuple[str, ...]]] = [
@@ -269,13 +276,14 @@ def _service_from_file(config: ConfigFile) -> tuple[ServiceDefinition | None, li
     vip: VipSpec | None = None
     commands: dict[str, str | None] = {}
     address_hint: ipaddress.IPv4Interface | None = None
+    arp_count = DEFAULT_ARP_COUNT
     classic = any(f"command.{action}" in values for action in ACTIONS)
     if not classic and any(key.startswith("vip.") for key in values):
         vip, commands, vip_problems = _vip_commands(path, values, lines)
         problems += vip_problems
     else:
         problems += _classic_commands(path, values, lines, commands)
-        address_hint, hint_problems = _classic_hints(path, values, lines)
+        address_hint, arp_count, hint_problems = classic_keys(path, values, lines)
         problems += hint_problems
 
     timeout: float | None = DEFAULT_TIMEOUT
@@ -296,32 +304,9 @@ def _service_from_file(config: ConfigFile) -> tuple[ServiceDefinition | None, li
         vip=vip,
         address_hint=address_hint,
         interface_hint=values.get("vip.interface") if vip is None else None,
+        arp_count=arp_count if vip is None else vip.arp_count,
     )
     return definition, []
-
-
-def _classic_hints(
-    path: Path, values: dict[str, str], lines: dict[str, int]
-) -> tuple[ipaddress.IPv4Interface | None, list[Problem]]:
-    """vip.address and vip.interface may accompany command.* lines: they name what the commands
-    manage (for status, duplicate address detection and preflight); other vip.* keys may not."""
-    problems = [
-        Problem(
-            path,
-            lines[key],
-            f"{key} cannot be combined with command.* lines (only {', '.join(CLASSIC_VIP_HINTS)} "
-            "can name the address the commands manage)",
-        )
-        for key in values
-        if key.startswith("vip.") and key not in CLASSIC_VIP_HINTS
-    ]
-    text = values.get("vip.address")
-    if text is None:
-        return None, problems
-    why = address_problem(text.strip(), ipv6=False)
-    if why is not None:
-        return None, [*problems, Problem(path, lines["vip.address"], why)]
-    return ipaddress.IPv4Interface(text.strip()), problems
 
 
 def _classic_commands(

@@ -34,7 +34,15 @@ from floatingip.dad import advertise_argv, probe_argv
 from floatingip.errors import Problem
 from floatingip.vocabulary import Backend, SudoMode
 
-__all__ = ["VIP_KEYS", "Address", "VipSpec", "address_problem", "addresses_in", "parse_vip"]
+__all__ = [
+    "VIP_KEYS",
+    "Address",
+    "VipSpec",
+    "address_problem",
+    "addresses_in",
+    "parse_count",
+    "parse_vip",
+]
 
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
@@ -280,7 +288,8 @@ def parse_addresses(text: str) -> tuple[tuple[Address, ...], list[str]]:
     return addresses, []
 
 
-def _count(values: Mapping[str, str], key: str, problem: Callable[[str, str], None]) -> int:
+def parse_count(values: Mapping[str, str], key: str, problem: Callable[[str, str], None]) -> int:
+    """A packet count key (vip.arp.count, vip.na.count): 0 to MAX_ARP_COUNT, default 3."""
     text = values.get(key, "3")
     if not text.isdigit() or int(text) > MAX_ARP_COUNT:
         problem(key, f"{key} must be 0 to {MAX_ARP_COUNT}, not {text!r}")
@@ -335,8 +344,8 @@ def parse_vip(
         )
     if sudo not in SUDO_MODES:
         problem("vip.sudo", f"vip.sudo {sudo!r} is not one of: {', '.join(SUDO_MODES)}")
-    arp_count = _count(values, "vip.arp.count", problem)
-    na_count = _count(values, "vip.na.count", problem)
+    arp_count = parse_count(values, "vip.arp.count", problem)
+    na_count = parse_count(values, "vip.na.count", problem)
     dad_wait = DEFAULT_DAD_WAIT
     if "vip.dad.wait" in values:
         text = values["vip.dad.wait"]

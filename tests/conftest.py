@@ -105,11 +105,14 @@ def write_service(directory: Path, filename: str, text: str | bytes, mode: int =
     return path
 
 
+# vip.arp.count=0: the rules' tests count exact commands, and a classic service's gratuitous ARP
+# runs in the background after each start (tests/integration/test_classic_arp.py tests it)
 VIP_SERVICE = """\
 name={name}
 command.start=sudo ip addr add {vip}/24 dev eth0 label eth0:{label}
 command.stop=sudo ip addr del {vip}/24 dev eth0
 command.status=ip -o addr show dev eth0
+vip.arp.count=0
 """
 
 

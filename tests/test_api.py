@@ -39,7 +39,7 @@ EMBEDDERS = {
     "Executor", "LocalExecutor", "NamespaceExecutor", "SshExecutor", "SshTarget", "CommandResult",
     # the cluster's definition
     "load_service", "load_services", "load_datasources", "ServiceDefinition", "ServiceTarget",
-    "VipSpec", "DataSource", "Role", "State", "PolicyMode",
+    "ArpAnnouncement", "VipSpec", "DataSource", "Role", "State", "PolicyMode",
     # the errors a caller catches
     "FloatingIPError", "ConfigError", "UsageError", "DataSourceError", "CommandError",
     "ManagerClosedError",

@@ -42,6 +42,8 @@ def test_seed_lines(cluster_home: Path, service_dir: Path) -> None:
         "tungsten centos5a=(root) NOPASSWD: /sbin/ifconfig eth0\\:0 10.10.12.22, \\\n"
         "    /sbin/ifconfig eth0\\:0 down, \\\n"
         "    /sbin/ifconfig eth0\\:0, \\\n"
+        # the gratuitous ARP after each start (vip.arp.count=0 leaves it out)
+        f"    {require_program('arping')} -U -c 3 -I eth0 10.10.12.22, \\\n"
         f"    {probe}"
     ]
 

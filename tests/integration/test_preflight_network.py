@@ -108,11 +108,13 @@ def test_sudo_without_rights_fails_and_with_the_printed_lines_passes(
         ]
 
     refused = call_as(unprivileged_user, sudo_verdicts)
-    assert len(refused) == 3 and all(verdict == "FAIL" for verdict, _, _ in refused)
+    # the seed's three commands, and the gratuitous ARP after start
+    assert len(refused) == 4 and all(verdict == "FAIL" for verdict, _, _ in refused)
+    assert "arping -U -c 3 -I eth0 10.10.12.22 as root" in refused[3][1]
     hint = f"floatingip sudoers --cluster-home {cluster_home} --cluster demo --user "
     assert refused[0][2].endswith(hint + unprivileged_user)  # a command that works as printed
 
     sudoers(printed_sudoers(cluster_home, unprivileged_user))
     allowed = call_as(unprivileged_user, sudo_verdicts)
     shutil.rmtree(cluster_home)
-    assert [verdict for verdict, _, _ in allowed] == ["PASS"] * 3
+    assert [verdict for verdict, _, _ in allowed] == ["PASS"] * 4
