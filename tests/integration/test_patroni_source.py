@@ -8,6 +8,7 @@ primary that takes writes.  Both database hosts are polled all along: never two 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from tests.integration.test_hook_patroni import (
     Watcher,
     _running_replica,
     bootstrap_db1_then_db2,
+    kill_leader_postgres,
     last_answer,
     primary_through_vip,
     require_patroni,
@@ -118,3 +120,45 @@ def test_agents_follow_patroni_keys_through_a_switchover(world: World) -> None:
         "never on two hosts"
     )
     assert etcd.healthy()
+
+
+def test_agents_keep_the_vip_on_the_leader_when_its_postgres_is_killed(world: World) -> None:
+    """Patroni keeps the leader key and restarts its crashed PostgreSQL in place; db1's member
+    key goes master/crashed, replica/running (read-only, maybe starting first), promoted, then
+    master: db1's agent keeps the VIP all along, and a write through it reaches db1 again."""
+    sandbox, etcd, start = world
+    watcher = Watcher(sandbox)
+    try:
+        db1, _ = bootstrap_db1_then_db2(start, sandbox, watcher)
+        key = "/service/demo/members/db1"
+        revision = json.loads(etcd.etcdctl("client", "get", key, "-w", "json").stdout)
+        crash = kill_leader_postgres(db1, sandbox, watcher)
+    finally:
+        watcher.close()
+    assert not watcher.both, f"two holders in {len(watcher.both)} of {watcher.samples} samples"
+    history = member_history(etcd, key, int(revision["header"]["revision"]) + 1)
+    print("db1's Patroni after the kill:", crash.log, sep="\n")
+    # the leader key never left db1: its agent kept the VIP through the restart
+    assert crash.leader == "db1"
+    assert crash.changes == [(0.0, ("db1",))], f"{crash.timeline()}; member key: {history}"
+    report(
+        f"patroni DCS watch: leader's postmaster killed -9 -> leader {crash.leader}, first write "
+        f"through the VIP {crash.first_write:.1f} s, VIP on nobody {crash.without_vip:.1f} s "
+        f"(holders: {crash.timeline()}); db1's member key: {' -> '.join(history)}; "
+        f"VIP polled {watcher.samples} times, never on two hosts"
+    )
+    assert etcd.healthy()
+
+
+def member_history(etcd: EtcdCluster, key: str, revision: int) -> list[str]:
+    """Each value ``key`` took from ``revision`` on, as role/state (etcd's watch replays them)."""
+    try:
+        etcd.etcdctl("client", "watch", f"--rev={revision}", key, timeout=3)
+    except subprocess.TimeoutExpired as stopped:  # a watch never ends by itself
+        output = stopped.stdout or b""
+    found = []
+    for line in (output if isinstance(output, str) else output.decode()).splitlines():
+        if line.startswith("{"):
+            member = json.loads(line)
+            found.append(f"{member.get('role')}/{member.get('state')}")
+    return found
