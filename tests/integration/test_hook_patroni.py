@@ -1,8 +1,9 @@
 """Real Patroni (Debian's 3.0) on real PostgreSQL 15 and a real etcd, each in a sandbox host, with
 ``floatingip hook patroni`` as its on_start/on_stop/on_role_change callbacks: the VIP is on the
 leader after bootstrap, follows ``patronictl switchover``, and follows a failover when the
-leader's host dies; psql from a client through the VIP reaches a primary that takes writes.
-Both database hosts are polled all along: never two holders.
+leader's host dies, and comes back to the leader after its postmaster is killed with -9 (Patroni
+restarts PostgreSQL in place); psql from a client through the VIP reaches a primary that takes
+writes.  Both database hosts are polled all along: never two holders.
 
 Patroni runs the callbacks as its own account (postgres); the line calls the hook through
 ``sudo -n`` (see test_hook_repmgr.hook_through_sudo).
@@ -104,16 +105,19 @@ class PatroniNode:
     def kill(self) -> None:
         """The host dies: Patroni and its PostgreSQL killed with -9 (the postmaster by the pid
         in its pid file; its backends follow it)."""
-        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        postmaster = self.postmaster()
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
         with contextlib.suppress(ProcessLookupError):
             os.kill(postmaster, signal.SIGKILL)
 
+    def postmaster(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def kill_postmaster(self) -> None:
         """PostgreSQL alone crashes: its postmaster killed with -9 (its children exit when
         they notice); Patroni keeps running."""
-        os.kill(int((self.data / "postmaster.pid").read_text().split()[0]), signal.SIGKILL)
+        os.kill(self.postmaster(), signal.SIGKILL)
 
     def leader(self) -> str | None:
         """The member ``patronictl list`` reports as the running leader."""
@@ -339,11 +343,12 @@ def test_patroni_callbacks_move_the_vip_on_switchover_and_failover(
     assert etcd.healthy()
 
 
-def test_patroni_callbacks_keep_the_vip_on_the_leader_when_its_postgres_is_killed(
+def test_patroni_callbacks_bring_the_vip_back_when_the_leaders_postgres_is_killed(
     cluster: tuple[Sandbox, EtcdCluster, Callable[[str], PatroniNode]],
 ) -> None:
-    """Patroni keeps the leader key and restarts its crashed PostgreSQL in place (read-only
-    first, then promoted): the VIP stays on (or comes back to) that host, never elsewhere."""
+    """Patroni keeps the leader key and restarts its crashed PostgreSQL in place, read-only
+    first (on_role_change replica: the hook releases the VIP), then promoted (on_role_change
+    master: the hook takes it back); no on_stop, no on_start.  The VIP is never elsewhere."""
     sandbox, etcd, start = cluster
     watcher = Watcher(sandbox)
     try:

@@ -3,8 +3,10 @@ real etcd, each in a sandbox host, with no floatingip callback in Patroni (they 
 an agent on each database host follows Patroni's own leader and member keys.  The VIP is on
 nobody before Patroni writes a leader, on the leader after bootstrap, and follows ``patronictl
 switchover`` and the leader host's death (its agent, cut from etcd, drops the VIP; the survivor
-takes it once Patroni's leader key names it); psql from a client through the VIP reaches a
-primary that takes writes.  Both database hosts are polled all along: never two holders."""
+takes it once Patroni's leader key names it), and stays on the leader while Patroni restarts its
+PostgreSQL in place (postmaster killed with -9, ``patronictl restart``); psql from a client
+through the VIP reaches a primary that takes writes.  Both database hosts are polled all along:
+never two holders."""
 
 from __future__ import annotations
 
