@@ -229,6 +229,7 @@ class Crash:
 
     leader: str  # the member Patroni reports as the running leader afterwards
     first_write: float  # until a write through the VIP reached it
+    settled_write: float  # until one did again once the VIP's managers were done
     without_vip: float  # in total, the VIP on no host
     changes: list[tuple[float, tuple[str, ...]]]  # who held the VIP, from just before the kill
     log: str  # the old leader's Patroni log from the kill on
@@ -239,25 +240,33 @@ class Crash:
         )
 
 
-def kill_leader_postgres(leader: PatroniNode, sandbox: Sandbox, watcher: Watcher) -> Crash:
+def kill_leader_postgres(
+    leader: PatroniNode,
+    sandbox: Sandbox,
+    watcher: Watcher,
+    settled: Callable[[str], bool] = lambda log: True,
+) -> Crash:
     """Kill -9 the leader's postmaster (Patroni keeps running and holds the leader key), then
-    wait until a write through the VIP reaches a primary: it is the member Patroni reports as
-    the running leader, the VIP is there alone, and from the kill on no other host held it."""
+    wait until a write through the VIP reaches a primary and ``settled`` (given the leader's
+    Patroni log since the kill) says the VIP's managers are done: it is the member Patroni
+    reports as the running leader, the VIP is there alone and a write through it reaches it,
+    and from the kill on no other host held the VIP."""
     offset = leader.log.stat().st_size
     began = time.monotonic()
     leader.kill_postmaster()
-    writer: list[str | None] = [None]
-
-    def written() -> bool:
-        writer[0] = writer_through_vip(sandbox, 4)
-        return writer[0] is not None
-
-    assert wait_until(written, FAILOVER_PATIENCE), last_answer
+    assert wait_until(lambda: primary_through_vip(sandbox, 4), FAILOVER_PATIENCE), last_answer
     first_write = time.monotonic() - began
+
+    def log() -> str:
+        with leader.log.open("rb") as file:
+            file.seek(offset)
+            return file.read().decode(errors="replace")
+
+    assert wait_until(lambda: settled(log()), FAILOVER_PATIENCE), log()[-3000:]
     assert wait_until(lambda: leader.leader() is not None, PATIENCE), last_answer
     reported = leader.leader()
-    assert writer[0] == reported, f"a write reached {writer[0]}, Patroni's leader is {reported}"
-    assert watcher.holders() == [reported]
+    assert wait_until(lambda: watcher.holders() == [reported], PATIENCE), watcher.holders()
+    assert wait_until(lambda: writer_through_vip(sandbox, 5) == reported), last_answer
     ended = time.monotonic()
     changes = list(watcher.changes)
     held_before = [held for when, held in changes if when < began][-1]
@@ -267,10 +276,7 @@ def kill_leader_postgres(leader: PatroniNode, sandbox: Sandbox, watcher: Watcher
     assert not wrong, f"VIP on a host Patroni does not report as leader: {wrong}"
     ends = [when for when, _ in episode[1:]] + [ended - began]
     without = sum(end - when for (when, held), end in zip(episode, ends, strict=True) if not held)
-    with leader.log.open("rb") as log:
-        log.seek(offset)
-        text = log.read().decode(errors="replace")
-    return Crash(str(reported), first_write, without, episode, text)
+    return Crash(str(reported), first_write, ended - began, without, episode, log())
 
 
 def require_patroni() -> None:
@@ -343,6 +349,9 @@ def test_patroni_callbacks_move_the_vip_on_switchover_and_failover(
     assert etcd.healthy()
 
 
+MASTER_HOOK_DONE = "patroni on_role_change master demo: db1: it is the primary: master"
+
+
 def test_patroni_callbacks_bring_the_vip_back_when_the_leaders_postgres_is_killed(
     cluster: tuple[Sandbox, EtcdCluster, Callable[[str], PatroniNode]],
 ) -> None:
@@ -353,7 +362,8 @@ def test_patroni_callbacks_bring_the_vip_back_when_the_leaders_postgres_is_kille
     watcher = Watcher(sandbox)
     try:
         db1, _ = bootstrap_db1_then_db2(start, sandbox, watcher)
-        crash = kill_leader_postgres(db1, sandbox, watcher)
+        # settled: the hook of Patroni's last callback (on_role_change master) has finished
+        crash = kill_leader_postgres(db1, sandbox, watcher, lambda log: MASTER_HOOK_DONE in log)
     finally:
         watcher.close()
     assert not watcher.both, f"two holders in {len(watcher.both)} of {watcher.samples} samples"
@@ -362,7 +372,8 @@ def test_patroni_callbacks_bring_the_vip_back_when_the_leaders_postgres_is_kille
     print("db1's Patroni after the kill:", crash.log, sep="\n")
     report(
         f"patroni callbacks: leader's postmaster killed -9 -> leader {crash.leader}, first write "
-        f"through the VIP {crash.first_write:.1f} s, VIP on nobody {crash.without_vip:.1f} s "
+        f"through the VIP {crash.first_write:.1f} s, after the last callback "
+        f"{crash.settled_write:.1f} s, VIP on nobody {crash.without_vip:.1f} s "
         f"(holders: {crash.timeline()}); callbacks: {'; '.join(callbacks) or 'none'}; "
         f"VIP polled {watcher.samples} times, never on two hosts"
     )
