@@ -13,7 +13,9 @@ is the member's ``name:`` in patroni.yml, as vip-manager's trigger-value).  The 
 key names is the ONLINE master as soon as the key names it, while its member key is state
 ``running`` and its role one a primary-to-be may have: ``master`` (3.x), ``primary`` (4.x),
 ``promoted`` or still ``replica`` (Patroni rewrites the member key about a second after it took
-the leader key).  Patroni writes the leader key only once the old leader is gone: in a switchover
+the leader key), and stays so while Patroni restarts its PostgreSQL in place keeping the key
+(states ``crashed``, ``starting``, ``restarting``: a kill -9 of the postmaster or ``patronictl
+restart``).  Patroni writes the leader key only once the old leader is gone: in a switchover
 the old primary frees it after its shutdown checkpoint (ha.py ``demote``: ``on_shutdown`` then
 ``release_leader_key_voluntarily``), in a failover a new one is created only after the old one's
 lease expired (``attempt_to_acquire_leader``: create if absent).  A leader whose member key says
@@ -68,6 +70,13 @@ logger = logging.getLogger(__name__)
 PRIMARY_ROLES = frozenset({"master", "primary", "promoted"})
 PRIMARY_TO_BE_ROLES = PRIMARY_ROLES | {"replica"}
 RUNNING = "running"
+# The leader key's member whose PostgreSQL Patroni restarts in place, keeping the key: after a
+# crash (ha.py: "crashed", then recover() starts it read-only as role replica, "starting", then
+# promotes it) or on `patronictl restart` ("restarting").  No one else may be primary meanwhile,
+# so the VIP stays: clients are refused at once instead of losing SYNs to an address nobody has,
+# and nothing is re-announced.  "start failed" / "restart failed (...)" / stopped: the VIP goes.
+RESTARTING_IN_PLACE = frozenset({"crashed", "starting", "restarting"})
+LEADER_STATES = RESTARTING_IN_PLACE | {RUNNING}
 
 
 @dataclass(frozen=True)
@@ -127,14 +136,16 @@ def parse_member(key: str, name: str, value: bytes, revision: int = 0) -> Patron
 def datasources_from_patroni(
     leader: str | None, members: dict[str, PatroniMember]
 ) -> dict[str, DataSourceRecord]:
-    """The datasources Patroni's keys say: the leader key's member, running with a primary-to-be
-    role, is the ONLINE master; every other member a slave (a role 'master' without the leader
-    key is an old primary not yet demoted: never a master here)."""
+    """The datasources Patroni's keys say: the leader key's member, running (or restarted in
+    place) with a primary-to-be role, is the ONLINE master; every other member a slave (a role
+    'master' without the leader key is an old primary not yet demoted: never a master here)."""
     records = {}
     for name, member in members.items():
-        master = name == leader and member.role in PRIMARY_TO_BE_ROLES and member.state == RUNNING
+        master = (
+            name == leader and member.role in PRIMARY_TO_BE_ROLES and member.state in LEADER_STATES
+        )
         role = Role.MASTER if master else Role.SLAVE
-        state = State.ONLINE if member.state == RUNNING else State.OFFLINE
+        state = State.ONLINE if master or member.state == RUNNING else State.OFFLINE
         records[name] = DataSourceRecord(name, name, role, state, member.revision)
     return records
 

@@ -96,10 +96,34 @@ def test_a_switchover_seen_key_by_key_with_member_keys_lagging() -> None:
     assert roles(snapshot) == {"db1": ("slave", "ONLINE"), "db2": ("master", "ONLINE")}
 
 
-@pytest.mark.parametrize("state", ["starting", "stopping", "stopped", "restarting", "crashed"])
+@pytest.mark.parametrize(
+    "state", ["stopping", "stopped", "start failed", "restart failed (starting)", "stop failed"]
+)
 @pytest.mark.parametrize("role", ["master", "primary", "replica"])
-def test_a_leader_not_running_is_offline(role: str, state: str) -> None:
+def test_a_leader_stopped_or_failing_to_start_is_offline(role: str, state: str) -> None:
     assert roles(view("db1", db1=member("db1", role, state)))["db1"] == ("slave", "OFFLINE")
+
+
+@pytest.mark.parametrize("state", ["crashed", "starting", "restarting"])
+@pytest.mark.parametrize("role", ["master", "primary", "promoted", "replica"])
+def test_a_leader_restarted_in_place_stays_the_master(role: str, state: str) -> None:
+    # Patroni keeps the leader key and restarts PostgreSQL on the same host: no one else may
+    # be primary meanwhile; dropping the VIP would only turn refused connections into lost SYNs
+    snapshot = view("db1", db1=member("db1", role, state), db2=DB2)
+    assert roles(snapshot) == {"db1": ("master", "ONLINE"), "db2": ("slave", "ONLINE")}
+
+
+def test_the_leaders_postmaster_killed_as_patroni_3_0_2_writes_it() -> None:
+    # etcdctl watch on db1's member key after kill -9 of its postmaster (the integration test)
+    snapshot = view("db1", db1=DB1, db2=DB2)
+    writes = [("master", "crashed"), ("replica", "starting"), ("replica", "running"),
+              ("promoted", "running"), ("master", "running")]  # fmt: skip
+    for revision, (role, state) in enumerate(writes, start=11):
+        snapshot.apply(PREFIX + "members/db1", member("db1", role, state), revision=revision)
+        assert roles(snapshot) == {"db1": ("master", "ONLINE"), "db2": ("slave", "ONLINE")}
+    # a start that fails: Patroni keeps the key until primary_start_timeout, the VIP goes
+    snapshot.apply(PREFIX + "members/db1", member("db1", "replica", "start failed"), revision=17)
+    assert roles(snapshot)["db1"] == ("slave", "OFFLINE")
 
 
 @pytest.mark.parametrize("role", ["standby_leader", "demoted", "uninitialized", "", "leader"])

@@ -3,11 +3,15 @@ real etcd, each in a sandbox host, with no floatingip callback in Patroni (they 
 an agent on each database host follows Patroni's own leader and member keys.  The VIP is on
 nobody before Patroni writes a leader, on the leader after bootstrap, and follows ``patronictl
 switchover`` and the leader host's death (its agent, cut from etcd, drops the VIP; the survivor
-takes it once Patroni's leader key names it); psql from a client through the VIP reaches a
-primary that takes writes.  Both database hosts are polled all along: never two holders."""
+takes it once Patroni's leader key names it), and stays on the leader while Patroni restarts its
+PostgreSQL in place (postmaster killed with -9, ``patronictl restart``); psql from a client
+through the VIP reaches a primary that takes writes.  Both database hosts are polled all along:
+never two holders."""
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
 import time
@@ -25,6 +29,7 @@ from tests.integration.test_hook_patroni import (
     Watcher,
     _running_replica,
     bootstrap_db1_then_db2,
+    kill_leader_postgres,
     last_answer,
     primary_through_vip,
     require_patroni,
@@ -118,3 +123,69 @@ def test_agents_follow_patroni_keys_through_a_switchover(world: World) -> None:
         "never on two hosts"
     )
     assert etcd.healthy()
+
+
+def test_agents_keep_the_vip_on_the_leader_when_its_postgres_is_killed_or_restarted(
+    world: World,
+) -> None:
+    """Patroni keeps the leader key and restarts its crashed PostgreSQL in place; db1's member
+    key goes master/crashed, replica/running (read-only, maybe starting first), promoted, then
+    master: db1's agent keeps the VIP all along, and a write through it reaches db1 again.
+    Then ``patronictl restart`` (master/restarting, then running): the VIP stays too."""
+    sandbox, etcd, start = world
+    watcher = Watcher(sandbox)
+    key = "/service/demo/members/db1"
+    try:
+        db1, _ = bootstrap_db1_then_db2(start, sandbox, watcher)
+        crashed_from = revision_of(etcd, key)
+        crash = kill_leader_postgres(db1, sandbox, watcher)
+        restarted_from = revision_of(etcd, key)
+        began = time.monotonic()
+        restarted = db1.patronictl("restart", "demo", "db1", "--force")
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        assert wait_until(lambda: primary_through_vip(sandbox, 5), PATIENCE), last_answer
+        restart_write = time.monotonic() - began
+        restart_changes = [held for when, held in watcher.changes if when >= began]
+    finally:
+        watcher.close()
+    assert not watcher.both, f"two holders in {len(watcher.both)} of {watcher.samples} samples"
+    history = member_history(etcd, key, crashed_from, restarted_from)
+    print("db1's Patroni after the kill:", crash.log, sep="\n")
+    # the leader key never left db1: its agent kept the VIP through both restarts
+    assert crash.leader == "db1"
+    assert crash.changes == [(0.0, ("db1",))], f"{crash.timeline()}; member key: {history}"
+    assert restart_changes == [], f"VIP during patronictl restart: {restart_changes}"
+    restart_history = member_history(etcd, key, restarted_from)
+    assert "master/restarting" in restart_history, restart_history
+    report(
+        f"patroni DCS watch: leader's postmaster killed -9 -> leader {crash.leader}, first write "
+        f"through the VIP {crash.first_write:.1f} s, VIP on nobody {crash.without_vip:.1f} s "
+        f"(holders: {crash.timeline()}); db1's member key: {' -> '.join(history)}; "
+        f"patronictl restart -> first write {restart_write:.1f} s, VIP kept, member key: "
+        f"{' -> '.join(restart_history)}; VIP polled {watcher.samples} times, never on two hosts"
+    )
+    assert etcd.healthy()
+
+
+def revision_of(etcd: EtcdCluster, key: str) -> int:
+    """etcd's revision now: the next write to ``key`` comes after it."""
+    return int(
+        json.loads(etcd.etcdctl("client", "get", key, "-w", "json").stdout)["header"]["revision"]
+    )
+
+
+def member_history(etcd: EtcdCluster, key: str, after: int, until: int = 0) -> list[str]:
+    """Each value ``key`` took after revision ``after`` (up to ``until``), as role/state: etcd's
+    watch replays them; it never ends by itself."""
+    try:
+        etcd.etcdctl("client", "watch", "-w", "json", f"--rev={after + 1}", key, timeout=3)
+    except subprocess.TimeoutExpired as stopped:
+        output = stopped.stdout or b""
+    found = []
+    for line in (output if isinstance(output, str) else output.decode()).splitlines():
+        for event in json.loads(line).get("Events") or []:
+            if until and int(event["kv"]["mod_revision"]) > until:
+                return found
+            member = json.loads(base64.b64decode(event["kv"].get("value", "")) or "{}")
+            found.append(f"{member.get('role')}/{member.get('state')}")
+    return found
