@@ -19,9 +19,10 @@ loop with a bound; they never raise: any doubt is a refusal (fail closed).  A st
 request got no answer may still have been taken by etcd: it is refused, and exactly what it
 wrote (compared by value) is deleted once etcd answers, unless a later start took the lock.
 
-The agent's check of held VIPs (``held_elsewhere``) takes again the lock of a VIP it believes
-held, but never one this fence gave up since (see ``_may_retake``): it may have read what is
-held just before a stop on another thread released it.
+The agent's check of held VIPs (``held_elsewhere``) takes again the lock of a VIP held here,
+under the service's lock (Manager.while_held), so no stop of it overlaps; the emergency drop
+after a lost lease takes no lock, so until a start is granted again the check only reads
+(see ``_may_retake``).
 """
 
 from __future__ import annotations
@@ -77,9 +78,10 @@ class EtcdFence:
         self._loop = loop
         self._lock = threading.Lock()
         self._pending: dict[str, Deletion] = {}  # deletions etcd did not take yet
-        # what the check of held VIPs may take again: see _may_retake
-        self._retake: dict[str, bool] = {}
-        self._retake_unseen = True  # a service never taken nor given up here (found at start)
+        # what the check of held VIPs may take again (see _may_retake): after a lost lease, only
+        # the services granted to a start since
+        self._lost_once = False
+        self._started: set[str] = set()
         self._serials: dict[str, asyncio.Lock] = {}  # on the loop: see _serial
         self._others: dict[str, str] = {}  # service -> the other host seen holding its lock
         self._closing = False
@@ -103,8 +105,9 @@ class EtcdFence:
 
     def held_elsewhere(self, service: str) -> str | None:
         """The other host that holds ``service``'s lock, if etcd says one does (None: ours,
-        free, or etcd cannot tell now).  For the check of a VIP believed held here: its lock is
-        taken (again) if free, unless this fence gave it up since (``_may_retake``)."""
+        free, or etcd cannot tell now).  For the check of a VIP held here, called under its
+        service's lock (Manager.while_held): its lock is taken (again) if free or ours from an
+        earlier lease, unless the lease was lost since its last start (``_may_retake``)."""
         self._ask(service, self.host, None, start=False)
         return self._others.get(service)
 
@@ -141,7 +144,6 @@ class EtcdFence:
         try:
             with self._lock:
                 self._pending[service] = Deletion(clean)  # the whole lock, whoever wrote it
-                self._retake[service] = False
             answer = self._on_loop(self._release_pending(), "release")
             if not answer.granted:
                 logger.warning("%s: lock not released yet (%s); retried", service, answer.reason)
@@ -170,23 +172,23 @@ class EtcdFence:
 
     def _may_retake(self, service: str) -> bool:
         """Whether the check of held VIPs may create or move ``service``'s lock (the caller
-        holds ``_lock``): not once this fence gave it up (release, abandon, a lost lease)
-        until a start is granted it again.
+        holds ``_lock``): not after a lost lease until a start is granted it again.
 
-        Invariant: the check takes a lock only for a VIP held when its etcd request runs.  It
-        reads what is held, then asks; a stop confirms the VIP gone, releases (marking the
-        service here before any etcd request), then marks it not held.  A check that read
-        "held" before that stop either runs on the loop before the release (which then deletes
-        what it took: one request of a service at a time) or finds the mark and only reads.
-        A lost lease marks everything before the VIPs are dropped, and no new lease exists
-        before the drop returns; what the check wrote on the lost lease dies with it.  A start
-        asks before its VIP goes up, so its grant may clear the mark."""
-        return self._retake.get(service, self._retake_unseen)
+        Invariant: the check takes a lock only for a VIP held when its etcd request runs.
+        Against a stop, the service's lock sees to it: the check reads "held" and asks under
+        it, and a stop releases and marks the VIP not held under it.  The drop after a lost
+        lease takes no lock (a wedged command may hold it), so the loss is marked here before
+        the VIPs are dropped, and no new lease exists before the drop returns: a check that
+        read "held" before the drop finds the mark and only reads, and what it wrote on the
+        lost lease dies with it.  A start asks before its VIP goes up: its grant lifts the
+        mark.  (A VIP back after a loss without a start keeps no lock; no release is recorded
+        after a loss, so the next holder's duplicate address check finds it.)"""
+        return not self._lost_once or service in self._started
 
     def _lost(self, reason: str) -> None:
         with self._lock:  # the VIPs are being dropped: see _may_retake
-            self._retake.clear()
-            self._retake_unseen = False
+            self._lost_once = True
+            self._started.clear()
         if self._on_lost is not None:
             self._on_lost(reason)
 
@@ -199,14 +201,15 @@ class EtcdFence:
             if not retake:
                 return await self._look(service)
             answer = await self._acquire_now(service, datasource, lease, start)
-            if start and answer.granted:
+            if answer.granted:  # a start, or a check of a VIP held here now
                 with self._lock:
                     self._pending.pop(service, None)  # taken again: a pending deletion is void
-                    self._retake[service] = True
+                    if start:
+                        self._started.add(service)
             return answer
 
     async def _look(self, service: str) -> FenceAnswer:
-        """Who holds ``service``'s lock, writing nothing (a check of a lock given up here)."""
+        """Who holds ``service``'s lock, writing nothing (a check after a lost lease)."""
         key = holder_key(self.cluster, service).encode()
         try:
             found = await self.pool.call(
@@ -216,7 +219,7 @@ class EtcdFence:
                 self._seen(service, parse_holder(key.decode(), service, found.value).host)
         except (EtcdError, ClusterStateError) as exc:
             return FenceAnswer(granted=False, reason=str(exc))
-        return FenceAnswer(granted=False, reason="given up here: only a start takes it again")
+        return FenceAnswer(granted=False, reason="lease lost since: only a start takes it again")
 
     def _seen(self, service: str, host: str) -> None:
         with self._lock:
@@ -233,8 +236,8 @@ class EtcdFence:
         except (EtcdError, asyncio.CancelledError) as exc:
             # No answer (or an error) after the request may have reached etcd: a start is
             # refused, and what it may have written is deleted (by value: nothing a later grant
-            # wrote) unless a later start is granted first.  A check's write needs no undoing:
-            # its VIP is held, and a stop releases the whole lock.
+            # wrote) unless a later grant comes first.  A check's write needs no undoing: its
+            # VIP is held, and the stop that ends the hold releases the whole lock.
             if start:
                 with self._lock:
                     before = self._pending.get(service)
