@@ -17,6 +17,7 @@ import pytest
 
 from floatingip import Manager
 from floatingip.agent import Agent
+from floatingip.errors import UsageError
 from floatingip.fence import FenceAnswer
 from floatingip.supervisor import RetryPolicy
 from floatingip.testing import RecordingExecutor
@@ -133,3 +134,14 @@ def test_the_check_takes_the_lock_of_a_held_vip_and_drops_it_if_another_host_hol
     agent._check_held()
     assert fence.checked == ["master", "master"]
     assert DELETE in recorder.calls  # dropped here
+
+
+def test_while_held_runs_only_while_held_and_names_an_unknown_service(
+    manager: Manager, fence: Releasing
+) -> None:
+    assert manager.while_held("master", lambda: "asked") == "asked"
+    fence.go.set()
+    assert manager.update_datasource("db1", state="OFFLINE").ok
+    assert manager.while_held("master", lambda: "asked") is None
+    with pytest.raises(UsageError, match="unknown service 'slave' \\(known: master\\)"):
+        manager.while_held("slave", lambda: "asked")
