@@ -370,7 +370,9 @@ class Agent(Observed):
             return
         refused = False
         for service in manager.held:
-            other = self.fence.held_elsewhere(service)
+            # under the service's lock, held then: a stop on another thread may have released
+            # the lock since manager.held was read, and must not see it taken again
+            other = manager.while_held(service, partial(self.fence.held_elsewhere, service))
             if other is not None:
                 refused = True
                 logger.error("%s is held here while %s holds its lock: dropping it", service, other)

@@ -15,13 +15,19 @@ holder died, or froze: its kernel may still answer for the VIP), one given back 
 or the first lock ever, has no record, and the check runs.
 
 ``acquire`` and ``release`` are called from the Manager's threads and run on the agent's event
-loop with a bound; they never raise: any doubt is a refusal (fail closed).
+loop with a bound; they never raise: any doubt is a refusal (fail closed).  A start whose lock
+request got no answer may still have been taken by etcd: it is refused, and exactly what it
+wrote (compared by value) is deleted once etcd answers, unless a later start took the lock.
+
+The agent's check of held VIPs (``held_elsewhere``) takes again the lock of a VIP held here,
+under the service's lock (Manager.while_held), so no stop of it overlaps; the emergency drop
+after a lost lease takes no lock, so until a start is granted again the check only reads
+(see ``_may_retake``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
@@ -36,10 +42,10 @@ from floatingip.cluster_state import (
     parse_holder,
     parse_released,
     released_key,
-    released_value,
 )
 from floatingip.etcd_client import EtcdError, EtcdPool
 from floatingip.etcd_lease import DEFAULT_TTL, LeaseKeeper
+from floatingip.etcd_unlock import Deletion, delete_lock
 from floatingip.fence import FenceAnswer
 
 __all__ = ["DEFAULT_TTL", "EtcdFence"]
@@ -63,15 +69,19 @@ class EtcdFence:
         on_lost: Callable[[str], None] | None = None,
         on_recovered: Callable[[], None] | None = None,
     ) -> None:
-        self.keeper = LeaseKeeper(pool, ttl=ttl, on_lost=on_lost, on_recovered=on_recovered)
+        self.keeper = LeaseKeeper(pool, ttl=ttl, on_lost=self._lost, on_recovered=on_recovered)
+        self._on_lost = on_lost
         self.pool = pool
         self.cluster = cluster
         self.host = host
         self.ttl = ttl
         self._loop = loop
         self._lock = threading.Lock()
-        # releases etcd did not take yet: service -> clean (the VIP was confirmed gone)
-        self._pending: dict[str, bool] = {}
+        self._pending: dict[str, Deletion] = {}  # deletions etcd did not take yet
+        # what the check of held VIPs may take again (see _may_retake): after a lost lease, only
+        # the services granted to a start since
+        self._lost_once = False
+        self._started: set[str] = set()
         self._serials: dict[str, asyncio.Lock] = {}  # on the loop: see _serial
         self._others: dict[str, str] = {}  # service -> the other host seen holding its lock
         self._closing = False
@@ -91,6 +101,17 @@ class EtcdFence:
     # -- the Fence protocol (from Manager threads) ------------------------------------------
 
     def acquire(self, service: str, *, host: str, datasource: str | None) -> FenceAnswer:
+        return self._ask(service, host, datasource, start=True)
+
+    def held_elsewhere(self, service: str) -> str | None:
+        """The other host that holds ``service``'s lock, if etcd says one does (None: ours,
+        free, or etcd cannot tell now).  For the check of a VIP held here, called under its
+        service's lock (Manager.while_held): its lock is taken (again) if free or ours from an
+        earlier lease, unless the lease was lost since its last start (``_may_retake``)."""
+        self._ask(service, self.host, None, start=False)
+        return self._others.get(service)
+
+    def _ask(self, service: str, host: str, datasource: str | None, *, start: bool) -> FenceAnswer:
         with self._lock:  # only what this call reads counts (held_elsewhere)
             self._others.pop(service, None)
         try:
@@ -105,16 +126,10 @@ class EtcdFence:
                     reason="no live etcd lease (etcd unreachable or the lease just renewed): "
                     "a VIP is never taken without one",
                 )
-            return self._on_loop(self._acquire(service, datasource, lease), "acquire")
+            return self._on_loop(self._acquire(service, datasource, lease, start), "acquire")
         except Exception as exc:  # must never raise: refuse
             logger.exception("fence acquire of %s", service)
             return FenceAnswer(granted=False, reason=f"fence error: {exc!r}")
-
-    def held_elsewhere(self, service: str) -> str | None:
-        """The other host that holds ``service``'s lock, if etcd says one does (None: ours,
-        free, or etcd cannot tell now)."""
-        answer = self.acquire(service, host=self.host, datasource=None)
-        return None if answer.granted else self._others.get(service)
 
     def release(self, service: str, *, host: str) -> None:
         """``service``'s VIP is confirmed gone: delete the lock and record a clean release."""
@@ -128,7 +143,7 @@ class EtcdFence:
     def _let_go(self, service: str, *, clean: bool) -> None:
         try:
             with self._lock:
-                self._pending[service] = clean
+                self._pending[service] = Deletion(clean)  # the whole lock, whoever wrote it
             answer = self._on_loop(self._release_pending(), "release")
             if not answer.granted:
                 logger.warning("%s: lock not released yet (%s); retried", service, answer.reason)
@@ -155,16 +170,93 @@ class EtcdFence:
             lock = self._serials[service] = asyncio.Lock()
         return lock
 
-    async def _acquire(self, service: str, datasource: str | None, lease: int) -> FenceAnswer:
+    def _may_retake(self, service: str) -> bool:
+        """Whether the check of held VIPs may create or move ``service``'s lock (the caller
+        holds ``_lock``): not after a lost lease until a start is granted it again.
+
+        Invariant: the check takes a lock only for a VIP held when its etcd request runs.
+        Against a stop, the service's lock sees to it: the check reads "held" and asks under
+        it, and a stop releases and marks the VIP not held under it.  The drop after a lost
+        lease takes no lock (a wedged command may hold it), so the loss is marked here before
+        the VIPs are dropped, and no new lease exists before the drop returns: a check that
+        read "held" before the drop finds the mark and only reads, and what it wrote on the
+        lost lease dies with it.  A start asks before its VIP goes up: its grant lifts the
+        mark.  (A VIP back after a loss without a start keeps no lock; no release is recorded
+        after a loss, so the next holder's duplicate address check finds it.)"""
+        return not self._lost_once or service in self._started
+
+    def _lost(self, reason: str) -> None:
+        with self._lock:  # the VIPs are being dropped: see _may_retake
+            self._lost_once = True
+            self._started.clear()
+        if self._on_lost is not None:
+            self._on_lost(reason)
+
+    async def _acquire(
+        self, service: str, datasource: str | None, lease: int, start: bool
+    ) -> FenceAnswer:
         async with self._serial(service):
             with self._lock:
-                self._pending.pop(service, None)  # taken again: a pending release is void
-            return await self._acquire_now(service, datasource, lease)
+                retake = start or self._may_retake(service)
+            if not retake:
+                return await self._look(service)
+            answer = await self._acquire_now(service, datasource, lease, start)
+            if answer.granted:  # a start, or a check of a VIP held here now
+                with self._lock:
+                    self._pending.pop(service, None)  # taken again: a pending deletion is void
+                    if start:
+                        self._started.add(service)
+            return answer
 
-    async def _acquire_now(self, service: str, datasource: str | None, lease: int) -> FenceAnswer:
+    async def _look(self, service: str) -> FenceAnswer:
+        """Who holds ``service``'s lock, writing nothing (a check after a lost lease)."""
+        key = holder_key(self.cluster, service).encode()
+        try:
+            found = await self.pool.call(
+                "read lock", lambda client: client.get(key), timeout=self.call_timeout
+            )
+            if found is not None:
+                self._seen(service, parse_holder(key.decode(), service, found.value).host)
+        except (EtcdError, ClusterStateError) as exc:
+            return FenceAnswer(granted=False, reason=str(exc))
+        return FenceAnswer(granted=False, reason="lease lost since: only a start takes it again")
+
+    def _seen(self, service: str, host: str) -> None:
+        with self._lock:
+            self._others.pop(service, None)
+            if host != self.host:
+                self._others[service] = host
+
+    async def _acquire_now(
+        self, service: str, datasource: str | None, lease: int, start: bool
+    ) -> FenceAnswer:
+        value = holder_value(self.host, datasource)
+        try:
+            return await self._take(service, value, lease)
+        except (EtcdError, asyncio.CancelledError) as exc:
+            # No answer (or an error) after the request may have reached etcd: a start is
+            # refused, and what it may have written is deleted (by value: nothing a later grant
+            # wrote) unless a later grant comes first.  A check's write needs no undoing: its
+            # VIP is held, and the stop that ends the hold releases the whole lock.
+            if start:
+                with self._lock:
+                    before = self._pending.get(service)
+                    if before is None or before.only is not None:  # a whole release covers it
+                        only = (before.only or ()) + (value,) if before else (value,)
+                        self._pending[service] = Deletion(False, only=only)
+                logger.warning(
+                    "%s: no answer to the lock request; what it may have written is deleted "
+                    "once etcd answers", service,
+                )  # fmt: skip
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return FenceAnswer(granted=False, reason=str(exc))
+        except ClusterStateError as exc:
+            return FenceAnswer(granted=False, reason=str(exc))
+
+    async def _take(self, service: str, value: bytes, lease: int) -> FenceAnswer:
         key = holder_key(self.cluster, service).encode()
         released = released_key(self.cluster, service).encode()
-        value = holder_value(self.host, datasource)
 
         async def create(client: Any) -> Any:
             # Taking the lock consumes the release record: it only ever describes the holder
@@ -176,45 +268,39 @@ class EtcdFence:
                 failure=[t.get(key)],
             )
 
-        try:
-            created, responses = await self.pool.call("lock", create, timeout=self.call_timeout)
-            if created:
-                return self._taken(service, released.decode(), responses[1])
-            found = responses[0][0][1] if responses and responses[0] else None
-            if found is None:  # deleted in between: the next attempt decides
-                return FenceAnswer(granted=False, reason=f"{key.decode()} changed; retry")
-            holder = parse_holder(key.decode(), service, found.value, lease=found.lease)
-            with self._lock:
-                self._others.pop(service, None)
-                if holder.host != self.host:
-                    self._others[service] = holder.host
-            if holder.host != self.host:
-                since = time.strftime("%H:%M:%S", time.localtime(holder.since))
-                return FenceAnswer(
-                    granted=False,
-                    reason=f"held by host {holder.host} (for {holder.datasource or '-'}) since "
-                    f"{since}: it must release the VIP first, or its lease expire",
-                )
-            if found.lease == lease:
-                return FenceAnswer(granted=True)  # already ours
-            # Ours from an earlier lease (an agent restarted, or a lease lost and renewed):
-            # no other host holds it, so move it onto the current lease.
-            revision = found.mod_revision
-
-            async def claim(client: Any) -> Any:
-                t = client.transactions
-                return await client.transaction(
-                    compare=[t.mod(key) == revision],
-                    success=[t.put(key, value, lease=lease)],
-                    failure=[],
-                )
-
-            claimed, _ = await self.pool.call("lock", claim, timeout=self.call_timeout)
-            if claimed:
-                return FenceAnswer(granted=True)
+        created, responses = await self.pool.call("lock", create, timeout=self.call_timeout)
+        if created:
+            return self._taken(service, released.decode(), responses[1])
+        found = responses[0][0][1] if responses and responses[0] else None
+        if found is None:  # deleted in between: the next attempt decides
             return FenceAnswer(granted=False, reason=f"{key.decode()} changed; retry")
-        except (EtcdError, ClusterStateError) as exc:
-            return FenceAnswer(granted=False, reason=str(exc))
+        holder = parse_holder(key.decode(), service, found.value, lease=found.lease)
+        self._seen(service, holder.host)
+        if holder.host != self.host:
+            since = time.strftime("%H:%M:%S", time.localtime(holder.since))
+            return FenceAnswer(
+                granted=False,
+                reason=f"held by host {holder.host} (for {holder.datasource or '-'}) since "
+                f"{since}: it must release the VIP first, or its lease expire",
+            )
+        if found.lease == lease:
+            return FenceAnswer(granted=True)  # already ours
+        # Ours from an earlier lease (an agent restarted, or a lease lost and renewed):
+        # no other host holds it, so move it onto the current lease.
+        revision = found.mod_revision
+
+        async def claim(client: Any) -> Any:
+            t = client.transactions
+            return await client.transaction(
+                compare=[t.mod(key) == revision],
+                success=[t.put(key, value, lease=lease)],
+                failure=[],
+            )
+
+        claimed, _ = await self.pool.call("lock", claim, timeout=self.call_timeout)
+        if claimed:
+            return FenceAnswer(granted=True)
+        return FenceAnswer(granted=False, reason=f"{key.decode()} changed; retry")
 
     def _taken(self, service: str, key: str, found: list[Any]) -> FenceAnswer:
         """The lock was free and is ours now: vacated if the release record (read and deleted
@@ -247,52 +333,21 @@ class EtcdFence:
         for service in pending:
             async with self._serial(service):
                 with self._lock:
-                    clean = self._pending.get(service)
-                if clean is None:  # taken again meanwhile
+                    entry = self._pending.get(service)
+                if entry is None:  # taken again meanwhile
                     continue
                 try:
-                    await self._release_one(service, clean=clean)
+                    await delete_lock(
+                        self.pool, self.cluster, self.host, service, entry, self.call_timeout
+                    )
                     with self._lock:
-                        self._pending.pop(service, None)
+                        if self._pending.get(service) is entry:  # not a newer release
+                            del self._pending[service]
                 except EtcdError as exc:
                     problems.append(str(exc))
         if problems:
             return FenceAnswer(granted=False, reason="; ".join(problems))
         return FenceAnswer(granted=True)
-
-    async def _release_one(self, service: str, *, clean: bool) -> None:
-        """A txn on the key's revision: a key another host wrote meanwhile is left alone.
-        ``clean`` (the VIP was confirmed gone): the same txn records the release, so that the
-        next holder skips the duplicate address check."""
-        key = holder_key(self.cluster, service).encode()
-        found = await self.pool.call(
-            "read lock", lambda client: client.get(key), timeout=self.call_timeout
-        )
-        if found is None or not self._ours(key.decode(), service, found.value):
-            return
-        revision = found.mod_revision
-        record = released_value(self.host, int(revision))
-        released = released_key(self.cluster, service).encode()
-
-        async def delete(client: Any) -> Any:
-            t = client.transactions
-            success = [t.delete(key)] + ([t.put(released, record)] if clean else [])
-            return await client.transaction(
-                compare=[t.mod(key) == revision], success=success, failure=[]
-            )
-
-        await self.pool.call("unlock", delete, timeout=self.call_timeout)
-        how = "released (VIP confirmed gone)" if clean else "given back (the start did not run)"
-        logger.info("%s: lock %s %s", service, key.decode(), how)
-
-    def _ours(self, key: str, service: str, value: bytes) -> bool:
-        try:
-            return parse_holder(key, service, value).host == self.host
-        except ClusterStateError:
-            try:  # a holder key we cannot read is not ours to delete
-                return bool(json.loads(value).get("host") == self.host)
-            except Exception:
-                return False
 
     # -- the lease and the retried releases (a coroutine on the loop) ---------------------------
 

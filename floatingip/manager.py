@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from floatingip import assembly, failsafe, lifecycle
 from floatingip import dead as declarations
@@ -57,6 +57,8 @@ from floatingip.view import ManagerView
 __all__ = ["ChangeResult", "CommandOutcome", "Event", "Manager", "SwitchResult"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_HISTORY = 1000
 
@@ -278,6 +280,17 @@ class Manager(ManagerView):
         with self._open:
             self._known_service(service)
             return failsafe.revoke(self._dispatcher, service, reason)
+
+    def while_held(self, service: str, call: Callable[[], T]) -> T | None:
+        """``call()`` under ``service``'s lock if this host holds it then (None, not called, if
+        not): no start or stop of it overlaps, so nothing ``call`` does for the hold outlives
+        it (the etcd agent re-takes each held VIP's lock this way).  drop_all takes no lock."""
+        service = check_name(service, "service", UsageError)
+        self._known_service(service)
+        with self._dispatcher.service_locks[service]:
+            if self.closed or service not in self.held:
+                return None
+            return call()
 
     def drop_all(self, reason: str) -> ChangeResult:
         """Emergency: stop every service on this host at once and mark it not held, without
