@@ -97,3 +97,33 @@ def test_an_idle_manager_does_not_import_what_only_other_paths_need(
         or any(name == lazy or name.startswith(lazy + ".") for lazy in NOT_AT_IDLE_FLOATINGIP)
     )
     assert loaded == [], f"an idle manager imported {loaded}"
+
+
+def modules_added_by(script: str) -> set[str]:
+    """The modules ``script`` (run in a fresh interpreter) imports beyond the interpreter's own."""
+    child = (
+        "import json, sys\nbefore = set(sys.modules)\n"
+        + script
+        + ("\nprint(json.dumps(sorted(set(sys.modules) - before)), file=sys.stderr)\n")
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, timeout=120, input=""
+    )
+    added: list[str] = json.loads(result.stderr.strip().splitlines()[-1])
+    return set(added)
+
+
+def test_the_command_line_starts_without_asyncio_or_etcd() -> None:
+    # `floatingip --help` and the one-shot hooks import etcd_lease for MIN_TTL: asyncio was 16 of
+    # the 27 ms that importing the command line took.  (shutil: argparse's help asks it the width.)
+    added = modules_added_by(
+        "from floatingip.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+    )
+    assert "floatingip.etcd_lease" in added and "argparse" in added  # it did the work
+    loaded = sorted(
+        name
+        for name in added
+        if name.split(".")[0] in {"asyncio", "aetcd", "grpc", "prometheus_client"}
+        or name == "floatingip.etcd_client"
+    )
+    assert loaded == [], f"`floatingip --help` imported {loaded}"
