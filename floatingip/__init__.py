@@ -11,6 +11,9 @@ import importlib
 import warnings
 from typing import Any
 
+from floatingip import durable_load  # noqa: F401  first: durable_rules without what it never uses
+
+# isort: split
 from floatingip.commands import CommandResult, Executor, LocalExecutor, NamespaceExecutor
 from floatingip.datasource import DataSource, PolicyMode, Role, State, load_datasources
 from floatingip.errors import (

@@ -24,6 +24,8 @@ NOT_AT_IDLE = [
     "bz2",
     "lzma",
     "difflib",  # 0.2 MB: "did you mean" hints in a refused file's error
+    "datetime",  # 0.5 MB with random: durable_rules imports both, uses neither (durable_load)
+    "random",
     "hashlib",  # 3.5 MB (OpenSSL)
     "ssl",
     "asyncio",  # etcd (aetcd, grpc) and Patroni
@@ -109,6 +111,7 @@ def modules_added_by(script: str) -> set[str]:
     result = subprocess.run(
         [sys.executable, "-c", child], capture_output=True, text=True, timeout=120, input=""
     )
+    assert result.returncode == 0, result.stderr
     added: list[str] = json.loads(result.stderr.strip().splitlines()[-1])
     return set(added)
 
@@ -127,3 +130,25 @@ def test_the_command_line_starts_without_asyncio_or_etcd() -> None:
         or name == "floatingip.etcd_client"
     )
     assert loaded == [], f"`floatingip --help` imported {loaded}"
+
+
+def test_durable_rules_still_reaches_the_modules_it_was_not_given() -> None:
+    # floatingip.durable_load: durable.engine holds stand-ins that import the real module on use
+    script = (
+        "import floatingip\n"
+        "from durable import engine\n"
+        "assert 'datetime' not in sys.modules and 'random' not in sys.modules\n"
+        "now = engine.datetime.datetime.now()\n"
+        "import datetime, random\n"
+        "assert engine.datetime.datetime is datetime.datetime and type(now) is datetime.datetime\n"
+        "assert engine.random.random is random.random and 'seed' in dir(random)\n"
+    )
+    added = modules_added_by(script)
+    assert {"floatingip", "datetime", "random"} <= added
+
+
+def test_durable_rules_imported_first_keeps_its_own_modules() -> None:
+    added = modules_added_by(
+        "import durable.engine, floatingip, datetime\nassert durable.engine.datetime is datetime\n"
+    )
+    assert {"floatingip", "datetime"} <= added
