@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from floatingip.classic import ArpAnnouncement
 from floatingip.commands import CommandResult, Executor, LocalExecutor, NamespaceExecutor
@@ -25,12 +25,17 @@ from floatingip.errors import (
 from floatingip.fence import Fence, FenceAnswer
 from floatingip.manager import ChangeResult, CommandOutcome, Event, Manager, SwitchResult
 from floatingip.service import ServiceDefinition, ServiceTarget, load_service, load_services
-from floatingip.ssh import SshExecutor, SshTarget
 from floatingip.supervisor import RetryPolicy
 from floatingip.vip import VipSpec
 from floatingip.vocabulary import Action, EventKind
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from floatingip.ssh import SshExecutor, SshTarget
+
+# Public, but imported on first use: an embedder that runs no command over ssh never loads it.
+_LAZY = {"SshExecutor": "floatingip.ssh", "SshTarget": "floatingip.ssh"}
 
 __all__ = [
     "Action",
@@ -100,6 +105,8 @@ _MOVED = {
 
 
 def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     module = _MOVED.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,7 @@ is built, started or run: a wrong one is a FloatingIPError naming it, and nothin
 from __future__ import annotations
 
 import inspect
-import socket
+import os
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -81,7 +81,8 @@ def check_arguments(
     """The Manager's arguments (but monitor_interval, which its Supervisor checks), checked."""
     cluster = check_name(cluster, "cluster")
     host = check_optional_name(host, "host", UsageError)
-    host = host if host is not None else check_name(socket.gethostname(), "this host")
+    # os.uname's node name is what socket.gethostname() returns, without socket (0.4 MB of RSS)
+    host = host if host is not None else check_name(os.uname().nodename, "this host")
     this: Executor = (
         LocalExecutor()
         if executor is None

@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import shlex
-import shutil
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -245,7 +244,7 @@ class LocalExecutor:
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout!r}")
         env = {**os.environ, **self._env} if self._env is not None else None
-        program = shutil.which(argv[0], path=(env or os.environ).get("PATH", os.defpath))
+        program = find_program(argv[0], (env or os.environ).get("PATH", os.defpath))
         if program is None:
             raise CommandNotFoundError(
                 f"command not found: {argv[0]!r} (not on PATH, or not executable)", argv=argv
@@ -261,6 +260,25 @@ class LocalExecutor:
         result = result_as(argv, finished)
         _log_result(result)
         return result.check() if check else result
+
+
+def find_program(name: str, path: str | None = None) -> str | None:
+    """Where ``name`` runs from, by shutil.which's rule on POSIX (a name with a slash is taken as
+    it is; an empty PATH finds nothing), without importing shutil: it imports zlib, bz2 and lzma,
+    0.6 MB of an idle manager's RSS for the lookup every command makes."""
+    if os.sep in name:
+        return name if _runnable(name) else None
+    if path is None:
+        path = os.environ.get("PATH", os.defpath)
+    for directory in dict.fromkeys(path.split(os.pathsep)) if path else ():
+        candidate = os.path.join(directory, name)
+        if _runnable(candidate):
+            return candidate
+    return None
+
+
+def _runnable(path: str) -> bool:
+    return os.access(path, os.X_OK) and not os.path.isdir(path)
 
 
 class _Outcome(Protocol):
@@ -318,7 +336,7 @@ class NamespaceExecutor:
         argv = as_argv(argv)
         # The namespace shares this host's filesystem: report a missing program as such, not as
         # the exit status 255 of `ip netns exec`.
-        if shutil.which(argv[0]) is None:
+        if find_program(argv[0]) is None:
             raise CommandNotFoundError(
                 f"command not found: {argv[0]!r} (not on PATH, or not executable)", argv=argv
             )

@@ -7,7 +7,6 @@ directory on the way to it (floatingip.trusted reads them through checked descri
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -157,6 +156,8 @@ def _unknown_key_message(key: str, known_keys: Sequence[str], hints: int) -> str
     message = f"unknown key {quoted(key)}"
     if key.startswith("\ufeff"):
         return message + " (the file starts with a byte order mark; save it as UTF-8 without BOM)"
+    import difflib  # here, not at the top: only a refused file needs it (0.2 MB of a manager)
+
     close = difflib.get_close_matches(key, known_keys, n=1, cutoff=0.6) if hints > 0 else []
     hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known_keys)}"
     return f"{message} ({hint})"

@@ -10,14 +10,19 @@ host take what it guarded.  ``current()`` tells the fence how much of that time 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from floatingip.errors import UsageError
-from floatingip.etcd_client import EtcdError, EtcdPool
+
+# asyncio and etcd_client (with aetcd) are imported where a lease is kept, not here: the command
+# line imports this module for MIN_TTL, and asyncio was half its start-up (16 of 27 ms).  Whoever
+# builds a LeaseKeeper has built an EtcdPool, so they are loaded by then.
+if TYPE_CHECKING:
+    from floatingip.etcd_client import EtcdPool
 
 __all__ = ["DEFAULT_TTL", "MIN_TTL", "LeaseKeeper"]
 
@@ -106,6 +111,8 @@ class LeaseKeeper:
 
     async def renew(self) -> None:
         """Grant or renew once; a failure is counted and logged, never raised."""
+        from floatingip.etcd_client import EtcdError
+
         try:
             await self._keep()
         except EtcdError as exc:
@@ -120,6 +127,8 @@ class LeaseKeeper:
                 self._on_recovered()
 
     async def _keep(self) -> None:
+        import asyncio
+
         with self._lock:
             lease = self._lease
         sent = time.monotonic()
@@ -186,6 +195,8 @@ class LeaseKeeper:
 
     async def revoke(self) -> None:
         """Stop the watchdog and revoke the lease (what is attached to it goes with it)."""
+        from floatingip.etcd_client import EtcdError
+
         self._stopped.set()
         with self._lock:
             lease, self._lease = self._lease, None

@@ -40,6 +40,7 @@ from floatingip.engine import Engine
 from floatingip.errors import DataSourceError, UsageError
 from floatingip.fence import DuplicateAddressFence, Fence
 from floatingip.hosts import DEFAULT_UNREACHABLE_AFTER, Hosts
+from floatingip.memory import release_freed_memory
 from floatingip.reconcile import monitor, reevaluate
 from floatingip.reconcile import retry as retry_service
 from floatingip.results import ChangeResult, CommandOutcome, Event, History, SwitchResult
@@ -146,6 +147,7 @@ class Manager(ManagerView):
         except BaseException:
             lifecycle.abandon(self, self._dispatcher, self._supervisor, self._engine)
             raise
+        release_freed_memory()  # what loading freed stays out of the idle manager's RSS
         self._supervisor.start()
 
     @classmethod

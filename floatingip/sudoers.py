@@ -8,12 +8,11 @@ command lines instead: full path, exact arguments, no password.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from floatingip.actions import duplicate_probe_argv
-from floatingip.commands import split_sudo
+from floatingip.commands import find_program, split_sudo
 from floatingip.service import ServiceDefinition
 
 __all__ = ["SudoCommand", "resolve_program", "sudo_commands", "sudoers_lines"]
@@ -40,7 +39,7 @@ def resolve_program(program: str) -> str | None:
         return program if os.access(program, os.X_OK) else None
     # sudo looks commands up in its secure_path, which is the system path on Debian and RHEL.
     secure_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    return shutil.which(program, path=secure_path)
+    return find_program(program, secure_path)  # not shutil: 2 ms of `floatingip --help`
 
 
 def sudo_commands(services: Mapping[str, ServiceDefinition]) -> list[SudoCommand]:

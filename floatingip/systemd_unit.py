@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import resources
 
 from floatingip import privilege
 from floatingip.privilege import Privilege
@@ -38,6 +37,9 @@ def unit(mode: Privilege | str = Privilege.CAPABILITIES, python: str = sys.execu
         raise ValueError(f"a unit runs with capabilities or sudo, not {mode}")
     if any(c.isspace() or c in "%$\\\"'" for c in python):
         raise ValueError(f"the interpreter's path {python!r} would need quoting in ExecStart")
+    # imported here: importlib.resources imports tempfile and shutil, 3 ms of every command's start
+    from importlib import resources
+
     text = resources.files("floatingip").joinpath("data", UNIT_NAME).read_text(encoding="utf-8")
     lines = []
     for line in text.splitlines(keepends=True):

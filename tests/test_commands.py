@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from floatingip import (
     Manager,
     NamespaceExecutor,
 )
-from floatingip.commands import OUTPUT_TAIL, command_argv, shell_syntax
+from floatingip.commands import OUTPUT_TAIL, command_argv, find_program, shell_syntax
 from floatingip.errors import CommandNotFoundError, CommandStartError, CommandTimeout
 from floatingip.testing import RecordingExecutor
 from tests.conftest import (
@@ -101,6 +102,36 @@ def test_failure_raises_command_error_with_argv_exit_code_and_output() -> None:
 def test_missing_binary_is_command_not_found() -> None:
     with pytest.raises(CommandNotFoundError, match="command not found: 'no-such-program-xyz'"):
         LocalExecutor().run(["no-such-program-xyz", "arg"], timeout=5, check=False)
+
+
+def test_the_program_is_found_on_path_as_shutil_which_finds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # commands.find_program replaces shutil.which (which imports zlib, bz2, lzma): same answers
+    plain, folder, runnable, other = (tmp_path / name for name in ("plain", "dir", "run", "other"))
+    for directory in (plain, folder, runnable, other):
+        directory.mkdir()
+    (plain / "prog").write_text("#!/bin/sh\necho plain\n")  # not executable
+    (folder / "prog").mkdir()  # a directory, even an executable one, is no program
+    executable(runnable / "prog", b"#!/bin/sh\necho runnable\n")
+    executable(other / "prog", b"#!/bin/sh\necho other\n")
+    monkeypatch.chdir(other)
+    path = os.pathsep.join(map(str, (plain, folder, runnable, other)))
+    result = LocalExecutor(env={"PATH": path}).run(["prog"], timeout=5)
+    assert result.stdout == "runnable\n"
+    cases = [
+        ("prog", path),
+        ("prog", os.pathsep.join(map(str, (plain, folder)))),
+        ("prog", ""),  # an empty PATH finds nothing, not the current directory
+        ("prog", os.pathsep),  # an empty entry is the current directory
+        ("./prog", path),
+        (str(plain / "prog"), path),
+        (str(folder / "prog"), path),
+        ("sh", None),
+        ("no-such-program-xyz", None),
+    ]
+    for name, search in cases:
+        assert find_program(name, search) == shutil.which(name, path=search), (name, search)
 
 
 def test_environment_is_inherited_and_extendable(monkeypatch: pytest.MonkeyPatch) -> None:
