@@ -53,8 +53,12 @@ logger = logging.getLogger(__name__)
 EXIT_DONE = 0
 EXIT_FAILED = 1
 DEFAULT_LOCK_TIMEOUT = 30.0
-RELEASE_POLL = 0.1  # between starts refused while another host still has the VIP: Patroni runs
-# the old leader's on_stop and the new one's on_role_change at once (each retry listens 0.2 s)
+# Between starts refused while another host still has the VIP (Patroni runs the old leader's
+# on_stop and the new one's on_role_change at once).  Short: each attempt paces itself (it reads
+# the addresses twice and starts a probe, which answers as soon as the holder does), a refusal
+# changes nothing, and the VIP comes up that much sooner after the release; the attempts
+# stop at --wait-for-release, and the log says each message once in a row.
+RELEASE_POLL = 0.02
 
 
 class HookLockTimeout(FloatingIPError):
