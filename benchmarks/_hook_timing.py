@@ -118,7 +118,10 @@ def hook_figures(
     if tool != "hook":
         return {}
     logs = [(host, directory / f"{host}.patroni.log") for host in ("db1", "db2")]
-    return phases(calls(logs), switches)
+    found = calls(logs)
+    if not found:
+        raise RuntimeError(f"no timing line of floatingip hook -v in {directory}/*.patroni.log")
+    return phases(found, switches)
 
 
 def merged(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ leader.  Per switchover: the gap with no successful transaction, decision to VIP
 write on the new leader, failed transactions (by server), writes the OLD leader acknowledged
 after the decision (goal: 0); both hosts polled for the VIP about every ms (never two holders).
 Goal: floatingip's gap shorter than vip-manager's, default and tuned.  ``--short``: two
-switchovers, floatingip's DCS watch and vip-manager's default.
+switchovers, floatingip's DCS watch and callbacks and vip-manager's default.
 """
 
 from __future__ import annotations
@@ -300,7 +300,7 @@ def summary(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--short", action="store_true", help="2 switchovers, watch and vm1000")
+    parser.add_argument("--short", action="store_true", help="2 switchovers: watch, hook, vm1000")
     parser.add_argument("--switches", type=int, help="switchovers per tool (default 10, short 2)")
     parser.add_argument("--tools", help=f"comma-separated, of {', '.join(TOOLS)} (default all)")
     parser.add_argument(
@@ -309,7 +309,7 @@ def parse() -> argparse.Namespace:
     args = parser.parse_args()
     args.switches = args.switches or (2 if args.short else 10)
     args.rounds = max(1, min(args.rounds or (1 if args.short else 2), args.switches))
-    args.tools = (args.tools or ("watch,vm1000" if args.short else ",".join(TOOLS))).split(",")
+    args.tools = (args.tools or ("watch,hook,vm1000" if args.short else ",".join(TOOLS))).split(",")
     unknown = [tool for tool in args.tools if tool not in TOOLS]
     if unknown:
         parser.error(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(TOOLS)}")
