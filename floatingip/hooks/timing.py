@@ -84,7 +84,7 @@ class Timeline:
         self._marks = sorted(self._marks + marks, key=lambda mark: mark[1])
 
     def line(self) -> str:
-        """``timing: called 1234.567 (monotonic); process +0.012; ...; done +0.480``."""
+        """``timing: called 1234.567 (monotonic s); process +0.012; ...; closed +0.480``."""
         origin = self.called or self.process or (self._marks[0][1] if self._marks else 0.0)
         parts = [f"timing: called {origin:.3f} (monotonic s)"]
         if self.process is not None:
