@@ -1,20 +1,14 @@
 """Patroni switchovers with client writes through the VIP, floatingip beside vip-manager (needs
 root, patroni, postgresql-15, etcd-server and, for the comparison, vip-manager).
 
-One topology: an etcd member, two database hosts (db1, db2: Patroni 3.0 and PostgreSQL 15) and
-a client, each in its own network namespace.  For each tool a fresh Patroni cluster (scope demo)
-bootstraps on db1, db2 joins it as a replica, a writer in the client's namespace starts, and
-``patronictl switchover --force`` moves the leader N times back and forth:
-
-- ``watch``: floatingip DCS watch, ``floatingip agent --patroni-scope demo`` on each host;
-- ``hook``: floatingip callbacks, ``floatingip hook patroni`` as on_start/on_stop/on_role_change;
-- ``vm1000``: vip-manager's default configuration (a scan every 1000 ms);
-- ``vm100``: vip-manager tuned (every 100 ms).
-
-vip-manager reads Patroni's leader key itself (trigger key /service/demo/leader, trigger value
-the member's name).  Debian's vip-manager 1.0.2 has only etcd's v2 client (its KeysAPI), and
-etcd 3.4 keeps v2 and v3 keys in separate stores: for vip-manager Patroni runs with its ``etcd``
-section (v2 API), for floatingip (an etcd v3 client) with ``etcd3``.  Same etcd, both APIs on.
+An etcd member, two database hosts (db1, db2: Patroni 3.0, PostgreSQL 15) and a client, each in a
+network namespace.  Per tool a fresh Patroni cluster (scope demo) bootstraps on db1, db2 joins,
+a writer in the client starts, and ``patronictl switchover --force`` moves the leader N times:
+``watch`` (``floatingip agent --patroni-scope demo`` on each host), ``hook`` (``floatingip hook
+patroni -v`` as the callbacks; _hook_timing.py reads each call's timing line in Patroni's log),
+``vm1000`` and ``vm100`` (vip-manager reading the leader key every 1000 ms, its default, or 100).
+Debian's vip-manager 1.0.2 has only etcd's v2 client and etcd 3.4 keeps v2 and v3 keys apart:
+for vip-manager Patroni runs with its ``etcd`` section (v2 API), for floatingip with ``etcd3``.
 
 The writer (_pg_writer.py): an INSERT every 5 ms through the VIP, reconnecting on any error;
 Patroni's keys read every 5 ms: the switch is decided when the leader key stops naming the old
@@ -22,7 +16,7 @@ leader.  Per switchover: the gap with no successful transaction, decision to VIP
 write on the new leader, failed transactions (by server), writes the OLD leader acknowledged
 after the decision (goal: 0); both hosts polled for the VIP about every ms (never two holders).
 Goal: floatingip's gap shorter than vip-manager's, default and tuned.  ``--short``: two
-switchovers, floatingip's DCS watch and vip-manager's default.
+switchovers, floatingip's DCS watch and callbacks and vip-manager's default.
 """
 
 from __future__ import annotations
@@ -45,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import Overlaps, emit, start_vip_manager
+from _hook_timing import hook_figures, hook_rows, merged
 from _pg_writer import CREATE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test harness
@@ -157,8 +152,8 @@ def tool_side(
     tool: str, sandbox: Sandbox, work: Path, etcd: EtcdCluster, hook: str
 ) -> Iterator[tuple[str, str]]:
     """``tool``'s processes running: yields Patroni's DCS section and its callback line."""
-    if tool == "hook":
-        yield "etcd3", hook
+    if tool == "hook":  # -v: each call's timing line in Patroni's log (_hook_timing.py)
+        yield "etcd3", f"{hook} -v"
         return
     processes: dict[str, subprocess.Popen[bytes]] = {}
     for host in DATABASES:
@@ -239,7 +234,8 @@ def run_tool(
         finally:
             for node in nodes.values():
                 node.stop()
-    return {**measure(began, records, overlaps.changes), **seen}
+    found = {**measure(began, records, overlaps.changes), **seen}
+    return {**found, **hook_figures(tool, directory, found.pop("switches"))}
 
 
 def measure(
@@ -253,7 +249,7 @@ def measure(
     leaders = [(float(t), leader, roles) for t, leader, roles in records["leaders"]]
     ends = [*began[1:], float("inf")]
     found: dict[str, Any] = {"gap": [], "to_write": [], "to_vip": [], "to_role": []}
-    found.update(old_writes=0, failed=0, ok=len(ok), reasons=collections.Counter())
+    found.update(old_writes=0, failed=0, ok=len(ok), reasons=collections.Counter(), switches=[])
     for i, (start, end) in enumerate(zip(began, ends, strict=True)):
         old, new = ("db1", "db2") if i % 2 == 0 else ("db2", "db1")
         decided = next(t for t, leader, _ in leaders if start <= t < end and leader != old)
@@ -261,6 +257,8 @@ def measure(
                         and roles.get(new) in ("master", "primary", "promoted"))  # fmt: skip
         moved = next(t for t, who in held if t >= start and who == (DATABASES.index(new),))
         first = next(t for t, m in ok if t > decided and m == new)
+        named = next(t for t, leader, _ in leaders if start <= t < end and leader == new)
+        found["switches"].append((start, end, decided, named, old, new))
         found["gap"].append(max(b - a for a, b in itertools.pairwise(times) if start <= b < end))
         found["to_write"].append(first - decided)
         found["to_vip"].append(moved - decided)
@@ -284,6 +282,7 @@ def summary(parts: list[dict[str, Any]]) -> dict[str, Any]:
     total = {key: sum(part[key] for part in parts)
              for key in ("old_writes", "failed", "ok", "two_holders")}  # fmt: skip
     return {
+        **merged(parts),
         "switchovers": len(lists["gap"]),
         "gap_median_s": statistics.median(lists["gap"]), "gap_max_s": max(lists["gap"]),
         "decided_to_new_write_median_s": statistics.median(lists["to_write"]),
@@ -301,7 +300,7 @@ def summary(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--short", action="store_true", help="2 switchovers, watch and vm1000")
+    parser.add_argument("--short", action="store_true", help="2 switchovers: watch, hook, vm1000")
     parser.add_argument("--switches", type=int, help="switchovers per tool (default 10, short 2)")
     parser.add_argument("--tools", help=f"comma-separated, of {', '.join(TOOLS)} (default all)")
     parser.add_argument(
@@ -310,7 +309,7 @@ def parse() -> argparse.Namespace:
     args = parser.parse_args()
     args.switches = args.switches or (2 if args.short else 10)
     args.rounds = max(1, min(args.rounds or (1 if args.short else 2), args.switches))
-    args.tools = (args.tools or ("watch,vm1000" if args.short else ",".join(TOOLS))).split(",")
+    args.tools = (args.tools or ("watch,hook,vm1000" if args.short else ",".join(TOOLS))).split(",")
     unknown = [tool for tool in args.tools if tool not in TOOLS]
     if unknown:
         parser.error(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(TOOLS)}")
@@ -392,6 +391,7 @@ def table(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
              f"{f['old_leader_writes_after_decision']}", "0"),
             (f"{tool}: both hosts held the VIP", f"{f['two_holders']:.0f} times", "never"),
         ]  # fmt: skip
+        rows += hook_rows(tool, f)
     return rows
 
 

@@ -13,7 +13,6 @@ from floatingip import observe_cli as observe
 from floatingip.commands import Executor, LocalExecutor, namespace_executors
 from floatingip.config import cluster_problem
 from floatingip.errors import FloatingIPError, UsageError
-from floatingip.etcd_lease import MIN_TTL
 from floatingip.hooks import add_hook_command
 from floatingip.manager import Manager
 from floatingip.preflight import format_checks, run_checks
@@ -216,6 +215,7 @@ def _agent(args: argparse.Namespace) -> int:
 
     from floatingip.agent import Agent
     from floatingip.etcd_client import parse_endpoints
+    from floatingip.etcd_lease import MIN_TTL  # here: asyncio's import would slow every hook
     from floatingip.patroni_source import scope_from_options
 
     patroni = scope_from_options(args.patroni_scope, args.patroni_namespace)

@@ -138,7 +138,9 @@ def find_holders(
     """The MAC address of another host that answers for each of ``addresses`` that one does.
 
     Sends ``probes`` probes for each address spread over ``wait`` seconds and listens until
-    ``wait`` ends (all addresses at once: a dual-stack VIP takes no longer than one).
+    ``wait`` ends (all addresses at once: a dual-stack VIP takes no longer than one), or until
+    every address has answered: that answer cannot change, and a caller waiting for the old
+    holder to let go (floatingip hook patroni) asks again at once rather than a window later.
     """
     import socket
 
@@ -181,6 +183,8 @@ def _listen(
                 holder = claimant(frame)
                 if holder is not None and address not in holders:
                     holders[address] = ":".join(f"{byte:02x}" for byte in holder)
+        if len(holders) == len(plans):
+            return holders
 
 
 def find_holder(interface: str, address: str, *, wait: float = 0.2, probes: int = 2) -> str | None:

@@ -23,7 +23,7 @@ SCRIPTS = [
     pytest.param("etcd_switch", marks=SLOW),
     pytest.param("etcd_idle", marks=SLOW),
     pytest.param("manager_idle", marks=SLOW),
-    pytest.param("patroni_switch", marks=SLOW),  # two tools, two switchovers each: ~1.5 min
+    pytest.param("patroni_switch", marks=SLOW),  # three tools, two switchovers each: ~2 min
 ]
 ROOT = ("vip_move", "etcd_switch", "etcd_idle", "patroni_switch")  # network namespaces
 ETCD = ("etcd_switch", "etcd_idle", "patroni_switch")

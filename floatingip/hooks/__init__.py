@@ -30,6 +30,7 @@ from floatingip.hooks.core import (
     run_plan,
 )
 from floatingip.hooks.remote import ssh_target
+from floatingip.hooks.timing import Timeline
 from floatingip.validation import check_seconds
 
 PATRONI_RELEASE_WAIT = 30.0
@@ -127,6 +128,8 @@ def _add_common(parser: argparse.ArgumentParser, *, patroni: bool) -> None:
 
 def run_hook(args: argparse.Namespace) -> int:
     """The ``floatingip hook TOOL`` handler: plan, run, print the line, return the status."""
+    timeline = Timeline()
+    timeline.mark("imported")
     tool = args.tool
     prefix = f"floatingip hook {tool}"
     _configure_logging(prefix, args.verbose + args.verbose_after)
@@ -145,8 +148,11 @@ def run_hook(args: argparse.Namespace) -> int:
             lock_timeout=check_seconds(args.lock_timeout, "--lock-timeout"),
             release_wait=check_seconds(args.wait_for_release, "--wait-for-release"),
             ssh=ssh_target(args) if hasattr(args, "ssh") else None,  # MHA's, orchestrator's
+            timeline=timeline,
         )
-        report = run_plan(TOOLS[tool][2](args, context), context)
+        plan = TOOLS[tool][2](args, context)
+        timeline.mark("planned")
+        report = run_plan(plan, context)
     except FloatingIPError as exc:
         print(f"{prefix}: ERROR: {exc}", file=sys.stderr)
         return EXIT_FAILED

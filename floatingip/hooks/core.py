@@ -26,6 +26,7 @@ from types import FrameType
 from floatingip.commands import Executor, LocalExecutor
 from floatingip.datasource import DataSource, Role, State, load_datasources
 from floatingip.errors import DuplicateAddressError, FloatingIPError, UsageError
+from floatingip.hooks.timing import Timeline
 from floatingip.hosts import transport_of
 from floatingip.manager import Manager
 from floatingip.results import CommandOutcome, Event
@@ -52,8 +53,12 @@ logger = logging.getLogger(__name__)
 EXIT_DONE = 0
 EXIT_FAILED = 1
 DEFAULT_LOCK_TIMEOUT = 30.0
-RELEASE_POLL = 0.1  # between starts refused while another host still has the VIP: Patroni runs
-# the old leader's on_stop and the new one's on_role_change at once (each retry listens 0.2 s)
+# Between starts refused while another host still has the VIP (Patroni runs the old leader's
+# on_stop and the new one's on_role_change at once).  Short: each attempt paces itself (it reads
+# the addresses twice and starts a probe, which answers as soon as the holder does), a refusal
+# changes nothing, and the VIP comes up that much sooner after the release; the attempts
+# stop at --wait-for-release, and the log says each message once in a row.
+RELEASE_POLL = 0.02
 
 
 class HookLockTimeout(FloatingIPError):
@@ -132,6 +137,7 @@ class HookContext:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     release_wait: float = 0.0
     ssh: SshTarget | None = None
+    timeline: Timeline = field(default_factory=Timeline)  # for the -v log's timing line
 
     def datasources(self) -> dict[str, DataSource]:
         return load_datasources(self.cluster_home, self.cluster)
@@ -297,7 +303,10 @@ def run_plan(plan: Plan, context: HookContext) -> Report:
         )
     lock = lock_path(context.lock_dir, context.cluster, plan.host)
     with HookLock(lock, context.lock_timeout, plan.event):
-        return _run_locked(plan, context, plan.host, executor)
+        context.timeline.mark("locked")
+        report = _run_locked(plan, context, plan.host, executor)
+    logger.info("%s: %s", plan.event, context.timeline.line())
+    return report
 
 
 def _run_locked(plan: Plan, context: HookContext, host: str, executor: Executor) -> Report:
@@ -319,6 +328,7 @@ def _run_locked(plan: Plan, context: HookContext, host: str, executor: Executor)
         retry=RetryPolicy(attempts=0),  # a one-shot does not linger for retries
         failsafe=False,
     )
+    context.timeline.mark("manager ready")
     try:
         if plan.check_only:
             outcomes = [manager.run_service(name, "status") for name in sorted(manager.services)]
@@ -328,7 +338,9 @@ def _run_locked(plan: Plan, context: HookContext, host: str, executor: Executor)
         for unread, why in manager.unreachable.items():  # not done: its VIP may still be up
             problems[unread] = f"no answer through {transport_of(executor)} ({why}): may hold it"
     finally:
+        context.timeline.commands(manager.history)
         manager.close()
+        context.timeline.mark("closed")
     return _change_report(plan, events, held, problems, host)
 
 
