@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shlex
 import sys
 from collections.abc import Sequence
 
-from floatingip import __version__, privilege
+from floatingip import __version__
 from floatingip import observe_cli as observe
 from floatingip.commands import Executor, LocalExecutor, namespace_executors
 from floatingip.config import cluster_problem
@@ -17,7 +16,8 @@ from floatingip.hooks import add_hook_command
 from floatingip.manager import Manager
 from floatingip.preflight import format_checks, run_checks
 from floatingip.rule_files import RulesInstalledError, install_rules, load_rules
-from floatingip.service import ACTIONS, load_services
+from floatingip.service import load_services
+from floatingip.services_cli import print_services
 from floatingip.shell import Shell, interrupts_for_this_thread_only, is_terminal
 from floatingip.shell_hosts import add_unreachable_option, unreachable_after
 from floatingip.sudoers import sudo_commands, sudoers_lines
@@ -36,36 +36,7 @@ def _require_cluster(args: argparse.Namespace) -> None:
 
 def _services(args: argparse.Namespace) -> int:
     _require_cluster(args)
-    services = load_services(args.cluster_home, args.cluster)
-    if not services:
-        print(f"cluster {args.cluster!r}: no service definitions")
-        return 0
-    for service in services.values():
-        print(f"service {service.name!r} ({service.path}), timeout {service.timeout:g}s")
-        if service.vip is not None:
-            vip = service.vip
-            print(
-                f"  built-in VIP {vip.spelled} on {vip.interface} "
-                f"(label {vip.label or '-'}, backend {vip.backend}, "
-                f"{vip.arp_count} gratuitous ARP, {vip.na_count} neighbour advertisements, "
-                f"sudo {vip.sudo})"
-            )
-            for action, argv in service.planned_argvs():
-                print(f"  {action:<8} runs: {shlex.join(argv)}")
-            continue
-        for action in ACTIONS:
-            command = service.commands[action]
-            if command is None:
-                print(f"  {action:<8} (not defined)")
-                continue
-            print(f"  {action:<8} {command}")
-            print(f"  {'':<8} argv: {list(service.argv(action))}")
-            print(f"  {'':<8} runs: {shlex.join(service.argv(action))}")
-        announcement = service.announcement  # classic services: the gratuitous ARP after start
-        arping = announcement.argv(privilege.use_sudo())
-        then = shlex.join(arping) if arping is not None else f"none, {announcement.why_not}"
-        print(f"  after each start, gratuitous ARP: {then}")
-    return 0
+    return print_services(load_services(args.cluster_home, args.cluster), args.cluster)
 
 
 def _install_rules(args: argparse.Namespace) -> int:
