@@ -10,22 +10,17 @@ should hold stays when the process ends.  Running the same hook twice changes no
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import logging
-import os
-import signal
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 from floatingip.commands import Executor, LocalExecutor
 from floatingip.datasource import DataSource, Role, State, load_datasources
-from floatingip.errors import DuplicateAddressError, FloatingIPError, UsageError
+from floatingip.errors import DuplicateAddressError, UsageError
+from floatingip.hooks.lock import DEFAULT_LOCK_TIMEOUT, HookLock, HookLockTimeout, lock_path
+from floatingip.hooks.order import CallOrder, process_start
 from floatingip.hooks.timing import Timeline
 from floatingip.hosts import transport_of
 from floatingip.manager import Manager
@@ -52,17 +47,12 @@ logger = logging.getLogger(__name__)
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
-DEFAULT_LOCK_TIMEOUT = 30.0
 # Between starts refused while another host still has the VIP (Patroni runs the old leader's
 # on_stop and the new one's on_role_change at once).  Short: each attempt paces itself (it reads
 # the addresses twice and starts a probe, which answers as soon as the holder does), a refusal
 # changes nothing, and the VIP comes up that much sooner after the release; the attempts
 # stop at --wait-for-release, and the log says each message once in a row.
 RELEASE_POLL = 0.02
-
-
-class HookLockTimeout(FloatingIPError):
-    """Another hook held the lock for longer than the bounded wait; nothing was changed."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +71,8 @@ class Plan:
     check_only: bool = False
     failure_exit: int = EXIT_FAILED
     ssh: SshTarget | None = None  # how the tool reaches ``host`` (MHA passes its ssh settings)
+    # the tool's next call cancels this one (Patroni): never act after a later call (order.py)
+    cancelled_by_later: bool = False
 
     @property
     def nothing_to_do(self) -> bool:
@@ -97,6 +89,7 @@ class Plan:
         why: str,
         failure_exit: int = EXIT_FAILED,
         ssh: SshTarget | None = None,
+        cancelled_by_later: bool = False,
     ) -> Plan:
         """``datasource`` becomes ``role`` and ``state`` (None: as it is); ``why`` follows its
         name in the report ("db1: it is the primary")."""
@@ -109,6 +102,7 @@ class Plan:
             state=state,
             failure_exit=failure_exit,
             ssh=ssh,
+            cancelled_by_later=cancelled_by_later,
         )
 
 
@@ -177,117 +171,6 @@ def find_datasource(
     raise UsageError(f"{what}: no datasource is named or hosted at {given} (known: {known})")
 
 
-def lock_path(directory: Path, cluster: str, host: str) -> Path:
-    """The lock of the hooks acting on ``host`` for ``cluster``: one per host, so that a hook
-    waiting for another host to release the VIP never holds up that host's own hook (they
-    share the directory when one machine acts for several hosts).  The default directory,
-    /run/lock, is sticky and open to every account on Debian and Red Hat: the database account
-    a tool runs its hooks as can take it."""
-    return directory / f"floatingip-{cluster}-{host}.lock"
-
-
-class HookLock:
-    """An exclusive flock on ``path``, waited for at most ``timeout`` seconds: one hook of a
-    cluster at a time on this machine.  The kernel frees it when the process dies (Patroni kills
-    a callback still running when it starts the next), so a killed hook never wedges the next."""
-
-    def __init__(self, path: Path, timeout: float, holder: str) -> None:
-        self.path = path
-        self.timeout = timeout
-        self.holder = holder
-        self._fd: int | None = None
-
-    def __enter__(self) -> HookLock:
-        fd, writable = self._open()
-        try:
-            if not _try_lock(fd):
-                logger.info("waiting for %s (%s)", self.path, _holder_of(fd))
-                _wait_for_lock(fd, self.timeout, self.path)
-            if writable:  # who holds it, for the message of a hook that waits in vain
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"pid {os.getpid()}: {self.holder}\n".encode(), 0)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor releases the flock
-            self._fd = None
-
-    def _open(self) -> tuple[int, bool]:
-        flags = os.O_CLOEXEC | os.O_NOFOLLOW
-        try:
-            return os.open(self.path, flags | os.O_RDWR | os.O_CREAT, 0o644), True
-        except PermissionError:
-            pass  # made by another account: a read-only descriptor locks as well
-        except OSError as exc:
-            raise UsageError(
-                f"cannot open the hook lock file {self.path}: {exc.strerror}"
-            ) from None
-        try:
-            return os.open(self.path, flags | os.O_RDONLY), False
-        except OSError as exc:
-            raise UsageError(
-                f"cannot open the hook lock file {self.path}: {exc.strerror} "
-                "(choose another directory with --lock-dir)"
-            ) from None
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EAGAIN, errno.EACCES):
-            return False
-        raise
-    return True
-
-
-def _holder_of(fd: int) -> str:
-    with contextlib.suppress(OSError):
-        text = os.pread(fd, 300, 0).decode(errors="replace").strip()
-        if text:
-            return f"held by {text}"
-    return "held by another hook"
-
-
-class _Expired(Exception):
-    pass
-
-
-def _wait_for_lock(fd: int, timeout: float, path: Path) -> None:
-    """A blocking flock (the kernel lists the waiter in /proc/locks) bounded by a timer signal;
-    polling where no signal can be used (not the main thread)."""
-    if threading.current_thread() is threading.main_thread():
-
-        def expire(signum: int, frame: FrameType | None) -> None:
-            raise _Expired
-
-        previous = signal.signal(signal.SIGALRM, expire)
-        signal.setitimer(signal.ITIMER_REAL, max(timeout, 0.001))
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            return
-        except _Expired:
-            pass
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-    else:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if _try_lock(fd):
-                return
-            time.sleep(0.05)
-    raise HookLockTimeout(
-        f"another floatingip hook still holds {path} after {timeout:g} s "
-        f"({_holder_of(fd)}); nothing was changed"
-    )
-
-
 def run_plan(plan: Plan, context: HookContext) -> Report:
     """Carry ``plan`` out under the hook lock; never raises for a command that fails (the
     report says it), only for bad input or the lock (FloatingIPError, nothing changed)."""
@@ -304,9 +187,27 @@ def run_plan(plan: Plan, context: HookContext) -> Report:
     lock = lock_path(context.lock_dir, context.cluster, plan.host)
     with HookLock(lock, context.lock_timeout, plan.event):
         context.timeline.mark("locked")
-        report = _run_locked(plan, context, plan.host, executor)
+        report = _superseded(plan, lock) or _run_locked(plan, context, plan.host, executor)
     logger.info("%s: %s", plan.event, context.timeline.line())
     return report
+
+
+def _superseded(plan: Plan, lock: Path) -> Report | None:
+    """The report of a call its tool cancelled and replaced by a later one that has already
+    acted (under the lock); else None, and this call is recorded as the latest."""
+    start = process_start() if plan.cancelled_by_later else None
+    if start is None:
+        return None
+    order = CallOrder(lock.with_suffix(".order"))
+    later = order.later_than(start)
+    if later is None:
+        order.record(start, plan.event)
+        return None
+    return Report(
+        exit_code=EXIT_DONE,
+        line=f"{plan.event}: nothing done: a later call ({later.event}) has already run "
+        "(this one was cancelled by its caller, which could not kill it)",
+    )
 
 
 def _run_locked(plan: Plan, context: HookContext, host: str, executor: Executor) -> Report:

@@ -10,7 +10,9 @@ The facts, from Patroni's source (patroni/postgresql/__init__.py, callback_execu
 - one callback runs at a time: before starting the next, Patroni suspends the one still running
   and kills it and its children with SIGKILL (its documentation says only that the action, role
   and cluster name are passed).  A killed hook leaves the lock to the kernel, and the next one
-  reconciles what is held, so nothing is lost.
+  reconciles what is held, so nothing is lost.  Through sudo the hook is root's and Patroni
+  cannot kill it: every call is ``cancelled_by_later`` (floatingip.hooks.order), so one that
+  outlived its cancellation does nothing after the call that replaced it.
 """
 
 from __future__ import annotations
@@ -49,11 +51,17 @@ def plan(args: argparse.Namespace, context: HookContext) -> Plan:
         raise _unknown_role(args.role, known)
     names = [args.datasource] if args.datasource else [context.this_host]
     datasource = find_datasource(context.datasources(), names=names, what=event)
+    # Patroni cancels a running callback for the next one: this call must never act after it
     if args.action == "on_stop":
-        return Plan.change(event, datasource, state=State.OFFLINE, why="it stopped")
-    if args.role in LEADER_ROLES:
-        return Plan.change(event, datasource, Role.MASTER, State.ONLINE, why="it is the primary")
-    return Plan.change(event, datasource, Role.SLAVE, State.ONLINE, why=f"it is a {args.role}")
+        return Plan.change(
+            event, datasource, state=State.OFFLINE, why="it stopped", cancelled_by_later=True
+        )
+    role, why = (
+        (Role.MASTER, "it is the primary")
+        if args.role in LEADER_ROLES
+        else (Role.SLAVE, f"it is a {args.role}")
+    )
+    return Plan.change(event, datasource, role, State.ONLINE, why=why, cancelled_by_later=True)
 
 
 def _unknown_role(role: str, known: str) -> UsageError:

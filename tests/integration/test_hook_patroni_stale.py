@@ -7,10 +7,11 @@ callback_executor.py, cancellable.py: ``Failed to kill child process`` is only l
 postgres) can kill sudo but not the hook, which runs as root.  Seen with real Patroni 3.0.2 when
 the leader's postmaster is killed with -9 (test_hook_patroni.py): ``on_role_change replica``
 (the read-only restart) is still running when ``on_role_change master`` (the promotion) starts;
-the replica hook goes on and releases the VIP from the promoted primary.  When it gets the lock
-before the master hook, the master hook takes the VIP back; when it gets it after (it was slower
-to start, on a loaded host), nothing does: the primary stays without its VIP until Patroni's
-next callback.  This replays that order deterministically, the slow hook held by SIGSTOP.
+the replica hook goes on and, when it got the lock after the master hook (it was slower to
+start, on a loaded host), used to release the VIP from the promoted primary, with nothing to take
+it back until Patroni's next callback.  Now each Patroni call records its process's start under
+the lock, and a call that finds a later one recorded does nothing (floatingip/hooks/order.py).
+This replays that order deterministically, the slow hook held by SIGSTOP.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ import shlex
 import signal
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from floatingip.sandbox import Sandbox
 from tests.conftest import PATIENCE, require_program, require_root, wait_until
@@ -60,11 +59,6 @@ def ended(pid: int) -> bool:
         return True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a callback's hook Patroni could not kill (root, under sudo) acts after the "
-    "next callback's hook and releases the VIP from the primary",
-)
 def test_a_replica_callback_patroni_could_not_kill_leaves_the_primary_its_vip() -> None:
     require_root()
     require_program("setpriv", package="util-linux")
