@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -202,6 +203,37 @@ class Watcher:
         out, _ = self.process.communicate(timeout=600)
         found: dict[str, float | int | None] = json.loads(out)
         return found
+
+
+def probe_replies(namespace: str, mac: str, vip: str, rounds: int) -> list[float]:
+    """How long the holder of ``vip`` takes to answer floatingip's duplicate address probe (an
+    RFC 5227 ARP probe, as floatingip/dad.py sends it) from ``namespace``: seconds, each round;
+    what a shorter ``vip.dad.wait`` would have to cover."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from floatingip.dad import _plan
+
+    ethertype, frame, claimant = _plan(bytes.fromhex(mac.replace(":", "")), vip)
+
+    def make() -> socket.socket:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype))
+        sock.bind(("eth0", ethertype))
+        return sock
+
+    replies = []
+    with in_namespace(namespace, make) as sock:
+        for _ in range(rounds):
+            sent = time.monotonic()
+            sock.send(frame)
+            while True:
+                ready, _, _ = select.select([sock], [], [], 1.0)
+                if not ready:
+                    replies.append(float("inf"))
+                    break
+                if claimant(sock.recv(2048)) is not None:
+                    replies.append(time.monotonic() - sent)
+                    break
+            time.sleep(0.01)
+    return replies
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from _common import VIP, cluster_home, emit, short_mode, vip_service
-from _vip_watch import Keepalived, Watcher, busy_loops
+from _vip_watch import Keepalived, Watcher, busy_loops, probe_replies
 
 from floatingip import Manager
 from floatingip.commands import LocalExecutor
@@ -57,10 +57,18 @@ def _watched(
 
 
 def move(
-    sandbox: Sandbox, backend: str, arp: int, manager_per_host: bool, cap: float, ipv6: bool
+    sandbox: Sandbox,
+    backend: str,
+    arp: int,
+    manager_per_host: bool,
+    cap: float,
+    ipv6: bool,
+    dad_wait: float = 0.2,
 ) -> dict[str, float | int | None]:
     """One switch db1 -> db2 by floatingip, watched."""
-    service = ipv6_service(arp) if ipv6 else vip_service(arp=arp, backend=backend)
+    service = (
+        ipv6_service(arp) if ipv6 else vip_service(arp=arp, backend=backend, dad_wait=dad_wait)
+    )
     vip = VIP6 if ipv6 else VIP
     home = cluster_home(service)
     options = {"monitor_interval": 0, "retry": RetryPolicy(attempts=0)}
@@ -128,6 +136,17 @@ def keepalived_move(sandbox: Sandbox, advert: float, cap: float) -> dict[str, fl
             daemon.stop()
 
 
+def holder_replies(sandbox: Sandbox, rounds: int) -> list[float]:
+    """db1 holds the VIP; how fast it answers db2's duplicate address probes (seconds)."""
+    db1 = sandbox.executor("db1")
+    db1.run(["ip", "addr", "add", f"{VIP}/24", "dev", "eth0"])
+    try:
+        mac = sandbox.run("db2", ["cat", "/sys/class/net/eth0/address"]).stdout.strip()
+        return probe_replies(sandbox.namespaces["db2"], mac, VIP, rounds)
+    finally:
+        db1.run(["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"])
+
+
 def command_costs(rounds: int) -> list[tuple[str, float]]:
     """What one command costs here (median ms): through floatingip's runner (its own session,
     parent-death signal and watchdog registration before exec), plain subprocess, `ip netns
@@ -186,14 +205,16 @@ def measure() -> None:
     rounds = 1 if short_mode() else 5
     cap = 2.0 if short_mode() else 60.0
     arp = 1 if short_mode() else 3
+    # (backend, announcements, a manager per host, label, IPv6, vip.dad.wait)
     cases = [
-        ("ip", arp, False, "ip backend, gratuitous ARP", False),
-        ("ifconfig", arp, False, "ifconfig backend, gratuitous ARP", False),
-        ("ip", arp, True, "ip backend, a manager per host (duplicate address check)", False),
-        ("ip", 0, False, "ip backend, no gratuitous ARP", False),
-        ("ip", arp, False, "IPv6, neighbour advertisements", True),
-        ("ip", arp, True, "IPv6, a manager per host (NS duplicate check)", True),
-        ("ip", 0, False, "IPv6, no advertisements", True),
+        ("ip", arp, False, "ip backend, gratuitous ARP", False, 0.2),
+        ("ifconfig", arp, False, "ifconfig backend, gratuitous ARP", False, 0.2),
+        ("ip", arp, True, "ip backend, a manager per host (duplicate address check)", False, 0.2),
+        ("ip", arp, True, "ip backend, a manager per host, vip.dad.wait=0.05", False, 0.05),
+        ("ip", 0, False, "ip backend, no gratuitous ARP", False, 0.2),
+        ("ip", arp, False, "IPv6, neighbour advertisements", True, 0.2),
+        ("ip", arp, True, "IPv6, a manager per host (NS duplicate check)", True, 0.2),
+        ("ip", 0, False, "IPv6, no advertisements", True, 0.2),
     ]
     keepalived = [
         (1.0, "keepalived, advert_int 1 (default)"),
@@ -211,13 +232,14 @@ def measure() -> None:
         with Sandbox(["db1", "db2", "client"]) as sandbox:
             for host in ("db1", "db2"):
                 sandbox.start_server(host, PORT)
-            for backend, arp, per_host, label, ipv6 in cases:
+            for backend, arp, per_host, label, ipv6, dad_wait in cases:
                 if only is not None and only not in label:
                     continue
                 key = f"{backend}{'_per_host' if per_host else ''}_{'arp' if arp else 'no_arp'}"
                 if ipv6:
                     key = f"ipv6{'_per_host' if per_host else ''}_{'na' if arp else 'no_na'}"
-                runs[key] = [move(sandbox, backend, arp, per_host, cap, ipv6)
+                key += "" if dad_wait == 0.2 else f"_dad_wait_{dad_wait:g}"
+                runs[key] = [move(sandbox, backend, arp, per_host, cap, ipv6, dad_wait)
                              for _ in range(rounds if arp else 1)]  # fmt: skip
                 labels[key] = (label, per_host, bool(arp))
             if shutil.which("keepalived"):
@@ -229,6 +251,8 @@ def measure() -> None:
                     labels[key] = (label, True, False)
             else:
                 results["keepalived"] = "not installed (Debian: apt-get install keepalived)"
+            if only is None:
+                replies = holder_replies(sandbox, 20 if short_mode() else 200)
     except SandboxError as exc:
         emit("vip_move", {"skipped": str(exc)}, [("skipped", str(exc), "")])
         return
@@ -254,6 +278,17 @@ def measure() -> None:
             (f"{label}: two holders at once", str(two), "goal 0"),
         ]  # fmt: skip
     if only is None:
+        answered = sorted(replies)
+        results["probe_reply_ms"] = {
+            "median": round(statistics.median(answered) * 1000, 2),
+            "max": round(answered[-1] * 1000, 2),
+            "rounds": len(answered),
+        }
+        rows.append((
+            "duplicate address probe: the holder's answer, median (max)",
+            f"{statistics.median(answered) * 1000:.1f} ms ({answered[-1] * 1000:.1f} ms)",
+            "what vip.dad.wait must cover",
+        ))  # fmt: skip
         subprocess.run(["ip", "netns", "add", _COST_NETNS], check=True)
         try:
             costs = command_costs(5 if short_mode() else 40)
