@@ -286,7 +286,7 @@ def measure() -> None:
         }
         rows.append((
             "duplicate address probe: the holder's answer, median (max)",
-            f"{statistics.median(answered) * 1000:.1f} ms ({answered[-1] * 1000:.1f} ms)",
+            f"{statistics.median(answered) * 1000:.2f} ms ({answered[-1] * 1000:.2f} ms)",
             "what vip.dad.wait must cover",
         ))  # fmt: skip
         subprocess.run(["ip", "netns", "add", _COST_NETNS], check=True)
