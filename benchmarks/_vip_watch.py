@@ -12,6 +12,7 @@ import json
 import os
 import select
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -28,6 +29,12 @@ T = TypeVar("T")
 _CLONE_NEWNET = 0x40000000
 _ETH_P_ALL = 0x0003
 _RTM_NEWADDR, _RTM_GETADDR = 20, 22
+
+
+def _die_with_parent() -> None:
+    """In a forked child before exec: SIGKILL when the benchmark dies (even by -9), so that no
+    busy loop or keepalived outlives it."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def in_namespace(namespace: str, make: Callable[[], T]) -> T:
@@ -188,7 +195,7 @@ class Watcher:
     def __init__(self, client: str, holders: list[str], vip: str, port: int, mac: str) -> None:
         self.process = subprocess.Popen(
             [sys.executable, __file__, client, ",".join(holders), vip, str(port), mac],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
         assert self.process.stdout is not None and self.process.stdin is not None
         if self.process.stdout.readline().strip() != "ready":
@@ -240,7 +247,11 @@ def probe_replies(namespace: str, mac: str, vip: str, rounds: int) -> list[float
 def busy_loops(count: int) -> Iterator[None]:
     """``count`` shell busy loops beside the measurement (``--load``), killed afterwards."""
     loops = [
-        subprocess.Popen(["sh", "-c", "while :; do :; done"], start_new_session=True)
+        subprocess.Popen(
+            ["sh", "-c", "while :; do :; done"],
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         for _ in range(count)
     ]
     try:
@@ -296,7 +307,7 @@ class Keepalived:
              "-f", str(conf), "-p", str(self.home / "keepalived.pid"),
              "-r", str(self.home / "vrrp.pid"), "-c", str(self.home / "checkers.pid")],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
 
     def stop(self) -> None:
@@ -312,6 +323,10 @@ class Keepalived:
 
     def log_text(self) -> str:
         return (self.home / "log").read_text(errors="replace")
+
+    def remove(self) -> None:
+        """Its configuration, pid files and log (after :meth:`stop`)."""
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 def _main() -> None:

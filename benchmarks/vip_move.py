@@ -134,6 +134,7 @@ def keepalived_move(sandbox: Sandbox, advert: float, cap: float) -> dict[str, fl
     finally:
         for daemon in daemons.values():
             daemon.stop()
+            daemon.remove()
 
 
 def holder_replies(sandbox: Sandbox, rounds: int) -> list[float]:
