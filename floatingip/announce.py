@@ -3,8 +3,9 @@ the background: they take a second per packet, and the VIP already answers.  A f
 warning (clients learn the move when their neighbour cache entry expires), never a failed start.
 
 An announcement starts as soon as the add succeeded, while the verify runs (floatingip.actions):
-if the verify then fails, or the start is undone, it is cancelled (its command is killed, as at a
-timeout), so that nothing goes on telling clients that this host has the VIP."""
+if the verify then fails, the start is undone, or the VIP is stopped there, it is cancelled (its
+command is killed, as at a timeout), so that nothing goes on telling clients that this host has
+the VIP."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from floatingip.errors import FloatingIPError
 from floatingip.process import Cancel
 from floatingip.results import Event, History
 from floatingip.service import ServiceDefinition
-from floatingip.vocabulary import EventKind
+from floatingip.vocabulary import Action, EventKind
 
 __all__ = ["Announcer", "CancelAnnouncement", "StartAnnouncements"]
 
@@ -33,6 +34,7 @@ class Announcer:
         self._history = history
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._running: dict[tuple[str, str], set[Cancel]] = {}  # (service, host): being sent
 
     def announce(
         self,
@@ -52,11 +54,19 @@ class Announcer:
 
         return cancel
 
-    def for_start(
-        self, service: ServiceDefinition, executor: Executor, host: str
+    def for_action(
+        self, service: ServiceDefinition, action: str, executor: Executor, host: str
     ) -> StartAnnouncements:
-        """What a start of ``service`` on ``host`` announces through (floatingip.actions'
-        ``announce``), and cancels if the start is undone."""
+        """What ``action`` of ``service`` on ``host`` announces through once it added the VIP
+        (floatingip.actions' ``announce``), and cancels if the start is undone.  A stop (or a
+        restart) first stops what is still being sent for it there: its remaining packets
+        would pull clients back to a host that no longer has the VIP, perhaps after another
+        host took it."""
+        if action in (Action.STOP, Action.RESTART):
+            with self._lock:
+                running = list(self._running.get((service.name, host), ()))
+            for cancel in running:
+                cancel.cancel(f"{service.name} {action} on {host}")
         return StartAnnouncements(self, service, executor, host)
 
     def _start(
@@ -68,6 +78,7 @@ class Announcer:
         what = "neighbour advertisements" if ipv6 else "gratuitous ARP"
 
         cancel = Cancel()
+        key = (service.name, host)
 
         def announce() -> None:
             where = f"{service.name} on {host}"
@@ -85,6 +96,8 @@ class Announcer:
                     failure = last_line(result, "no output")
                     message, ok = f"{where}: {what} failed: {failure}", False
             finally:
+                with self._lock:
+                    self._running.get(key, set()).discard(cancel)
                 cancel.close()
             kind = EventKind.ANNOUNCE if ok else EventKind.WARNING
             self._history.record(Event(kind=kind, message=message, ok=ok, service=service.name))
@@ -95,6 +108,7 @@ class Announcer:
         with self._lock:
             self._threads = [t for t in self._threads if t.is_alive()]
             self._threads.append(thread)
+            self._running.setdefault(key, set()).add(cancel)
         thread.start()
         return cancel
 

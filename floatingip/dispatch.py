@@ -263,7 +263,7 @@ class Dispatcher:
             return self._finish(intent, ActionResult((), None, error), host)
         self.running = (f"{service.name} {intent.action} on {host}", time.monotonic())
         epoch = self.epoch
-        announce = self.announcer.for_start(service, executor, host)  # once the VIP is added
+        announce = self.announcer.for_action(service, intent.action, executor, host)
         try:
             answer = self._ask_fence(service, intent, host) if _takes(service, intent) else None
             if answer is not None and not answer.granted:

@@ -140,3 +140,21 @@ def test_a_failed_verify_stops_the_announcement_and_the_vip_is_not_held(
         (stopped,) = [e for e in manager.history if "gratuitous ARP stopped" in e.message]
         assert "the verify after the add failed" in stopped.message
     assert VIP not in sandbox.addresses_on("db1")
+
+
+def test_a_stop_stops_the_announcement_still_running_for_the_vip(
+    sandbox: Sandbox, demo_home: Path, service_dir: Path
+) -> None:
+    require_program("arping", package="iputils-arping")
+    # 20 packets, one a second: a switch back within them must not be undone by the old
+    # holder's remaining gratuitous ARP, which would pull clients back to a host without the VIP
+    write_service(service_dir, "master.properties", service_text(arp=20))
+    with manager_on_db1(demo_home, sandbox.executor("db1")) as manager:
+        assert manager.update_datasource("db1", state="ONLINE").ok
+        assert wait_until(lambda: arping_in(sandbox.namespaces["db1"]) != [])
+        assert manager.update_datasource("db1", state="OFFLINE").ok
+        assert manager.held == {}
+        assert manager.wait_for_announcements(timeout=PATIENCE / 3)  # not 20 s of packets
+        assert arping_in(sandbox.namespaces["db1"]) == []
+        (stopped,) = [e for e in manager.history if "gratuitous ARP stopped" in e.message]
+        assert "master stop on db1" in stopped.message
