@@ -1,6 +1,11 @@
 """Performing a service action with an executor: one command for a classic service, the whole
 add-verify-announce procedure for a built-in VIP service.
 
+Given ``announce`` (the dispatcher's announcer), a start of a VIP announces it as soon as the
+add succeeded, while the verify runs: clients learn the move one command earlier.  A verify
+that then fails cancels the announcement (it is killed like a command at its timeout) and the
+start fails as before, not held: nothing goes on claiming the VIP for this host.
+
 Nothing here raises for what a command does: every outcome, failure included, comes back as an
 :class:`ActionResult`.
 """
@@ -10,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from floatingip import privilege
@@ -22,6 +28,7 @@ from floatingip.vocabulary import Action, Backend
 
 __all__ = [
     "ActionResult",
+    "Announce",
     "duplicate_probe_argv",
     "last_line",
     "no_interface",
@@ -32,6 +39,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# Starts the announcements (argvs) of a VIP just added; returns what cancels them (with why)
+Announce = Callable[[tuple[tuple[str, ...], ...]], Callable[[str], None]]
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,7 @@ class _Run:
     timeout: float
     steps: list[CommandResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    announce: Announce | None = None
 
     def run(self, argv: tuple[str, ...]) -> CommandResult:
         result = self.executor.run(argv, timeout=self.timeout, check=False)
@@ -121,9 +132,17 @@ def _failure(result: CommandResult) -> FloatingIPError:
     return FloatingIPError(f"command failed: {shlex.join(result.argv)}")
 
 
-def perform(service: ServiceDefinition, action: Action | str, executor: Executor) -> ActionResult:
-    """Run ``action`` of ``service`` through ``executor``; never raises for the commands."""
-    run = _Run(executor, service.timeout)
+def perform(
+    service: ServiceDefinition,
+    action: Action | str,
+    executor: Executor,
+    *,
+    announce: Announce | None = None,
+) -> ActionResult:
+    """Run ``action`` of ``service`` through ``executor``; never raises for the commands.
+    ``announce``: start a VIP's announcements through it once added (its result's ``announce``
+    is then None: nothing is left to send), else they are in the result, to send."""
+    run = _Run(executor, service.timeout, announce=announce)
     why = service.missing(action)
     if why is not None:
         return run.done((), None, FloatingIPError(why))
@@ -331,7 +350,12 @@ def _failed_change(
 def _verify(
     vip: VipSpec, starting: bool, change: tuple[str, ...], changed: CommandResult, run: _Run
 ) -> ActionResult:
+    announce = vip.announce_argvs() if starting else ()
+    cancel = run.announce(announce) if run.announce is not None and announce else None
     check = run.run(vip.show_argv())
+    if cancel is not None and not (check.ok and vip.held_in(check.stdout)):
+        cancel(f"the verify after the add failed: `{shlex.join(check.argv)}`")
+        run.notes.append("announcement stopped: the verify failed")
     if not check.ok:
         return run.done(check.argv, check, no_interface(vip, check))
     held = vip.held_in(check.stdout)
@@ -348,7 +372,8 @@ def _verify(
             f"shows {shown} {state}"
         )
         return run.done(change, changed, error, held=held, partial=not held and bool(found))
-    announce = vip.announce_argvs() if starting else None
+    if cancel is not None:  # already on its way
+        return run.done(change, changed, held=held)
     return run.done(change, changed, held=held, announce=announce or None)
 
 

@@ -16,7 +16,10 @@ IPv4 only), and keepalived and IPaddr2's send_ua build them the same way.
 
 Needs CAP_NET_RAW (root): the manager runs this file as a command, through sudo when it is not
 root, with an isolated interpreter that imports nothing but the standard library (it starts in
-a few milliseconds, where importing floatingip would take a tenth of a second)::
+a few milliseconds, where importing floatingip would take a tenth of a second), and only the
+modules the interpreter has loaded already plus _socket, select, struct and time: argparse,
+ipaddress, pathlib and socket (and the re, enum, functools and selectors they pull in) would
+double its start, which comes before the first advertisement of every IPv6 move::
 
     python -I -S .../floatingip/dad.py --interface eth0 --wait 0.2 192.0.2.22 2001:db8::22
     python -I -S .../floatingip/dad.py --interface eth0 --advertise 3 2001:db8::22
@@ -27,19 +30,13 @@ one (their MAC is printed), 2 error (10, not 1: sudo's own refusal and Python's 
 
 from __future__ import annotations
 
-import ipaddress
+import _socket  # not socket: its import (enum, selectors) costs more than the interpreter
+import os
 import select
 import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
-
-# A manager imports this file for its argv builders alone: socket and argparse (0.7 MB of an idle
-# manager's RSS) are imported where the probe itself runs.  (typing would cost this script's start.)
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    import socket
 
 __all__ = [
     "FREE",
@@ -58,14 +55,25 @@ FREE, IN_USE, PROBE_ERROR = 0, 10, 2
 ETH_P_ARP, ETH_P_IPV6 = 0x0806, 0x86DD
 ICMPV6, NEIGHBOR_SOLICITATION, NEIGHBOR_ADVERTISEMENT = 58, 135, 136
 _BROADCAST = b"\xff" * 6
-_ALL_NODES = ipaddress.IPv6Address("ff02::1").packed
+_ALL_NODES = _socket.inet_pton(_socket.AF_INET6, "ff02::1")
 
 # (the ethertype to listen to, the probe frame, who claims the address in a received frame)
 Plan = tuple[int, bytes, Callable[[bytes], bytes | None]]
 
 
+def _packet_socket(interface: str, ethertype: int) -> _socket.socket:
+    sock = _socket.socket(_socket.AF_PACKET, _socket.SOCK_RAW, _socket.htons(ethertype))
+    try:
+        sock.bind((interface, ethertype))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def _mac_of(interface: str) -> bytes:
-    text = Path(f"/sys/class/net/{interface}/address").read_text().strip()
+    with open(f"/sys/class/net/{interface}/address", encoding="ascii") as file:
+        text = file.read().strip()
     return bytes.fromhex(text.replace(":", ""))
 
 
@@ -104,7 +112,7 @@ def _icmpv6_frame(mac: bytes, source: bytes, destination: bytes, message: bytes)
 
 
 def _solicited_node(address: bytes) -> bytes:
-    return ipaddress.IPv6Address("ff02::1:ff00:0").packed[:13] + address[13:]
+    return _socket.inet_pton(_socket.AF_INET6, "ff02::1:ff00:0")[:13] + address[13:]
 
 
 def _ns_plan(mac: bytes, address: bytes) -> Plan:
@@ -128,8 +136,18 @@ def _ns_plan(mac: bytes, address: bytes) -> Plan:
 
 
 def _plan(mac: bytes, address: str) -> Plan:
-    ip = ipaddress.ip_address(address)
-    return (_ns_plan if ip.version == 6 else _arp_plan)(mac, ip.packed)
+    version, packed = _parse(address)
+    return (_ns_plan if version == 6 else _arp_plan)(mac, packed)
+
+
+def _parse(address: str) -> tuple[int, bytes]:
+    """(4 or 6, the packed address); ValueError for anything but one IP address."""
+    for version, family in ((4, _socket.AF_INET), (6, _socket.AF_INET6)):
+        try:
+            return version, _socket.inet_pton(family, address)
+        except OSError:
+            continue
+    raise ValueError(f"{address!r} does not appear to be an IPv4 or IPv6 address")
 
 
 def find_holders(
@@ -142,18 +160,13 @@ def find_holders(
     every address has answered: that answer cannot change, and a caller waiting for the old
     holder to let go (floatingip hook patroni) asks again at once rather than a window later.
     """
-    import socket
-
     mac = _mac_of(interface)
     plans = {address: _plan(mac, address) for address in addresses}
-    sockets: dict[int, socket.socket] = {}
+    sockets: dict[int, _socket.socket] = {}
     try:
         for ethertype, _, _ in plans.values():
             if ethertype not in sockets:
-                sockets[ethertype] = socket.socket(
-                    socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype)
-                )
-                sockets[ethertype].bind((interface, ethertype))
+                sockets[ethertype] = _packet_socket(interface, ethertype)
         return _listen(sockets, plans, wait, probes)
     finally:
         for sock in sockets.values():
@@ -161,7 +174,7 @@ def find_holders(
 
 
 def _listen(
-    sockets: dict[int, socket.socket], plans: dict[str, Plan], wait: float, probes: int
+    sockets: dict[int, _socket.socket], plans: dict[str, Plan], wait: float, probes: int
 ) -> dict[str, str]:
     holders: dict[str, str] = {}
     started = time.monotonic()
@@ -196,26 +209,25 @@ def advertise(interface: str, address: str, count: int, *, interval: float = 1.0
     """Send ``count`` unsolicited neighbour advertisements for the IPv6 ``address``, from it,
     to all nodes, with the override flag: neighbours that have an entry for it switch to our
     MAC (RFC 4861 7.2.6); others are not disturbed."""
-    import socket
-
-    ip = ipaddress.ip_address(address)
-    if ip.version != 6:
+    version, target = _parse(address)
+    if version != 6:
         raise ValueError(f"{address} is not an IPv6 address (IPv4 is announced with arping)")
-    target = ip.packed
     mac = _mac_of(interface)
     flags = 0x20000000  # override; not solicited, not a router
     option = struct.pack("!BB", 2, 1) + mac  # target link-layer address
     message = struct.pack("!BBHI", NEIGHBOR_ADVERTISEMENT, 0, 0, flags) + target + option
     frame = _icmpv6_frame(mac, target, _ALL_NODES, message)
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IPV6)) as sock:
-        sock.bind((interface, ETH_P_IPV6))
+    sock = _packet_socket(interface, ETH_P_IPV6)
+    try:
         for sent in range(count):
             if sent:
                 time.sleep(interval)
             sock.send(frame)
+    finally:
+        sock.close()
 
 
-PROBE_SCRIPT = str(Path(__file__).resolve())
+PROBE_SCRIPT = os.path.realpath(__file__)
 
 
 def _script_argv(interface: str) -> tuple[str, ...]:
@@ -237,35 +249,92 @@ def advertise_argv(interface: str, address: str, count: int, *, sudo: bool) -> t
     return ("sudo", "-n", *argv) if sudo else argv
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
+_USAGE = (
+    "usage: floatingip/dad.py [-h] --interface INTERFACE [--wait WAIT] [--advertise N] "
+    "address [address ...]"
+)
+_HELP = f"""{_USAGE}
 
-    parser = argparse.ArgumentParser(prog="floatingip/dad.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--interface", required=True)
-    parser.add_argument("--wait", type=float, default=0.2, help="seconds to listen (default 0.2)")
-    parser.add_argument("--advertise", type=int, metavar="N", help="send N advertisements")
-    parser.add_argument("address", nargs="+")
-    args = parser.parse_args(argv)
-    if args.advertise is not None and len(args.address) != 1:
-        parser.error("--advertise takes one IPv6 address")
-    where = f"{', '.join(args.address)} on {args.interface}"
+{__doc__.splitlines()[0]}
+
+options:
+  --interface INTERFACE  the interface to probe or advertise on
+  --wait WAIT            seconds to listen (default 0.2)
+  --advertise N          send N advertisements (one IPv6 address)
+"""
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _options(argv: Sequence[str]) -> tuple[str, float, int | None, list[str]]:
+    """(interface, wait, advertise, addresses) from ``argv``, as argparse would read them (no
+    argparse: its import would double this script's start)."""
+    values: dict[str, str] = {}
+    addresses: list[str] = []
+    words = list(argv)
+    while words:
+        word = words.pop(0)
+        if word == "--":
+            addresses += words
+            break
+        if not word.startswith("--") or word == "-":
+            addresses.append(word)
+            continue
+        name, equals, value = word.partition("=")
+        if name not in ("--interface", "--wait", "--advertise"):
+            raise _UsageError(f"unrecognized arguments: {word}")
+        if not equals:
+            if not words:
+                raise _UsageError(f"argument {name}: expected one argument")
+            value = words.pop(0)
+        values[name] = value
+    if "--interface" not in values:
+        raise _UsageError("the following arguments are required: --interface")
+    if not addresses:
+        raise _UsageError("the following arguments are required: address")
     try:
-        if args.advertise is not None:
-            advertise(args.interface, args.address[0], args.advertise)
-            print(f"sent {args.advertise} neighbour advertisement(s) for {where}")
+        wait = float(values.get("--wait", "0.2"))
+    except ValueError:
+        raise _UsageError(f"argument --wait: invalid float value: {values['--wait']!r}") from None
+    advertise = values.get("--advertise")
+    try:
+        count = None if advertise is None else int(advertise)
+    except ValueError:
+        raise _UsageError(f"argument --advertise: invalid int value: {advertise!r}") from None
+    if count is not None and len(addresses) != 1:
+        raise _UsageError("--advertise takes one IPv6 address")
+    return values["--interface"], wait, count, addresses
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else list(argv)
+    if "-h" in words or "--help" in words:
+        print(_HELP, end="")
+        return FREE
+    try:
+        interface, wait, advertise_count, addresses = _options(words)
+    except _UsageError as exc:
+        print(f"{_USAGE}\nfloatingip/dad.py: error: {exc}", file=sys.stderr)
+        return PROBE_ERROR  # 2, as argparse exits on a usage error
+    where = f"{', '.join(addresses)} on {interface}"
+    try:
+        if advertise_count is not None:
+            advertise(interface, addresses[0], advertise_count)
+            print(f"sent {advertise_count} neighbour advertisement(s) for {where}")
             return FREE
-        holders = find_holders(args.interface, args.address, wait=args.wait)
+        holders = find_holders(interface, addresses, wait=wait)
     except (OSError, ValueError) as exc:
-        print(
-            f"cannot {'advertise' if args.advertise else 'probe'} {where}: {exc}", file=sys.stderr
-        )
+        doing = "advertise" if advertise_count is not None else "probe"
+        print(f"cannot {doing} {where}: {exc}", file=sys.stderr)
         return PROBE_ERROR
     if not holders:
-        print(f"{', '.join(args.address)} {'is' if len(args.address) == 1 else 'are'} free on "
-              f"{args.interface}")  # fmt: skip
+        print(f"{', '.join(addresses)} {'is' if len(addresses) == 1 else 'are'} free on "
+              f"{interface}")  # fmt: skip
         return FREE
     for address, holder in holders.items():
-        print(f"{address} is in use on {args.interface} by {holder}")
+        print(f"{address} is in use on {interface} by {holder}")
     return IN_USE
 
 

@@ -262,13 +262,14 @@ class Dispatcher:
             return self._finish(intent, ActionResult((), None, error), host)
         self.running = (f"{service.name} {intent.action} on {host}", time.monotonic())
         epoch = self.epoch
+        announce = self.announcer.for_action(service, intent.action, executor, host)
         try:
             answer = self._ask_fence(service, intent, host) if _takes(service, intent) else None
             if answer is not None and not answer.granted:
                 action = refused(service, intent.action, answer, executor)
             else:
                 with self.hosts.acting(service.name, intent.action):
-                    action = perform(service, intent.action, executor)
+                    action = perform(service, intent.action, executor, announce=announce)
                 if action.held is not None:
                     self.hosts.seen(service.name, host)
                 if isinstance(answer, ProbedAnswer) and answer.steps:
@@ -292,6 +293,7 @@ class Dispatcher:
                 if not dropped and track and intent.action in _TRACKED:
                     self.state.hold(intent.service, intent.datasource or "")
             if dropped:  # every VIP was dropped while this start ran: undo it, give back
+                announce.cancel(f"every VIP was dropped while this start ran ({self.dropped})")
                 action = stop_again(service, executor, action, self.dropped)
                 self._give_back_if_absent(service, executor, host)
         elif track and action.ok and intent.action == Action.STOP:

@@ -26,6 +26,7 @@ counting it.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import shlex
@@ -366,9 +367,9 @@ class GuardedExecutor:
 
     def _bounded(self, argv: Sequence[str], timeout: float) -> CommandResult:
         call = _Call()
-        worker = threading.Thread(
-            target=self._work, args=(call, argv, timeout), name=f"floatingip-{self.host}",
-            daemon=True,
+        worker = threading.Thread(  # in the caller's context: a process.Cancel reaches it
+            target=contextvars.copy_context().run, args=(self._work, call, argv, timeout),
+            name=f"floatingip-{self.host}", daemon=True,
         )  # fmt: skip
         worker.start()
         patience = self._hosts.unreachable_after + expected_seconds(argv)

@@ -7,11 +7,16 @@
   the same way; its exit code is reported as soon as it exits, even if a leftover holds stdout.
 - A command dies with its manager, even a ``kill -9``'d one: the parent-death signal and the
   watchdog (floatingip.watchdog).
+- A command run under a :class:`Cancel` (``with cancel.applies():``, in this thread or a thread
+  that copied its context) is stopped the same way as at its timeout when the cancel is given
+  (an announcement that must not go on claiming a VIP); it is not reported as timed out, but
+  as ended by the signal (a negative exit code).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import logging
 import math
@@ -21,13 +26,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from floatingip import watchdog
 from floatingip.errors import CommandStartError
 
-__all__ = ["OUTPUT_TAIL", "Finished", "run_process"]
+__all__ = ["OUTPUT_TAIL", "Cancel", "Finished", "run_process"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +78,46 @@ class _Tail:
         return f"[{dropped} earlier bytes not kept]\n" + data.decode("utf-8", "replace")
 
 
+class Cancel:
+    """Stops the commands run under it (:meth:`applies`) once :meth:`cancel` is called, and
+    those started after: SIGTERM to the group (sudo relays it), SIGKILL after the grace."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()  # readable once cancelled: wakes a waiting run
+        os.set_blocking(self._write, False)
+        self._lock = threading.Lock()
+        self.cancelled = False
+        self.why = ""
+
+    def cancel(self, why: str) -> None:
+        with self._lock:
+            if self.cancelled or self._write < 0:
+                return
+            self.cancelled, self.why = True, why
+            os.write(self._write, b"x")
+
+    @contextlib.contextmanager
+    def applies(self) -> Iterator[None]:
+        token = _cancel.set(self)
+        try:
+            yield
+        finally:
+            _cancel.reset(token)
+
+    def fileno(self) -> int:
+        return self._read
+
+    def close(self) -> None:
+        with self._lock:
+            if self._write >= 0:
+                os.close(self._read)
+                os.close(self._write)
+                self._read = self._write = -1
+
+
+_cancel: contextvars.ContextVar[Cancel | None] = contextvars.ContextVar("cancel", default=None)
+
+
 # -- one process ---------------------------------------------------------------------------------
 
 
@@ -98,6 +143,10 @@ class _Process:
             self.pidfd = -1
         self.exited = False
         self.lost = False
+        self.cancel = _cancel.get()
+        self.cancelled = False  # stopped by its Cancel: killed, not timed out
+        if self.cancel is not None:
+            self.poller.register(self.cancel.fileno(), select.POLLIN)
 
     def _check_exit(self) -> bool:
         if not self.exited:
@@ -125,6 +174,10 @@ class _Process:
             if until_exit and self.pidfd < 0:
                 remaining = min(remaining, _TICK)
             for fd, _ in self.poller.poll(math.ceil(remaining * 1000)):
+                if self.cancel is not None and fd == self.cancel.fileno():
+                    self.poller.unregister(fd)  # once: the kill that follows waits as usual
+                    self.cancel, self.cancelled = None, True
+                    return False
                 if fd in self.streams:
                     chunk = os.read(fd, 65536)
                     if chunk:
@@ -201,6 +254,9 @@ def run_process(
 ) -> Finished:
     """Run ``program`` with ``argv``; raises CommandStartError if it cannot be executed."""
     started = time.monotonic()
+    cancel = _cancel.get()
+    if cancel is not None and cancel.cancelled:  # never start what is no longer wanted
+        return Finished(None, "", f"not started: {cancel.why}", 0.0, timed_out=False)
     try:
         process, dog, token = _spawn(argv, program, env)
     except OSError as exc:
@@ -217,7 +273,7 @@ def run_process(
     timed_out = False
     try:
         if not child.pump(started + timeout, until_exit=True):
-            timed_out = True
+            timed_out = not child.cancelled  # a cancelled one reports the signal that ended it
             child.signal_group(signal.SIGTERM)
             if not child.pump(time.monotonic() + kill_grace, until_exit=True):
                 child.signal_group(signal.SIGKILL)
