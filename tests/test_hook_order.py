@@ -16,12 +16,12 @@ from tests.conftest import require_root
 def test_a_call_started_before_the_recorded_one_is_superseded(tmp_path: Path) -> None:
     order = CallOrder(tmp_path / "floatingip-demo-db1.order")
     assert order.later_than(100) is None  # nothing recorded yet
-    order.record(200, "patroni on_role_change master demo")
+    order.register(200, "patroni on_role_change master demo")
     later = order.later_than(100)
     assert later is not None and later.event == "patroni on_role_change master demo"
     assert order.later_than(200) is None  # the same tick: both act, as before
     assert order.later_than(300) is None
-    order.record(300, "patroni on_stop replica demo")
+    order.register(300, "patroni on_stop replica demo")
     assert order.later_than(250) is not None
 
 
@@ -45,7 +45,7 @@ def test_a_record_others_may_write_is_ignored_with_a_warning(
 ) -> None:
     path = tmp_path / "floatingip-demo-db1.order"
     order = CallOrder(path)
-    order.record(500, "patroni on_role_change master demo")
+    order.register(500, "patroni on_role_change master demo")
     path.chmod(mode)
     with caplog.at_level(logging.WARNING, logger="floatingip.hooks.order"):
         assert order.later_than(100) is None
@@ -64,6 +64,14 @@ def test_a_record_owned_by_another_account_is_ignored_and_replaced_by_root(
     with caplog.at_level(logging.WARNING, logger="floatingip.hooks.order"):
         assert order.later_than(100) is None
     assert "owned by uid 65534, neither root nor this account" in caplog.text
-    order.record(100, "patroni on_start master demo")
+    order.register(100, "patroni on_start master demo")
     assert path.stat().st_uid == 0
     assert order.later_than(50) is not None
+
+
+def test_registering_never_replaces_a_later_call(tmp_path: Path) -> None:
+    order = CallOrder(tmp_path / "floatingip-demo-db1.order")
+    order.register(300, "patroni on_role_change replica demo")
+    order.register(200, "patroni on_role_change master demo")  # the cancelled one, late
+    later = order.later_than(200)
+    assert later is not None and later.start == 300 and "replica" in later.event

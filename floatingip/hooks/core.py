@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from floatingip.commands import Executor, LocalExecutor
 from floatingip.datasource import DataSource, Role, State, load_datasources
 from floatingip.errors import DuplicateAddressError, UsageError
 from floatingip.hooks.lock import DEFAULT_LOCK_TIMEOUT, HookLock, HookLockTimeout, lock_path
-from floatingip.hooks.order import CallOrder, process_start
+from floatingip.hooks.order import CallOrder, Recorded, process_start
 from floatingip.hooks.timing import Timeline
 from floatingip.hosts import transport_of
 from floatingip.manager import Manager
@@ -185,32 +185,44 @@ def run_plan(plan: Plan, context: HookContext) -> Report:
             f"{context.this_host!r} (give --ssh, or run the hook there)",
         )
     lock = lock_path(context.lock_dir, context.cluster, plan.host)
+    superseded = _registered(plan, lock)
     with HookLock(lock, context.lock_timeout, plan.event):
         context.timeline.mark("locked")
-        report = _superseded(plan, lock) or _run_locked(plan, context, plan.host, executor)
+        later = superseded()
+        if later is not None:
+            report = _superseded_report(plan, later, "before this one got the lock")
+        else:
+            report = _run_locked(plan, context, plan.host, executor, superseded)
     logger.info("%s: %s", plan.event, context.timeline.line())
     return report
 
 
-def _superseded(plan: Plan, lock: Path) -> Report | None:
-    """The report of a call its tool cancelled and replaced by a later one that has already
-    acted (under the lock); else None, and this call is recorded as the latest."""
+def _registered(plan: Plan, lock: Path) -> Callable[[], Recorded | None]:
+    """Register this call if its tool cancels it by making the next (order.py); return what
+    tells whether a later call has been made since (always None for other tools)."""
     start = process_start() if plan.cancelled_by_later else None
     if start is None:
-        return None
+        return lambda: None
     order = CallOrder(lock.with_suffix(".order"))
-    later = order.later_than(start)
-    if later is None:
-        order.record(start, plan.event)
-        return None
+    order.register(start, plan.event)
+    return lambda: order.later_than(start)
+
+
+def _superseded_report(plan: Plan, later: Recorded, when: str) -> Report:
     return Report(
         exit_code=EXIT_DONE,
-        line=f"{plan.event}: nothing done: a later call ({later.event}) has already run "
+        line=f"{plan.event}: nothing done: a later call ({later.event}) was made {when} "
         "(this one was cancelled by its caller, which could not kill it)",
     )
 
 
-def _run_locked(plan: Plan, context: HookContext, host: str, executor: Executor) -> Report:
+def _run_locked(
+    plan: Plan,
+    context: HookContext,
+    host: str,
+    executor: Executor,
+    superseded: Callable[[], Recorded | None],
+) -> Report:
     assert plan.datasource is not None
     roles = {plan.datasource: plan.role} if plan.role is not None else {}
     states = {plan.datasource: plan.state} if plan.state is not None else {}
@@ -234,7 +246,9 @@ def _run_locked(plan: Plan, context: HookContext, host: str, executor: Executor)
         if plan.check_only:
             outcomes = [manager.run_service(name, "status") for name in sorted(manager.services)]
             return _check_report(plan, outcomes)
-        _wait_for_release(manager, context.release_wait)
+        later = _wait_for_release(manager, context.release_wait, superseded)
+        if later is not None:  # refused so far: nothing changed
+            return _superseded_report(plan, later, "while this one waited for the release")
         events, held, problems = manager.history, dict(manager.held), dict(manager.problems)
         for unread, why in manager.unreachable.items():  # not done: its VIP may still be up
             problems[unread] = f"no answer through {transport_of(executor)} ({why}): may hold it"
@@ -245,14 +259,21 @@ def _run_locked(plan: Plan, context: HookContext, host: str, executor: Executor)
     return _change_report(plan, events, held, problems, host)
 
 
-def _wait_for_release(manager: Manager, seconds: float) -> None:
+def _wait_for_release(
+    manager: Manager, seconds: float, superseded: Callable[[], Recorded | None]
+) -> Recorded | None:
     """While the start is refused because another host still answers for the VIP, try again
     for at most ``seconds``: a tool that calls the new primary's hook without waiting for the
-    old one's (Patroni) would otherwise leave the VIP nowhere."""
+    old one's (Patroni) would otherwise leave the VIP nowhere.  Stops, and returns the later
+    call, as soon as the tool has made one (this call is cancelled)."""
     deadline = time.monotonic() + seconds
     while _refused_as_duplicate(manager) and time.monotonic() < deadline:
+        later = superseded()
+        if later is not None:
+            return later
         time.sleep(RELEASE_POLL)
         manager.reconcile()
+    return None
 
 
 def _refused_as_duplicate(manager: Manager) -> bool:

@@ -3,21 +3,26 @@
 
 Patroni kills the running callback and its children before starting the next one; through
 ``sudo`` it can kill sudo but not the hook under it, which runs as root ("Failed to kill child
-process" in its log).  That hook goes on, and may get the per-host lock after the next one: an
-``on_role_change replica`` would then release the VIP the ``on_role_change master`` after it
-had just taken on the primary.  So each call records, under the lock, when its process started
-(the kernel's start time, set at fork: a cancelled hook was forked before Patroni killed its
-sudo, so before the next call's sudo even started), and a call that finds a later one recorded
-does nothing.  Two calls forked in the same clock tick (10 ms) both act, as before.
+process" in its log).  That hook goes on: it may get the per-host lock after the next one (an
+``on_role_change replica`` would then release the VIP the ``on_role_change master`` after it had
+just taken on the primary), or hold the lock while it waits for another host to release the VIP
+(a cancelled ``master`` would then take the VIP on a host Patroni has since made a replica, and
+keep the next call waiting).  So each call registers when its process started (the kernel's start
+time, set at fork: a cancelled hook was forked before Patroni killed its sudo, so before the next
+call's sudo even started) as soon as it has parsed its arguments, before the lock; a call that
+finds a later one registered does nothing, and one waiting for a release stops waiting.  Two calls
+forked in the same clock tick (10 ms) both act, as before.
 
 The record lives next to the lock (/run/lock is world-writable and sticky): it is trusted only
 when owned by root or by this account and writable by nobody else, else ignored with a
-warning, so another local account cannot silence the hooks.
+warning, so another local account cannot silence the hooks (a lock directory only root can
+write, ``--lock-dir``, keeps other accounts out of both).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import stat
@@ -70,8 +75,9 @@ class CallOrder:
             return None
         return recorded
 
-    def record(self, start: int, event: str) -> None:
-        """Record this call (best effort: a record that cannot be written is logged)."""
+    def register(self, start: int, event: str) -> None:
+        """Record this call unless a later one is recorded (best effort: a record that cannot
+        be written is logged).  Under an flock of the record: two calls never interleave."""
         line = f"{self.boot} {start} {' '.join(event.split())}\n".encode()
         try:
             fd = self._open_for_writing()
@@ -79,12 +85,16 @@ class CallOrder:
             logger.warning("cannot record this call in %s: %s", self.path, exc.strerror or exc)
             return
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            recorded = _parse(os.pread(fd, _MAX_RECORD, 0).decode("utf-8", "replace"))
+            if recorded is not None and recorded.boot == self.boot and recorded.start > start:
+                return
             os.ftruncate(fd, 0)
-            os.write(fd, line)
+            os.pwrite(fd, line, 0)
         except OSError as exc:
             logger.warning("cannot record this call in %s: %s", self.path, exc.strerror or exc)
         finally:
-            os.close(fd)
+            os.close(fd)  # and the flock with it
 
     def _read(self) -> Recorded | None:
         try:
@@ -99,18 +109,17 @@ class CallOrder:
             if problem is not None:
                 logger.warning("ignoring %s: %s", self.path, problem)
                 return None
+            fcntl.flock(fd, fcntl.LOCK_SH)  # never half a record being rewritten
             text = os.read(fd, _MAX_RECORD).decode("utf-8", "replace")
         finally:
             os.close(fd)
-        boot, _, rest = text.strip().partition(" ")
-        start, _, event = rest.partition(" ")
-        if not start.isdigit():
+        recorded = _parse(text)
+        if recorded is None:
             logger.warning("ignoring %s: not a record of a call: %r", self.path, text[:80])
-            return None
-        return Recorded(boot, int(start), event)
+        return recorded
 
     def _open_for_writing(self) -> int:
-        flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK
         try:
             fd = os.open(self.path, flags)
         except FileNotFoundError:
@@ -122,6 +131,12 @@ class CallOrder:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         return os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+
+
+def _parse(text: str) -> Recorded | None:
+    boot, _, rest = text.strip().partition(" ")
+    start, _, event = rest.partition(" ")
+    return Recorded(boot, int(start), event) if start.isdigit() else None
 
 
 def _untrusted(info: os.stat_result) -> str | None:

@@ -28,14 +28,16 @@ from tests.integration.test_hook_repmgr import hook_workspace
 from tests.integration.test_hooks_contract import VIP
 
 
-def callback(sandbox: Sandbox, hook: str, action: str, role: str) -> subprocess.Popen[bytes]:
-    """The hook line as Patroni runs it on db1: as postgres, ACTION ROLE SCOPE appended; the
-    process Patroni starts (and kills) is sudo itself (setpriv and ip netns exec exec it).  Its
-    output goes to the test's (shown when it fails)."""
+def callback(
+    sandbox: Sandbox, hook: str, action: str, role: str, host: str = "db1", *options: str
+) -> subprocess.Popen[bytes]:
+    """The hook line as Patroni runs it on ``host``: as postgres, ACTION ROLE SCOPE appended;
+    the process Patroni starts (and kills) is sudo itself (setpriv and ip netns exec exec it).
+    Its output goes to the test's (shown when it fails)."""
     return subprocess.Popen(
-        ["ip", "netns", "exec", sandbox.namespaces["db1"],
+        ["ip", "netns", "exec", sandbox.namespaces[host],
          "setpriv", "--reuid", "postgres", "--regid", "postgres", "--init-groups",
-         *shlex.split(hook), "--host", "db1", action, role, "demo"],
+         *shlex.split(hook), *options, "--host", host, action, role, "demo"],
         stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
 
@@ -81,3 +83,38 @@ def test_a_replica_callback_patroni_could_not_kill_leaves_the_primary_its_vip() 
         os.kill(hook_pid, signal.SIGCONT)  # the old hook goes on
         assert wait_until(lambda: ended(hook_pid), 120)
         assert VIP in sandbox.addresses_on("db1"), "the primary lost its VIP to a stale callback"
+
+
+def test_a_master_callback_cancelled_while_it_waits_for_the_release_gives_way() -> None:
+    # db2's on_role_change master waits (holding db2's hook lock) for db1 to let the VIP go;
+    # Patroni makes db2 a replica again before db1 does: the cancelled master call must neither
+    # keep the replica call out of the lock nor take the VIP on db2 once db1 lets it go.
+    require_root()
+    require_program("setpriv", package="util-linux")
+    require_program("sudo", package="sudo")
+    with hook_workspace("patroni") as (work, hook), Sandbox(["db1", "db2"]) as sandbox:
+        assert callback(sandbox, hook, "on_start", "master").wait(timeout=120) == 0
+        waiting = callback(
+            sandbox, hook, "on_role_change", "master", "db2", "--wait-for-release", "300"
+        )
+        assert wait_until(lambda: children(waiting.pid) != [], PATIENCE)
+        hook_pid = children(waiting.pid)[0]
+        lock = work / "locks" / "floatingip-demo-db2.lock"
+        assert wait_until(lambda: f"pid {hook_pid}:" in _text(lock), PATIENCE), "not waiting"
+        os.kill(waiting.pid, signal.SIGKILL)  # Patroni cancels it: sudo dies, the hook lives
+        waiting.wait(timeout=30)
+        replica = callback(
+            sandbox, hook, "on_role_change", "replica", "db2", "--lock-timeout", "60"
+        )
+        assert replica.wait(timeout=120) == 0, "the replica call did not get the lock"
+        assert wait_until(lambda: ended(hook_pid), 120), "the cancelled call still waits"
+        assert callback(sandbox, hook, "on_stop", "master").wait(timeout=120) == 0  # db1 lets go
+        assert VIP not in sandbox.addresses_on("db1")
+        assert VIP not in sandbox.addresses_on("db2"), "the VIP is on a replica"
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
