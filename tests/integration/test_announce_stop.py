@@ -28,14 +28,11 @@ def test_drop_all_stops_the_announcement_still_running_for_the_vip(
     require_program("arping", package="iputils-arping")
     write_service(service_dir, "master.properties", service_text(arp=COUNT))
     db1 = sandbox.namespaces["db1"]
+    # db1's own manager (an agent's): drop_all drops what is on its own host
     with Manager.from_cluster_home(
-        demo_home,
-        "demo",
-        host="db1",
-        executors={"db1": sandbox.executor("db1")},
-        monitor_interval=0,
-        retry=RetryPolicy(attempts=0),
-    ) as manager:  # fmt: skip  (db1's own manager: drop_all drops what is on its own host)
+        demo_home, "demo", host="db1", executors={"db1": sandbox.executor("db1")},
+        monitor_interval=0, retry=RetryPolicy(attempts=0),
+    ) as manager:  # fmt: skip
         assert manager.update_datasource("db1", state="ONLINE").ok
         assert wait_until(lambda: arping_in(db1) != [])
 
