@@ -3,9 +3,9 @@ the background: they take a second per packet, and the VIP already answers.  A f
 warning (clients learn the move when their neighbour cache entry expires), never a failed start.
 
 An announcement starts as soon as the add succeeded, while the verify runs (floatingip.actions):
-if the verify then fails, the start is undone, or the VIP is stopped there, it is cancelled (its
-command is killed, as at a timeout), so that nothing goes on telling clients that this host has
-the VIP."""
+if the verify then fails, the start is undone, or the VIP is stopped, dropped or given up there
+(its host declared dead), it is cancelled (its command is killed, as at a timeout), so that
+nothing goes on telling clients that this host has the VIP."""
 
 from __future__ import annotations
 
@@ -63,11 +63,18 @@ class Announcer:
         would pull clients back to a host that no longer has the VIP, perhaps after another
         host took it."""
         if action in (Action.STOP, Action.RESTART):
-            with self._lock:
-                running = list(self._running.get((service.name, host), ()))
-            for cancel in running:
-                cancel.cancel(f"{service.name} {action} on {host}")
+            self.stop(service.name, host, f"{service.name} {action} on {host}")
         return StartAnnouncements(self, service, executor, host)
+
+    def stop(self, service: str, host: str, why: str) -> None:
+        """Stop what is still being sent for ``service``'s VIP on ``host`` (``why``: in the
+        history).  Every path that removes a VIP there or gives it up calls this first: a stop
+        (:meth:`for_action`), a drop, a host declared dead or alive (floatingip.failsafe,
+        floatingip.dead)."""
+        with self._lock:
+            running = list(self._running.get((service, host), ()))
+        for cancel in running:
+            cancel.cancel(why)
 
     def _start(
         self, service: ServiceDefinition, argv: tuple[str, ...], executor: Executor, host: str

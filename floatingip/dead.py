@@ -39,6 +39,8 @@ def declare_dead(dispatcher: Dispatcher, hosts: Hosts, host: str, reason: str) -
     hosts.declare_dead(host, reason)
     released = []
     for name in sorted(dispatcher.services):
+        # it may not be dead to the clients: what it still announces would pull them back
+        dispatcher.announcer.stop(name, host, f"host {host} declared dead ({reason})")
         with dispatcher.service_locks[name], state.lock:
             holder = state.holders.get(name)
             if holder is None or state.host_of(holder) != host:
@@ -64,6 +66,7 @@ def declare_alive(dispatcher: Dispatcher, hosts: Hosts, host: str) -> ChangeResu
     commands: list[CommandOutcome] = []
     for name, service in sorted(dispatcher.services.items()):
         with dispatcher.service_locks[name], hosts.acting(name, Action.STOP):
+            dispatcher.announcer.stop(name, host, f"host {host} declared alive: its VIP goes")
             if probe(service, anyway) is False:
                 hosts.seen(name, host)
                 continue

@@ -241,6 +241,7 @@ def drop_all(dispatcher: Dispatcher, reason: str) -> ChangeResult:
         holder = state.holders.get(name)
         if holder is not None and state.host_of(holder) != state.host:
             continue  # held on another host this manager acts for: not this host's to drop
+        dispatcher.announcer.stop(name, state.host, f"dropped: {reason}")
         if probe(service, executor) is False:  # not here (belief is not trusted for this)
             state.hold(name, None)
             continue
