@@ -135,6 +135,34 @@ def test_an_acquire_that_timed_out_after_etcd_took_it_leaves_no_lock_behind() ->
         assert db2.acquire("master", host="db2", datasource="db2").granted
 
 
+def test_a_grant_that_comes_after_the_caller_gave_up_leaves_no_lock_behind() -> None:
+    """etcd answers the lock request and grants it, but the coroutine goes on only after the
+    caller's bound expired (it may need up to ~4 s: a pending release, the request, a move onto
+    the current lease): the caller refused the start, and cancelling the finished coroutine did
+    nothing.  The lock used to stay on db1's live lease with no VIP: db2 refused.  Now the
+    caller and the coroutine agree: a grant the caller did not receive is deleted."""
+    with bench() as b:
+        db1, db2 = b.fence("db1"), b.fence("db2")
+        gave_up = threading.Event()
+        take = db1._take
+
+        async def late(service: str, value: bytes, lease: int) -> Any:
+            answer = await take(service, value, lease)
+            assert answer.granted, answer
+            gave_up.wait(PATIENCE)  # holds the loop until the caller has refused
+            return answer
+
+        setattr(db1, "_take", late)  # noqa: B010  (the interleaving: no mock of etcd)
+        try:
+            answer = db1.acquire("master", host="db1", datasource="db1")
+        finally:
+            gave_up.set()
+        assert not answer.granted, answer
+        setattr(db1, "_take", take)  # noqa: B010
+        assert wait_until(lambda: b.holder() is None, PATIENCE), b.holder()
+        assert db2.acquire("master", host="db2", datasource="db2").granted
+
+
 def test_a_timed_out_acquire_of_a_lock_already_held_leaves_it_alone() -> None:
     """A held VIP keeps its lock: a second start (a restart) whose answer never came does not
     make the fence delete the lock the first one took."""
