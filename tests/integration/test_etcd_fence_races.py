@@ -106,6 +106,8 @@ def bench() -> Iterator[Bench]:
         finally:
             loop.call_soon_threadsafe(loop.stop)
             runner.join(timeout=10)
+            if not runner.is_alive():
+                loop.close()
             if proxy is not None:
                 proxy.close()
             etcd.close()
