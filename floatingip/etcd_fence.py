@@ -16,8 +16,9 @@ or the first lock ever, has no record, and the check runs.
 
 ``acquire`` and ``release`` are called from the Manager's threads and run on the agent's event
 loop with a bound; they never raise: any doubt is a refusal (fail closed).  A start whose lock
-request got no answer may still have been taken by etcd: it is refused, and exactly what it
-wrote (compared by value) is deleted once etcd answers, unless a later start took the lock.
+request got no answer (or whose grant came too late, ``_Call``) may have been taken by etcd: it
+is refused, and exactly what it wrote (compared by value) is deleted once etcd answers, unless
+a later start took the lock.
 
 The agent's check of held VIPs (``held_elsewhere``) takes again the lock of a VIP held here,
 under the service's lock (Manager.while_held), so no stop of it overlaps; the emergency drop
@@ -33,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from typing import Any
 
 from floatingip.cluster_state import (
@@ -45,12 +47,23 @@ from floatingip.cluster_state import (
 )
 from floatingip.etcd_client import EtcdError, EtcdPool
 from floatingip.etcd_lease import DEFAULT_TTL, LeaseKeeper
-from floatingip.etcd_unlock import Deletion, delete_lock
+from floatingip.etcd_unlock import Deletion, delete_lock, merged
 from floatingip.fence import FenceAnswer
 
 __all__ = ["DEFAULT_TTL", "EtcdFence"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Call:
+    """One acquire between its caller and its coroutine (which may need longer than the
+    caller's bound), both under ``EtcdFence._lock``: a start's grant the caller did not take
+    is deleted, by the coroutine if it finishes after the caller gave up, else by the caller."""
+
+    gave_up: bool = False
+    granted: bytes | None = None  # the value a start's grant wrote
+    voided: Deletion | None = None  # the pending deletion that grant voided
 
 
 class EtcdFence:
@@ -126,7 +139,17 @@ class EtcdFence:
                     reason="no live etcd lease (etcd unreachable or the lease just renewed): "
                     "a VIP is never taken without one",
                 )
-            return self._on_loop(self._acquire(service, datasource, lease, start), "acquire")
+            call = _Call()
+            answer = self._on_loop(
+                self._acquire(service, datasource, lease, start, call), "acquire"
+            )
+            if not answer.granted:
+                with self._lock:
+                    call.gave_up = True
+                    if call.granted is not None:  # granted after the caller stopped waiting
+                        self._queue(service, call.voided)
+                        self._queue(service, Deletion(False, only=(call.granted,)))
+            return answer
         except Exception as exc:  # must never raise: refuse
             logger.exception("fence acquire of %s", service)
             return FenceAnswer(granted=False, reason=f"fence error: {exc!r}")
@@ -193,20 +216,32 @@ class EtcdFence:
             self._on_lost(reason)
 
     async def _acquire(
-        self, service: str, datasource: str | None, lease: int, start: bool
+        self, service: str, datasource: str | None, lease: int, start: bool, call: _Call
     ) -> FenceAnswer:
         async with self._serial(service):
             with self._lock:
                 retake = start or self._may_retake(service)
             if not retake:
                 return await self._look(service)
-            answer = await self._acquire_now(service, datasource, lease, start)
-            if answer.granted:  # a start, or a check of a VIP held here now
-                with self._lock:
-                    self._pending.pop(service, None)  # taken again: a pending deletion is void
+            value = holder_value(self.host, datasource)
+            answer = await self._acquire_now(service, value, lease, start)
+            if not answer.granted:
+                return answer
+            with self._lock:  # a start, or a check of a VIP held here now
+                if call.gave_up:  # no VIP follows: a start's lock goes (a check's VIP is held)
                     if start:
-                        self._started.add(service)
+                        self._queue(service, Deletion(False, only=(value,)))
+                    return FenceAnswer(granted=False, reason="granted after the caller gave up")
+                call.voided = self._pending.pop(service, None)  # taken again: void
+                if start:
+                    self._started.add(service)
+                    call.granted = value
             return answer
+
+    def _queue(self, service: str, deletion: Deletion | None) -> None:
+        """Add ``deletion`` to ``service``'s pending one (the caller holds ``_lock``)."""
+        if (pending := merged(self._pending.get(service), deletion)) is not None:
+            self._pending[service] = pending
 
     async def _look(self, service: str) -> FenceAnswer:
         """Who holds ``service``'s lock, writing nothing (a check after a lost lease)."""
@@ -228,9 +263,8 @@ class EtcdFence:
                 self._others[service] = host
 
     async def _acquire_now(
-        self, service: str, datasource: str | None, lease: int, start: bool
+        self, service: str, value: bytes, lease: int, start: bool
     ) -> FenceAnswer:
-        value = holder_value(self.host, datasource)
         try:
             return await self._take(service, value, lease)
         except (EtcdError, asyncio.CancelledError) as exc:
@@ -240,10 +274,7 @@ class EtcdFence:
             # VIP is held, and the stop that ends the hold releases the whole lock.
             if start:
                 with self._lock:
-                    before = self._pending.get(service)
-                    if before is None or before.only is not None:  # a whole release covers it
-                        only = (before.only or ()) + (value,) if before else (value,)
-                        self._pending[service] = Deletion(False, only=only)
+                    self._queue(service, Deletion(False, only=(value,)))
                 logger.warning(
                     "%s: no answer to the lock request; what it may have written is deleted "
                     "once etcd answers", service,

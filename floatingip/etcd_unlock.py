@@ -17,7 +17,7 @@ from floatingip.cluster_state import (
 )
 from floatingip.etcd_client import EtcdPool
 
-__all__ = ["Deletion", "delete_lock"]
+__all__ = ["Deletion", "delete_lock", "merged"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,16 @@ class Deletion:
 
     clean: bool  # the VIP was confirmed gone: record a clean release
     only: tuple[bytes, ...] | None = None  # only a lock of one of these values (unanswered starts)
+
+
+def merged(before: Deletion | None, deletion: Deletion | None) -> Deletion | None:
+    """``deletion`` added to ``before`` (both of one service's lock): a deletion of the whole
+    lock covers a deletion of values (``only``: what refused starts wrote)."""
+    if deletion is None or (before is not None and before.only is None):
+        return before
+    if before is not None and deletion.only is not None:
+        return Deletion(False, only=(before.only or ()) + deletion.only)
+    return deletion
 
 
 async def delete_lock(

@@ -80,12 +80,18 @@ class _Tail:
 
 class Cancel:
     """Stops the commands run under it (:meth:`applies`) once :meth:`cancel` is called, and
-    those started after: SIGTERM to the group (sudo relays it), SIGKILL after the grace."""
+    those started after: SIGTERM to the group (sudo relays it), SIGKILL after the grace.
+
+    Its pipe stays open until :meth:`close` was called and no running command waits on it: a
+    command may outlive its owner's interest (hosts.GuardedExecutor gives up on a host), and
+    a closed fd in its poller would answer at once (a spin) or, its number reused, wrongly."""
 
     def __init__(self) -> None:
         self._read, self._write = os.pipe()  # readable once cancelled: wakes a waiting run
         os.set_blocking(self._write, False)
         self._lock = threading.Lock()
+        self._waiters = 0  # running commands whose pollers hold the read end
+        self._closing = False
         self.cancelled = False
         self.why = ""
 
@@ -107,12 +113,29 @@ class Cancel:
     def fileno(self) -> int:
         return self._read
 
+    def _attach(self) -> int:
+        """The read end, for a command's poller until :meth:`_detach` (-1: closed)."""
+        with self._lock:
+            if self._closing:
+                return -1
+            self._waiters += 1
+            return self._read
+
+    def _detach(self) -> None:
+        with self._lock:
+            self._waiters -= 1
+            self._close_unused()
+
     def close(self) -> None:
         with self._lock:
-            if self._write >= 0:
-                os.close(self._read)
-                os.close(self._write)
-                self._read = self._write = -1
+            self._closing = True
+            self._close_unused()
+
+    def _close_unused(self) -> None:
+        if self._closing and not self._waiters and self._write >= 0:
+            os.close(self._read)
+            os.close(self._write)
+            self._read = self._write = -1
 
 
 _cancel: contextvars.ContextVar[Cancel | None] = contextvars.ContextVar("cancel", default=None)
@@ -145,8 +168,9 @@ class _Process:
         self.lost = False
         self.cancel = _cancel.get()
         self.cancelled = False  # stopped by its Cancel: killed, not timed out
-        if self.cancel is not None:
-            self.poller.register(self.cancel.fileno(), select.POLLIN)
+        self.cancel_fd = self.cancel._attach() if self.cancel is not None else -1
+        if self.cancel_fd >= 0:
+            self.poller.register(self.cancel_fd, select.POLLIN)
 
     def _check_exit(self) -> bool:
         if not self.exited:
@@ -173,18 +197,28 @@ class _Process:
                 return False
             if until_exit and self.pidfd < 0:
                 remaining = min(remaining, _TICK)
-            for fd, _ in self.poller.poll(math.ceil(remaining * 1000)):
-                if self.cancel is not None and fd == self.cancel.fileno():
-                    self.poller.unregister(fd)  # once: the kill that follows waits as usual
-                    self.cancel, self.cancelled = None, True
+            for fd, events in self.poller.poll(math.ceil(remaining * 1000)):
+                if fd == self.cancel_fd:
+                    self._leave_cancel()  # once: the kill that follows waits as usual
+                    self.cancelled = True
                     return False
-                if fd in self.streams:
+                if events & select.POLLNVAL:  # closed behind our back: would answer forever
+                    logger.error("fd %s closed while polled for pid %s", fd, self.pid)
+                    self.poller.unregister(fd)
+                    self.streams.pop(fd, None)
+                elif fd in self.streams:
                     chunk = os.read(fd, 65536)
                     if chunk:
                         self.streams[fd].add(chunk)
                     else:
                         self.poller.unregister(fd)
                         del self.streams[fd]
+
+    def _leave_cancel(self) -> None:
+        if self.cancel is not None and self.cancel_fd >= 0:
+            self.poller.unregister(self.cancel_fd)
+            self.cancel._detach()
+        self.cancel, self.cancel_fd = None, -1
 
     def signal_group(self, number: int) -> None:
         try:
@@ -196,6 +230,7 @@ class _Process:
 
     def finish(self) -> int | None:
         """Reap it (after the watchdog forgot it) and close everything; its exit code."""
+        self._leave_cancel()
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()

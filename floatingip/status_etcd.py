@@ -53,24 +53,43 @@ def agent_key(cluster: str, host: str) -> str:
 # -- reading ------------------------------------------------------------------------------------
 
 
-async def _get_prefix(pool: EtcdPool, prefix: str) -> Any:
-    return await pool.call("read", lambda client: client.get_prefix(prefix.encode()))
+async def _get_prefixes(pool: EtcdPool, prefixes: list[str]) -> tuple[list[list[Any]], int]:
+    """Each prefix's keys, all at one revision (one transaction: a leader change between two
+    reads would mix Patroni's old leader with floatingip's new holder), and that revision (0
+    when no key was found: a transaction's ranges carry no header of their own)."""
+
+    async def read(client: Any) -> Any:
+        t = client.transactions
+        gets = [t.get(p.encode(), _prefix_end(p.encode())) for p in prefixes]
+        return await client.transaction(compare=[], success=gets, failure=[])
+
+    _, responses = await pool.call("read", read)
+    found = [[kv for _, kv in response] for response in responses]
+    revision = max((int(kv.header.revision) for kvs in found for kv in kvs), default=0)
+    return found, revision
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    """The end of ``prefix``'s range (prefixes here end with '/', never with byte 0xff)."""
+    return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
 async def _read(
     pool: EtcdPool, cluster: str, patroni: PatroniScope | None = None
 ) -> tuple[Snapshot, dict[str, Any], list[str]]:
-    """One read of the cluster's keys (after Patroni's, with ``patroni``, as the agents read
-    them): the snapshot, the agents' records, the keys left out."""
+    """One read of the cluster's keys (and Patroni's, with ``patroni``, at the same revision):
+    the snapshot, the agents' records, the keys left out."""
+    prefix = cluster_prefix(cluster)
     view = Snapshot(cluster)
-    if patroni is not None:  # its datasources; floatingip's own datasource keys are ignored
+    if patroni is None:
+        (found,), revision = await _get_prefixes(pool, [prefix])
+    else:  # its datasources; floatingip's own datasource keys are ignored
         view = PatroniSnapshot(cluster, patroni_prefix=patroni.prefix)
-        for kv in await _get_prefix(pool, patroni.prefix):
+        (theirs, found), revision = await _get_prefixes(pool, [patroni.prefix, prefix])
+        for kv in theirs:
             key = kv.key.decode("utf-8", "replace")
             view.apply(key, kv.value, revision=int(kv.mod_revision))
-    prefix = cluster_prefix(cluster)
-    found = await _get_prefix(pool, prefix)
-    view.revision = int(found.header.revision)
+    view.revision = revision
     records: dict[str, Any] = {}
     problems: list[str] = []
     for kv in found:

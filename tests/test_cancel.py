@@ -4,8 +4,11 @@ of a VIP whose start was undone), and reported as killed, not as timed out."""
 from __future__ import annotations
 
 import contextvars
+import select
 import threading
 from pathlib import Path
+
+import pytest
 
 from floatingip.commands import LocalExecutor
 from floatingip.process import Cancel
@@ -49,3 +52,49 @@ def test_commands_outside_the_cancel_are_not_affected() -> None:
     cancel.cancel("not for them")
     assert LocalExecutor().run(["true"]).ok
     cancel.close()
+
+
+def test_a_cancel_closed_while_its_command_runs_does_not_spin_the_waiting_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The announce thread closes its Cancel when the host guard gives up on the command
+    (hosts.GuardedExecutor._bounded), while the worker thread still waits for it.  The closed
+    pipe used to answer POLLNVAL at once, unhandled: the wait looped at full CPU until the
+    command's timeout (and a reused fd number could have woken it).  Counted: the waits."""
+    polls: list[int] = []
+    real = select.poll
+
+    class Counted:  # the real poller, its waits counted
+        def __init__(self) -> None:
+            self.inner = real()
+
+        def register(self, fd: int, events: int) -> None:
+            self.inner.register(fd, events)
+
+        def unregister(self, fd: int) -> None:
+            self.inner.unregister(fd)
+
+        def poll(self, timeout: int) -> list[tuple[int, int]]:
+            polls.append(timeout)
+            return self.inner.poll(timeout)
+
+    monkeypatch.setattr(select, "poll", Counted)
+    cancel, running, results = Cancel(), tmp_path / "running", []
+
+    def run() -> None:
+        with cancel.applies():
+            script = 'echo > "$0"; while [ -e "$0" ]; do sleep 0.05; done'
+            results.append(LocalExecutor().run(["sh", "-c", script, str(running)], timeout=600))
+
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(run,))
+    worker.start()
+    assert wait_until(running.exists)
+    cancel.close()  # the owner is done with it; the command goes on
+    wait_until(lambda: len(polls) > 10_000, 2.0)  # a spin gets there in far less
+    running.unlink()
+    worker.join(PATIENCE)
+    assert not worker.is_alive()
+    (result,) = results
+    assert result.ok, result
+    assert len(polls) < 100, f"{len(polls)} waits for one command"
+    cancel.cancel("after close: nothing, no error")

@@ -102,13 +102,22 @@ def bench() -> Iterator[Bench]:
                     proxy.resume()
                 for fence in made.fences.values():
                     made.on_loop(fence.close())
+                made.on_loop(_stop(made.keepers))
                 made.on_loop(pool.close())
         finally:
             loop.call_soon_threadsafe(loop.stop)
             runner.join(timeout=10)
+            if not runner.is_alive():
+                loop.close()
             if proxy is not None:
                 proxy.close()
             etcd.close()
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _pool(proxy: EtcdProxy) -> EtcdPool:
@@ -131,6 +140,66 @@ def test_an_acquire_that_timed_out_after_etcd_took_it_leaves_no_lock_behind() ->
         assert committed is not None and committed[0]["host"] == "db1", committed
         assert committed[1] == b.lease("db1")
         b.proxy.resume()
+        assert wait_until(lambda: b.holder() is None, PATIENCE), b.holder()
+        assert db2.acquire("master", host="db2", datasource="db2").granted
+
+
+def test_a_grant_that_comes_after_the_caller_gave_up_leaves_no_lock_behind() -> None:
+    """etcd answers the lock request and grants it, but the coroutine goes on only after the
+    caller's bound expired (it may need up to ~4 s: a pending release, the request, a move onto
+    the current lease): the caller refused the start, and cancelling the finished coroutine did
+    nothing.  The lock used to stay on db1's live lease with no VIP: db2 refused.  Now the
+    caller and the coroutine agree: a grant the caller did not receive is deleted."""
+    with bench() as b:
+        db1, db2 = b.fence("db1"), b.fence("db2")
+        gave_up = threading.Event()
+        take = db1._take
+
+        async def late(service: str, value: bytes, lease: int) -> Any:
+            answer = await take(service, value, lease)
+            assert answer.granted, answer
+            gave_up.wait(PATIENCE)  # holds the loop until the caller has refused
+            return answer
+
+        setattr(db1, "_take", late)  # noqa: B010  (the interleaving: no mock of etcd)
+        try:
+            answer = db1.acquire("master", host="db1", datasource="db1")
+        finally:
+            gave_up.set()
+        assert not answer.granted, answer
+        setattr(db1, "_take", take)  # noqa: B010
+        assert wait_until(lambda: b.holder() is None, PATIENCE), b.holder()
+        assert db2.acquire("master", host="db2", datasource="db2").granted
+
+
+def test_a_grant_handed_over_too_late_gives_back_the_release_it_voided() -> None:
+    """The stop's release got no answer (pending), then a start is granted (the lock is still
+    db1's) but its answer reaches the caller only after the caller's bound: the coroutine had
+    finished, so the caller's cancel stopped nothing.  The grant had voided the pending
+    release; the caller now puts it back, and the lock goes."""
+    with bench() as b:
+        db1, db2 = b.fence("db1"), b.fence("db2")
+        assert db1.acquire("master", host="db1", datasource="db1").granted
+        b.proxy.hold()
+        db1.release("master", host="db1")  # no answer: pending
+        b.proxy.resume()
+        assert b.holder() is not None and db1._pending
+        take = db1._take
+        gave_up = threading.Event()
+
+        async def late(service: str, value: bytes, lease: int) -> Any:
+            answer = await take(service, value, lease)
+            # runs before the task's result is handed to the caller: held until it gave up
+            asyncio.get_running_loop().call_soon(gave_up.wait, PATIENCE)
+            return answer
+
+        setattr(db1, "_take", late)  # noqa: B010  (the interleaving: no mock of etcd)
+        try:
+            answer = db1.acquire("master", host="db1", datasource="db1")
+        finally:
+            gave_up.set()
+        assert not answer.granted, answer
+        setattr(db1, "_take", take)  # noqa: B010
         assert wait_until(lambda: b.holder() is None, PATIENCE), b.holder()
         assert db2.acquire("master", host="db2", datasource="db2").granted
 

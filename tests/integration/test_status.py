@@ -13,10 +13,21 @@ from typing import Any
 
 import pytest
 
+from floatingip import status_etcd
+from floatingip.etcd_client import EtcdPool
+from floatingip.patroni_source import PatroniScope
 from floatingip.sandbox import Sandbox
+from floatingip.status_etcd import etcd_status
 from tests.conftest import wait_until
-from tests.integration.etcd_world import CLUSTER, require_etcd, start_with_db1_master, world
+from tests.integration.etcd_world import (
+    CLUSTER,
+    cluster_home,
+    require_etcd,
+    start_with_db1_master,
+    world,
+)
 from tests.integration.etcd_world import VIP as ETCD_VIP
+from tests.integration.test_etcd_fence_races import HOLDER, bench
 from tests.integration.test_reconcile import VIP, add_vip, on, vip_home
 
 
@@ -206,3 +217,49 @@ def test_etcd_status_reads_patroni_keys_as_the_agents_on_them_do() -> None:
         code, report = status(*where, *patroni, netns=client)
         assert code == 0 and report["services"][0]["held_on"] == ["db2"], report
         assert report["services"][0]["expected_datasource"] == "db2"
+
+
+def test_etcd_status_reads_patroni_and_floatingip_keys_at_one_moment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --patroni-scope, Patroni's keys and floatingip's were read in two requests: a
+    switchover between them (Patroni's leader and floatingip's holder both moved to db2) gave
+    the old leader against the new holder, "misplaced", an exit code for a healthy cluster.
+    Here the switchover lands right after etcd's first answer: the report is of one moment."""
+    with bench() as b:
+
+        def put(key: str, value: str) -> None:
+            result = b.etcd.etcdctl("etcd1", "put", key, value)
+            assert result.returncode == 0, result.stderr
+
+        def holder(host: str) -> str:
+            return json.dumps({"host": host, "datasource": host, "since": time.time()})
+
+        put("/pgns/pg/members/db1", patroni_member("master"))
+        put("/pgns/pg/members/db2", patroni_member("replica"))
+        put("/pgns/pg/leader", "db1")
+        put(HOLDER, holder("db1"))
+        answers: list[str] = []
+
+        class Interleaved(EtcdPool):  # the real pool; a switchover after its first answer
+            async def call(self, what: str, request: Any, *, timeout: float | None = None) -> Any:
+                answer = await super().call(what, request, timeout=timeout)
+                answers.append(what)
+                if len(answers) == 1:
+                    put("/pgns/pg/members/db1", patroni_member("replica"))
+                    put("/pgns/pg/leader", "db2")
+                    put("/pgns/pg/members/db2", patroni_member("master"))
+                    put(HOLDER, holder("db2"))
+                return answer
+
+        monkeypatch.setattr(status_etcd, "EtcdPool", Interleaved)
+        monkeypatch.setattr(status_etcd, "parse_endpoints", lambda text: (b.proxy.endpoint,))
+        home = cluster_home(tmp_path)
+        report = etcd_status(home, CLUSTER, "proxy", PatroniScope("pg", "/pgns"))
+        assert answers, "etcd was not asked"
+        (master,) = report.services
+        assert master.verdict == "ok", master
+        assert master.held_on == [master.expected_host], master
+        report = etcd_status(home, CLUSTER, "proxy", PatroniScope("pg", "/pgns"))  # after it
+        (master,) = report.services
+        assert master.verdict == "ok" and master.held_on == ["db2"], master
