@@ -162,7 +162,8 @@ def test_bad_callback_arguments_change_nothing(world: World) -> None:
 
 def test_concurrent_callbacks_are_serialized(world: World) -> None:
     """Two callbacks at once on one host: while the lock is taken both wait in the kernel
-    (/proc/locks lists them); released, one starts the VIP and the other finds it held."""
+    (/proc/locks lists them); released, one starts the VIP and the other finds it held (or,
+    started earlier, gives way to the later one)."""
     lock = lock_path(world.locks, "demo", "db1")
     callback = [*shlex.split(world.floatingip("patroni", "--host", "db1"))]
     argv = ["ip", "netns", "exec", world.sandbox.namespaces["db1"], *callback]
@@ -183,7 +184,10 @@ def test_concurrent_callbacks_are_serialized(world: World) -> None:
     lines = [caller.communicate(timeout=120)[1] for caller in callers]
     assert [caller.returncode for caller in callers] == [0, 0], lines
     assert sum("master start on db1 ok" in line for line in lines) == 1, lines
-    assert sum("nothing ran; db1 holds master" in line for line in lines) == 1, lines
+    # the other finds it held, or (forked a clock tick earlier) gives way to the later call, as
+    # a callback Patroni cancelled does (floatingip/hooks/order.py)
+    other = ("nothing ran; db1 holds master", "nothing done: a later call")
+    assert sum(any(text in line for text in other) for line in lines) == 1, lines
     assert world.holders() == ["db1"]
 
 
