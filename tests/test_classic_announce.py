@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from floatingip import CommandResult, Manager, checks, load_service
+from floatingip import CommandResult, Manager, checks, load_service, privilege
 from floatingip.actions import perform
 from floatingip.cli import main
 from floatingip.errors import ServiceDefinitionError
@@ -20,6 +20,13 @@ from tests.conftest import PATIENCE, SEED_MASTER_PROPERTIES, write_service
 
 SUDO = "sudo -n " if os.geteuid() != 0 else ""  # arping needs a raw socket: root, or sudo
 ARPING = ("arping", "-U", "-c", "3", "-I", "eth0")
+
+
+def as_run(*argv: str) -> tuple[str, ...]:
+    """``argv`` as this process runs it: through ``sudo -n`` unless root (or capabilities)."""
+    return ("sudo", "-n", *argv) if privilege.use_sudo() else argv
+
+
 SEED_WITH_NETMASK = (
     "name=master\n"
     "command.start=sudo /sbin/ifconfig eth0:0 10.10.12.22 netmask 255.255.255.0 up\n"
@@ -58,7 +65,7 @@ def test_a_start_announces_through_its_executor_and_a_failed_one_does_not(
 ) -> None:
     service = load_service(write_service(service_dir, "m.properties", SEED_WITH_NETMASK))
     started = perform(service, "start", RecordingExecutor())
-    assert started.ok and started.announce == ((*ARPING, "10.10.12.22"),)
+    assert started.ok and started.announce == (as_run(*ARPING, "10.10.12.22"),)
     for action in ("stop", "status"):
         assert perform(service, action, RecordingExecutor()).announce is None
     failed = perform(service, "start", RecordingExecutor(_exit_1))
@@ -189,8 +196,9 @@ def test_the_manager_announces_a_classic_start_through_the_start_executor(
         assert manager.update_datasource("db1", state="ONLINE").ok
         assert manager.wait_for_announcements(timeout=PATIENCE)
         (sent,) = [event.message for event in manager.history if event.kind == "announce"]
-    assert sent == "master on db1: gratuitous ARP sent (arping -U -c 1 -I eth0 192.0.2.22)"
-    assert ("arping", "-U", "-c", "1", "-I", "eth0", "192.0.2.22") in db1.calls
+    arping = as_run("arping", "-U", "-c", "1", "-I", "eth0", "192.0.2.22")
+    assert sent == f"master on db1: gratuitous ARP sent ({' '.join(arping)})"
+    assert arping in db1.calls
 
 
 def test_a_missing_arping_is_named_with_its_package_and_the_key(

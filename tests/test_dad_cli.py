@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from floatingip.dad import PROBE_ERROR, PROBE_SCRIPT, advertise_argv, main, probe_argv
+from tests.conftest import require_root
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -27,6 +28,7 @@ def test_it_starts_with_only_what_it_needs() -> None:
 
 
 def test_the_argv_the_manager_builds_is_read_as_meant(capsys: pytest.CaptureFixture[str]) -> None:
+    require_root()  # a probe opens raw sockets
     # a probe of no address on the loopback: nobody else answers there
     probe = probe_argv("lo", ["127.0.0.1", "::1"], 0.01, sudo=False)
     assert main(probe[probe.index("--interface") :]) == 0
@@ -57,6 +59,7 @@ def test_bad_usage_exits_2_with_argparse_s_words(args: list[str], error: str) ->
 
 
 def test_an_equals_sign_works_too_and_help_says_what_it_is() -> None:
+    require_root()  # a probe opens raw sockets
     assert run("--interface=lo", "--wait=0.01", "127.0.0.1").returncode == 0
     helped = run("--help")
     assert helped.returncode == 0 and "--advertise N" in helped.stdout

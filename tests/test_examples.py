@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from floatingip import Manager
+from floatingip import Manager, privilege
 from floatingip.rules import install_rules, load_rules
 from floatingip.testing import RecordingExecutor
 from tests.conftest import REPO, require_program, require_root, vip_service_text, write_service
@@ -69,7 +69,8 @@ def test_demo_without_a_sandbox_runs_the_same_session_dry(
     # nothing unexplained before the session: the first command comes after the introduction
     session = text[text.index(PROMPT) :].splitlines()
     # the gratuitous ARP after each start runs in the background: its line comes at any time
-    arping = "[dry-run on db1] arping -U -c 3 -I eth0 192.0.2.22"
+    sudo = "sudo -n " if privilege.use_sudo() else ""
+    arping = f"[dry-run on db1] {sudo}arping -U -c 3 -I eth0 192.0.2.22"
     assert arping in session
     session = [line for line in session if "arping" not in line]
     assert session[:5] == [
