@@ -14,7 +14,7 @@ import json
 import tempfile
 import threading
 from base64 import b64decode
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -161,15 +161,24 @@ def test_a_grant_that_comes_after_the_caller_gave_up_leaves_no_lock_behind() -> 
             gave_up.wait(PATIENCE)  # holds the loop until the caller has refused
             return answer
 
-        setattr(db1, "_take", late)  # noqa: B010  (the interleaving: no mock of etcd)
-        try:
-            answer = db1.acquire("master", host="db1", datasource="db1")
-        finally:
-            gave_up.set()
-        assert not answer.granted, answer
-        setattr(db1, "_take", take)  # noqa: B010
-        assert wait_until(lambda: b.holder() is None, PATIENCE), b.holder()
-        assert db2.acquire("master", host="db2", datasource="db2").granted
+        refused_and_no_lock_left(b, db1, db2, late, gave_up)
+
+
+def refused_and_no_lock_left(
+    b: Bench, db1: EtcdFence, db2: EtcdFence, late: Callable[..., Any], gave_up: threading.Event
+) -> None:
+    """db1's start, its lock request answered through ``late`` (which waits for ``gave_up``),
+    is refused; then no lock is left behind, and db2's start is granted."""
+    take = db1._take
+    setattr(db1, "_take", late)  # noqa: B010  (the interleaving: no mock of etcd)
+    try:
+        answer = db1.acquire("master", host="db1", datasource="db1")
+    finally:
+        gave_up.set()
+    assert not answer.granted, answer
+    setattr(db1, "_take", take)  # noqa: B010
+    assert wait_until(lambda: b.holder() is None, PATIENCE), b.holder()
+    assert db2.acquire("master", host="db2", datasource="db2").granted
 
 
 def test_a_grant_handed_over_too_late_gives_back_the_release_it_voided() -> None:
@@ -193,15 +202,7 @@ def test_a_grant_handed_over_too_late_gives_back_the_release_it_voided() -> None
             asyncio.get_running_loop().call_soon(gave_up.wait, PATIENCE)
             return answer
 
-        setattr(db1, "_take", late)  # noqa: B010  (the interleaving: no mock of etcd)
-        try:
-            answer = db1.acquire("master", host="db1", datasource="db1")
-        finally:
-            gave_up.set()
-        assert not answer.granted, answer
-        setattr(db1, "_take", take)  # noqa: B010
-        assert wait_until(lambda: b.holder() is None, PATIENCE), b.holder()
-        assert db2.acquire("master", host="db2", datasource="db2").granted
+        refused_and_no_lock_left(b, db1, db2, late, gave_up)
 
 
 def test_a_timed_out_acquire_of_a_lock_already_held_leaves_it_alone() -> None:
