@@ -81,6 +81,8 @@ def test_a_host_declared_dead_stops_the_announcement_sent_from_it(
         # manager, not from the clients): it must not go on claiming the VIP
         assert manager.declare_dead("db1", "fenced").ok
         assert wait_until(lambda: arping_in(db1) == [], PATIENCE / 3)
+        # the announcer records how it ended once it has reaped the killed arping
+        assert manager.wait_for_announcements(timeout=PATIENCE / 3)
         (stopped,) = stopped_events(manager)
         assert "host db1 declared dead" in stopped, stopped
 
