@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from floatingip.commands import CommandResult
+from floatingip.hooks.order import process_start
 from floatingip.results import Event
 from floatingip.vocabulary import EventKind
 
@@ -24,13 +25,11 @@ __all__ = ["Timeline", "started"]
 
 def started(pid: int | str = "self") -> float | None:
     """When process ``pid`` started, on time.monotonic()'s clock; None if /proc cannot say."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime (after the name)
-        boot_offset = time.clock_gettime(time.CLOCK_BOOTTIME) - time.monotonic()
-        return ticks / os.sysconf("SC_CLK_TCK") - boot_offset
-    except (OSError, ValueError, IndexError):
+    ticks = process_start(pid)
+    if ticks is None:
         return None
+    boot_offset = time.clock_gettime(time.CLOCK_BOOTTIME) - time.monotonic()
+    return ticks / os.sysconf("SC_CLK_TCK") - boot_offset
 
 
 def _called() -> float | None:
